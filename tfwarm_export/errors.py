@@ -1,0 +1,42 @@
+"""Exceptions raised by tfwarm_export.
+
+Every error names the input it is about and says what to do, because the
+person reading it is usually looking at a failed export in a CI log.
+"""
+from __future__ import annotations
+
+
+class TfwarmError(Exception):
+    """Base class: anything tfwarm_export refuses to do, with a reason."""
+
+
+class SavedModelError(TfwarmError):
+    """The SavedModel is missing, corrupt, or has no matching MetaGraph."""
+
+
+class SignatureError(TfwarmError):
+    """A signature is unknown, or cannot be fed the way TF Serving feeds it."""
+
+
+class BatchingError(TfwarmError):
+    """Batch sizes or a BatchingParameters file are invalid."""
+
+
+class PlanError(TfwarmError):
+    """The warmup plan cannot be built (too many records, unknown shapes...)."""
+
+
+class DatasetError(TfwarmError):
+    """A user dataset does not match the signature it is meant to feed."""
+
+
+class WarmupFileError(TfwarmError):
+    """A warmup file cannot be read, written, or breaks TF Serving's rules."""
+
+
+class ReplayError(TfwarmError):
+    """A warmup record failed when replayed the way TF Serving replays it."""
+
+    def __init__(self, message: str, report=None):
+        super().__init__(message)
+        self.report = report

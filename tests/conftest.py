@@ -1,0 +1,44 @@
+"""Shared fixtures: real SavedModels built in temp dirs, and the shared TF Serving testdata."""
+from __future__ import annotations
+
+import os
+import pathlib
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import pytest  # noqa: E402
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+SHARED_TF_SERVING = REPO.parent / "shared" / "testdata" / "tf_serving"
+HALF_PLUS_TWO = SHARED_TF_SERVING / "saved_model_half_plus_two_cpu" / "00000123"
+BATCHING_CONFIG = SHARED_TF_SERVING / "batching_config.txt"
+
+
+@pytest.fixture(scope="session")
+def half_plus_two_src() -> pathlib.Path:
+    """The real TF1 export from TF Serving's testdata (read-only: copy before writing)."""
+    if not (HALF_PLUS_TWO / "saved_model.pb").exists():
+        pytest.skip(f"shared TF Serving testdata not found at {HALF_PLUS_TWO} (../shared/ is "
+                    "absent in this checkout); skipping tests that need the real TF1 model")
+    return HALF_PLUS_TWO
+
+
+@pytest.fixture
+def half_plus_two(half_plus_two_src, tmp_path) -> pathlib.Path:
+    """A writable copy of the shared TF1 model."""
+    import shutil
+
+    dst = tmp_path / "half_plus_two" / "123"
+    shutil.copytree(half_plus_two_src, dst)
+    for root, dirs, files in os.walk(dst):
+        os.chmod(root, 0o755)
+        for f in files:
+            os.chmod(os.path.join(root, f), 0o644)
+    return dst
+
+
+@pytest.fixture(scope="session")
+def batching_config_path() -> pathlib.Path:
+    if not BATCHING_CONFIG.exists():
+        pytest.skip(f"shared batching config not found at {BATCHING_CONFIG}")
+    return BATCHING_CONFIG

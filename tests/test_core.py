@@ -1,0 +1,187 @@
+"""End-to-end core behaviour on real SavedModels: plan, write, replay, check, determinism."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from tensorflow_serving.apis import prediction_log_pb2
+
+import tfwarm_export as tw
+from tfwarm_export.warmup_file import read_logs, warmup_path
+
+from models import (ALL_DTYPES, dtype_module, keras_dict_model, mixed_module, scalar_module,
+                    tf1_builder_model, unknown_rank_module)
+
+
+@pytest.fixture(scope="module")
+def mixed_src(tmp_path_factory):
+    return mixed_module(tmp_path_factory.mktemp("mixed") / "1")
+
+
+@pytest.fixture
+def mixed(mixed_src, tmp_path):
+    import shutil
+
+    dst = tmp_path / "m" / "1"
+    shutil.copytree(mixed_src, dst)
+    return str(dst)
+
+
+def test_reads_tf2_signatures(mixed_src):
+    model = tw.read_signatures(mixed_src)
+    assert sorted(model.signatures) == ["other", "serving_default"]
+    sig = model.signatures["serving_default"]
+    assert sig.method_name == "tensorflow/serving/predict"
+    assert sig.inputs["ids"].shape == (None, None)
+    assert sig.inputs["ids"].dtype == tf.int64
+    assert set(sig.outputs) == {"y", "ids_sum"}
+
+
+def test_add_warmup_writes_and_replays(mixed):
+    report = tw.add_warmup(mixed, batch_sizes=[1, 8, 32])
+    assert report.ok and report.replayed
+    assert os.path.exists(warmup_path(mixed))
+    logs = read_logs(warmup_path(mixed))
+    assert len(logs) == 6
+    seen = set()
+    for log in logs:
+        req = log.predict_log.request
+        assert req.model_spec.signature_name in ("serving_default", "other")
+        sizes = {tuple(d.size for d in t.tensor_shape.dim)[0] for t in req.inputs.values()}
+        assert len(sizes) == 1
+        seen.add((req.model_spec.signature_name, sizes.pop()))
+    assert seen == {(s, b) for s in ("serving_default", "other") for b in (1, 8, 32)}
+    assert all(r.first_ms is not None and r.second_ms is not None for r in report.results)
+    assert tw.check(mixed).ok
+
+
+def test_input_dtypes_match_signature_exactly(mixed):
+    tw.add_warmup(mixed, batch_sizes=[2])
+    model = tw.read_signatures(mixed)
+    for log in read_logs(warmup_path(mixed)):
+        req = log.predict_log.request
+        sig = model.signatures[req.model_spec.signature_name]
+        assert set(req.inputs) == set(sig.inputs)  # aliases, not tensor names
+        for alias, proto in req.inputs.items():
+            assert tf.dtypes.as_dtype(proto.dtype) == sig.inputs[alias].dtype
+
+
+def test_same_seed_byte_identical_other_seed_differs(mixed, tmp_path):
+    tw.add_warmup(mixed, batch_sizes=[1, 4], seed=7)
+    first = open(warmup_path(mixed), "rb").read()
+    tw.add_warmup(mixed, batch_sizes=[1, 4], seed=7, overwrite=True)
+    assert open(warmup_path(mixed), "rb").read() == first
+    tw.add_warmup(mixed, batch_sizes=[1, 4], seed=8, overwrite=True)
+    assert open(warmup_path(mixed), "rb").read() != first
+
+
+def test_every_dtype(tmp_path):
+    d = dtype_module(tmp_path / "dtypes" / "1")
+    report = tw.add_warmup(d, batch_sizes=[1, 3])
+    assert report.ok
+    assert len(report.plan.records) == 2 * len(ALL_DTYPES)
+    logs = read_logs(warmup_path(d))
+    dtypes = {tf.dtypes.as_dtype(l.predict_log.request.inputs["x"].dtype) for l in logs}
+    assert dtypes == set(ALL_DTYPES)
+    for log in logs:
+        value = tf.make_ndarray(log.predict_log.request.inputs["x"])
+        if value.dtype != object and value.dtype != bool:
+            assert np.all(np.isfinite(value.astype(np.complex128)))
+            if np.issubdtype(value.dtype, np.integer):
+                assert value.min() >= 0 and value.max() < 100
+    assert tw.check(d).ok
+
+
+def test_keras_dict_model(tmp_path):
+    d = keras_dict_model(tmp_path / "keras" / "1")
+    report = tw.add_warmup(d, batch_sizes=[1, 16])
+    assert report.ok
+    assert "serving_default" in report.plan.signatures
+    aliases = {i.alias for i in report.plan.records[0].inputs}
+    assert aliases == {"age_income", "embedding_in"}
+    assert tw.check(d).ok
+
+
+def test_tf1_builder_model(tmp_path):
+    d = tf1_builder_model(tmp_path / "tf1" / "1")
+    report = tw.add_warmup(d, batch_sizes=[1, 5])
+    assert report.ok and tw.check(d).ok
+
+
+def test_shared_half_plus_two_predict_and_regress_fallback(half_plus_two):
+    report = tw.add_warmup(half_plus_two, batch_sizes=[1, 4])
+    assert report.ok
+    warmed = set(report.plan.signatures)
+    assert "serving_default" in warmed
+    # regress_x2_to_y3 has a float input: the Regress API can't feed it, Predict can.
+    assert "regress_x2_to_y3" in warmed
+    rec = next(r for r in report.plan.records if r.signature == "regress_x2_to_y3")
+    assert rec.request_type == "predict"
+    assert any("regress_x2_to_y3" in n for n in report.plan.notes)
+    assert tw.check(half_plus_two).ok
+
+
+def test_batching_parameters_file_sets_sizes(mixed, tmp_path):
+    cfg = tmp_path / "batching.txt"
+    cfg.write_text("max_batch_size { value: 16 }\nallowed_batch_sizes: 2\nallowed_batch_sizes: 8\n"
+                   "allowed_batch_sizes: 16\n")
+    report = tw.add_warmup(mixed, batching_parameters=str(cfg))
+    assert report.plan.batch_sizes == (2, 8, 16)
+    assert len(report.plan.records) == 6
+    assert tw.check(mixed, batching_parameters=str(cfg)).ok
+
+
+def test_shared_batching_config_uses_max(mixed, batching_config_path):
+    p = tw.plan(mixed, batching_parameters=str(batching_config_path))
+    assert p.batch_sizes == (128,)
+
+
+def test_default_batch_size_is_one(mixed):
+    p = tw.plan(mixed)
+    assert p.batch_sizes == (1,)
+    assert {r.batch_size for r in p.records} == {1}
+
+
+def test_dim_sizes_warm_each_variant(mixed):
+    report = tw.add_warmup(mixed, batch_sizes=[2], dim_sizes={"ids": {1: [3, 17]}},
+                           signatures=["serving_default"])
+    shapes = sorted(tuple(i.shape) for r in report.plan.records for i in r.inputs if i.alias == "ids")
+    assert shapes == [(2, 3), (2, 17)]
+    assert report.ok
+
+
+def test_rank0_input_noted_and_skipped_under_batching(tmp_path):
+    d = scalar_module(tmp_path / "scalar" / "1")
+    p = tw.plan(d, batch_sizes=[1, 2])
+    rec = p.records[0]
+    assert {i.alias: i.shape for i in rec.inputs}["scale"] == ()
+    assert any("rank 0" in n for n in p.notes)
+    assert tw.add_warmup(d, batch_sizes=[1, 2]).ok
+    with pytest.raises(tw.PlanError, match="rank 0"):
+        tw.plan(d, batching_parameters=tw.parse_batching_parameters("max_batch_size { value: 4 }"))
+
+
+def test_unknown_rank_needs_shape(tmp_path):
+    d = unknown_rank_module(tmp_path / "ur" / "1")
+    with pytest.raises(tw.PlanError, match=r"unknown rank.*shapes=\{'serving_default/x'"):
+        tw.plan(d)
+    report = tw.add_warmup(d, shapes={"x": (None, 5)}, batch_sizes=[2])
+    assert report.ok
+    assert report.plan.records[0].inputs[0].shape == (2, 5)
+
+
+def test_model_name_and_signature_name_always_set(mixed):
+    tw.add_warmup(mixed, model_name="ranker")
+    for log in read_logs(warmup_path(mixed)):
+        assert log.predict_log.request.model_spec.name == "ranker"
+        assert log.predict_log.request.model_spec.signature_name
+
+
+def test_plan_json_is_visible_before_writing(mixed):
+    p = tw.plan(mixed, batch_sizes=[1, 2])
+    d = p.to_dict()
+    assert d["num_records"] == 4
+    assert not os.path.exists(warmup_path(mixed))
+    assert "serving_default" in p.summary()

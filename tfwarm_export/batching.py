@@ -1,0 +1,171 @@
+"""Batch sizes to warm, from a list or a TF Serving ``BatchingParameters`` file.
+
+With ``--enable_batching`` TF Serving runs warmup through its batching session,
+which pads every batch up to the next ``allowed_batch_sizes`` entry. Each padded
+size is a distinct shape (and, under XLA, a distinct compilation), so we warm one
+record per allowed size. The text file is parsed with protobuf's own text_format
+against a descriptor mirroring ``session_bundle_config.proto`` (the pip package of
+tensorflow-serving-api does not ship that proto).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Sequence
+
+from google.protobuf import descriptor_pb2, descriptor_pool, text_format, wrappers_pb2
+from google.protobuf import message_factory
+
+from tfwarm_export.errors import BatchingError
+
+DEFAULT_BATCH_SIZES: tuple[int, ...] = (1,)
+
+
+def _batching_parameters_class():
+    pool = descriptor_pool.DescriptorPool()
+    pool.AddSerializedFile(wrappers_pb2.DESCRIPTOR.serialized_pb)
+    fdp = descriptor_pb2.FileDescriptorProto(
+        name="tfwarm_export/session_bundle_config.proto",
+        package="tensorflow.serving",
+        syntax="proto3",
+        dependency=["google/protobuf/wrappers.proto"],
+    )
+    msg = fdp.message_type.add(name="BatchingParameters")
+    F = descriptor_pb2.FieldDescriptorProto
+    fields = [
+        ("max_batch_size", 1, ".google.protobuf.Int64Value"),
+        ("batch_timeout_micros", 2, ".google.protobuf.Int64Value"),
+        ("max_enqueued_batches", 3, ".google.protobuf.Int64Value"),
+        ("num_batch_threads", 4, ".google.protobuf.Int64Value"),
+        ("thread_pool_name", 5, ".google.protobuf.StringValue"),
+        ("enable_large_batch_splitting", 8, ".google.protobuf.BoolValue"),
+        ("max_execution_batch_size", 9, ".google.protobuf.Int64Value"),
+    ]
+    for name, number, type_name in fields:
+        msg.field.add(name=name, number=number, label=F.LABEL_OPTIONAL,
+                      type=F.TYPE_MESSAGE, type_name=type_name)
+    msg.field.add(name="allowed_batch_sizes", number=6, label=F.LABEL_REPEATED, type=F.TYPE_INT64)
+    msg.field.add(name="pad_variable_length_inputs", number=7, label=F.LABEL_OPTIONAL,
+                  type=F.TYPE_BOOL)
+    pool.Add(fdp)
+    return message_factory.GetMessageClass(
+        pool.FindMessageTypeByName("tensorflow.serving.BatchingParameters"))
+
+
+BatchingParameters = _batching_parameters_class()
+
+
+@dataclass(frozen=True)
+class BatchingConfig:
+    """The parts of BatchingParameters that decide which shapes TF Serving runs."""
+
+    max_batch_size: int
+    allowed_batch_sizes: tuple[int, ...] = ()
+    pad_variable_length_inputs: bool = False
+    max_execution_batch_size: int | None = None
+    source: str = ""
+
+    @property
+    def batch_sizes(self) -> tuple[int, ...]:
+        """Sizes a batch can reach after padding: every allowed size, or the max."""
+        return self.allowed_batch_sizes or (self.max_batch_size,)
+
+    def padded_size(self, n: int) -> int:
+        """The size TF Serving pads a batch of ``n`` up to."""
+        for size in self.allowed_batch_sizes:
+            if size >= n:
+                return size
+        return n
+
+    def to_dict(self) -> dict:
+        return {
+            "source": self.source,
+            "max_batch_size": self.max_batch_size,
+            "allowed_batch_sizes": list(self.allowed_batch_sizes),
+            "pad_variable_length_inputs": self.pad_variable_length_inputs,
+        }
+
+
+def parse_batching_parameters(text: str, source: str = "<string>") -> BatchingConfig:
+    """Parse and validate text-format BatchingParameters as TF Serving would."""
+    proto = BatchingParameters()
+    try:
+        text_format.Parse(text, proto, allow_unknown_field=True)
+    except text_format.ParseError as e:
+        raise BatchingError(
+            f"{source}: not a text-format BatchingParameters proto ({e}). Expected lines like "
+            "'max_batch_size { value: 32 }' and 'allowed_batch_sizes: 8'."
+        ) from None
+    if not proto.HasField("max_batch_size"):
+        raise BatchingError(
+            f"{source}: max_batch_size is not set. TF Serving then uses its own default; "
+            "set 'max_batch_size { value: N }' so the warmed sizes match what is served."
+        )
+    max_bs = int(proto.max_batch_size.value)
+    if max_bs < 1:
+        raise BatchingError(f"{source}: max_batch_size must be >= 1, got {max_bs}.")
+    allowed = tuple(int(s) for s in proto.allowed_batch_sizes)
+    splitting = proto.HasField("enable_large_batch_splitting") and proto.enable_large_batch_splitting.value
+    max_exec = int(proto.max_execution_batch_size.value) if proto.HasField("max_execution_batch_size") else None
+    last_must_be = max_exec if (splitting and max_exec) else max_bs
+    if allowed:
+        if any(s < 1 for s in allowed):
+            raise BatchingError(f"{source}: allowed_batch_sizes must be positive, got {list(allowed)}.")
+        if any(b <= a for a, b in zip(allowed, allowed[1:])):
+            raise BatchingError(
+                f"{source}: allowed_batch_sizes {list(allowed)} must be strictly increasing "
+                "(TF Serving refuses to load otherwise). Sort them and remove duplicates.")
+        if allowed[-1] != last_must_be:
+            what = "max_execution_batch_size" if last_must_be != max_bs else "max_batch_size"
+            raise BatchingError(
+                f"{source}: the last allowed_batch_sizes entry ({allowed[-1]}) must equal "
+                f"{what} ({last_must_be}); TF Serving refuses to load otherwise. "
+                f"Append {last_must_be} or change {what}.")
+    return BatchingConfig(
+        max_batch_size=max_bs,
+        allowed_batch_sizes=allowed,
+        pad_variable_length_inputs=bool(proto.pad_variable_length_inputs),
+        max_execution_batch_size=max_exec,
+        source=source,
+    )
+
+
+def load_batching_parameters(path: str | os.PathLike) -> BatchingConfig:
+    """Read a ``--batching_parameters_file``."""
+    import tensorflow as tf
+
+    path = os.fspath(path)
+    if not tf.io.gfile.exists(path):
+        raise BatchingError(f"batching parameters file {path} does not exist; pass the file "
+                            "given to tensorflow_model_server --batching_parameters_file.")
+    with tf.io.gfile.GFile(path, "r") as f:
+        return parse_batching_parameters(f.read(), source=path)
+
+
+def resolve_batch_sizes(batch_sizes: Sequence[int] | None,
+                        batching: BatchingConfig | None) -> tuple[int, ...]:
+    """Decide the batch sizes to warm.
+
+    Explicit sizes win but must respect ``max_batch_size``; otherwise the batching
+    file's allowed sizes (or its max); otherwise ``DEFAULT_BATCH_SIZES`` (1).
+    """
+    if batch_sizes is not None:
+        sizes = [int(s) for s in batch_sizes]
+        if not sizes:
+            raise BatchingError("batch_sizes is empty; pass at least one size, e.g. [1].")
+        bad = [s for s in sizes if s < 1]
+        if bad:
+            raise BatchingError(f"batch sizes must be >= 1, got {bad}.")
+        if batching is not None:
+            too_big = [s for s in sizes if s > batching.max_batch_size]
+            if too_big:
+                raise BatchingError(
+                    f"batch sizes {too_big} exceed max_batch_size {batching.max_batch_size} "
+                    f"from {batching.source or 'the batching parameters'}; TF Serving rejects such "
+                    "batches. Drop them or raise max_batch_size.")
+            # Warm what TF Serving will actually run: the padded size.
+            sizes = [batching.padded_size(s) for s in sizes]
+        return tuple(sorted(set(sizes)))
+    if batching is not None:
+        return batching.batch_sizes
+    return DEFAULT_BATCH_SIZES

@@ -1,0 +1,423 @@
+"""The warmup plan: which records to write, decided before any value exists.
+
+One record per (signature, batch size[, shape variant]). The plan is visible
+(``tfwarm inspect``, ``tfwarm_export.plan``) before anything is written, and it
+already applies TF Serving's rules: request type per method, aliases, batching
+limits, the 1000-record cap. Signatures that TF Serving could never run are
+listed in ``skipped`` with the reason instead of becoming a failing record.
+"""
+from __future__ import annotations
+
+import itertools
+import json
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+import tensorflow as tf
+
+from tfwarm_export import graph
+from tfwarm_export.batching import BatchingConfig, load_batching_parameters, resolve_batch_sizes
+from tfwarm_export.config import DEFAULT_DIM_SIZE, WarmupConfig
+from tfwarm_export.domains import Domain
+from tfwarm_export.errors import PlanError, SignatureError
+from tfwarm_export.example_spec import ExampleSpec
+from tfwarm_export.signatures import (CLASSIFY_METHOD, PREDICT_METHOD, REGRESS_METHOD,
+                                      ModelSignatures, SignatureInfo, TensorSpec)
+
+MAX_RECORDS = 1000
+"""TF Serving's limit on records in one warmup file (record 1001 fails the load)."""
+
+PREDICT, CLASSIFY, REGRESS, MULTI_INFERENCE = "predict", "classify", "regress", "multi_inference"
+
+
+@dataclass(frozen=True)
+class InputPlan:
+    """How one request input is filled.
+
+    ``kind`` is "tensor" (values synthesised or sampled for ``shape``) or
+    "examples" (``shape[0]`` serialized tf.Examples built from ``example_spec``).
+    """
+
+    alias: str
+    tensor: str
+    dtype: tf.DType
+    shape: tuple[int, ...]
+    kind: str = "tensor"
+    domain: Domain | None = None
+    example_spec: ExampleSpec | None = None
+    feature_domains: Mapping[str, Domain] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        d: dict[str, Any] = {"alias": self.alias, "tensor": self.tensor, "dtype": self.dtype.name,
+                             "shape": list(self.shape), "kind": self.kind}
+        if self.domain is not None:
+            d["domain"] = self.domain.describe()
+        if self.example_spec is not None:
+            d["example_spec"] = self.example_spec.to_dict()
+        if self.feature_domains:
+            d["feature_domains"] = {k: v.describe() for k, v in sorted(self.feature_domains.items())}
+        return d
+
+
+@dataclass(frozen=True)
+class PlannedRecord:
+    """One PredictionLog to write. ``batch_size`` is None for unbatched inputs."""
+
+    signature: str
+    request_type: str
+    batch_size: int | None
+    inputs: tuple[InputPlan, ...]
+    variant: int = 0
+    tasks: tuple[tuple[str, str], ...] = ()  # MultiInference: (signature, method_name) pairs
+
+    @property
+    def key(self) -> str:
+        parts = [self.signature, self.request_type, f"b{self.batch_size}"]
+        if self.variant:
+            parts.append(f"v{self.variant}")
+        return "/".join(parts)
+
+    def to_dict(self) -> dict:
+        d = {"signature": self.signature, "request_type": self.request_type,
+             "batch_size": self.batch_size, "variant": self.variant,
+             "inputs": [i.to_dict() for i in self.inputs]}
+        if self.tasks:
+            d["tasks"] = [list(t) for t in self.tasks]
+        return d
+
+
+@dataclass(frozen=True)
+class WarmupPlan:
+    """What will be written, and why anything is left out."""
+
+    export_dir: str
+    tags: tuple[str, ...]
+    model_name: str
+    seed: int
+    batch_sizes: tuple[int, ...]
+    batching: BatchingConfig | None
+    records: tuple[PlannedRecord, ...]
+    skipped: Mapping[str, str] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
+
+    @property
+    def signatures(self) -> list[str]:
+        return sorted({r.signature for r in self.records if r.request_type != MULTI_INFERENCE})
+
+    def to_dict(self) -> dict:
+        return {
+            "export_dir": self.export_dir,
+            "tags": list(self.tags),
+            "model_name": self.model_name,
+            "seed": self.seed,
+            "batch_sizes": list(self.batch_sizes),
+            "batching": self.batching.to_dict() if self.batching else None,
+            "num_records": len(self.records),
+            "records": [r.to_dict() for r in self.records],
+            "skipped": dict(sorted(self.skipped.items())),
+            "notes": list(self.notes),
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    def summary(self) -> str:
+        lines = [f"Warmup plan for {self.export_dir}: {len(self.records)} record(s), "
+                 f"batch sizes {list(self.batch_sizes)}"]
+        by_sig: dict[str, list[PlannedRecord]] = {}
+        for r in self.records:
+            by_sig.setdefault(r.signature, []).append(r)
+        for sig, recs in sorted(by_sig.items()):
+            shapes = ", ".join(f"{i.alias}{list(i.shape)}" for i in recs[0].inputs)
+            sizes = sorted({str(r.batch_size) for r in recs})
+            lines.append(f"  {sig}: {recs[0].request_type} x{len(recs)} "
+                         f"(batch {', '.join(sizes)}; e.g. {shapes})")
+        for sig, why in sorted(self.skipped.items()):
+            lines.append(f"  {sig}: SKIPPED - {why}")
+        lines += [f"  note: {n}" for n in self.notes]
+        return "\n".join(lines)
+
+
+class _Skip(Exception):
+    """A signature TF Serving could never run; becomes a ``skipped`` entry."""
+
+
+def _lookup(mapping: Mapping[str, Any], sig: str, alias: str) -> Any:
+    for key in (f"{sig}/{alias}", alias):
+        if key in mapping:
+            return mapping[key]
+    return None
+
+
+def _is_float(dtype: tf.DType) -> bool:
+    return dtype.is_floating
+
+
+def _classify_problem(sig: SignatureInfo) -> str | None:
+    """Why the Classify API would reject ``sig``, or None if it accepts it."""
+    if set(sig.inputs) != {"inputs"}:
+        return f"Classify needs exactly one input named 'inputs', found {sorted(sig.inputs)}"
+    if sig.inputs["inputs"].dtype != tf.string:
+        return f"Classify feeds serialized tf.Examples, but 'inputs' is {sig.inputs['inputs'].dtype.name}"
+    outs = set(sig.outputs)
+    if not outs & {"classes", "scores"} or outs - {"classes", "scores"}:
+        return f"Classify outputs must be 'classes' and/or 'scores', found {sorted(outs)}"
+    for alias, want in (("classes", tf.string), ("scores", None)):
+        spec = sig.outputs.get(alias)
+        if spec is None:
+            continue
+        if want is tf.string and spec.dtype != tf.string:
+            return f"Classify output 'classes' must be string, found {spec.dtype.name}"
+        if want is None and not _is_float(spec.dtype):
+            return f"Classify output 'scores' must be float, found {spec.dtype.name}"
+        if spec.rank is not None and spec.rank != 2:
+            return f"Classify output {alias!r} must be [batch, n], found shape {spec.shape_str()}"
+    return None
+
+
+def _regress_problem(sig: SignatureInfo) -> str | None:
+    """Why the Regress API would reject ``sig``, or None if it accepts it."""
+    if set(sig.inputs) != {"inputs"}:
+        return f"Regress needs exactly one input named 'inputs', found {sorted(sig.inputs)}"
+    if sig.inputs["inputs"].dtype != tf.string:
+        return f"Regress feeds serialized tf.Examples, but 'inputs' is {sig.inputs['inputs'].dtype.name}"
+    if set(sig.outputs) != {"outputs"}:
+        return f"Regress needs exactly one output named 'outputs', found {sorted(sig.outputs)}"
+    spec = sig.outputs["outputs"]
+    if not _is_float(spec.dtype):
+        return f"Regress output 'outputs' must be float, found {spec.dtype.name}"
+    if spec.shape is not None and not (len(spec.shape) == 1 or (len(spec.shape) == 2 and spec.shape[1] in (1, None))):
+        return f"Regress output must be [batch] or [batch, 1], found {spec.shape_str()}"
+    return None
+
+
+def choose_request_type(sig: SignatureInfo) -> tuple[str, str | None]:
+    """The request type TF Serving can run for ``sig``, plus a note on any fallback.
+
+    Classify/Regress signatures get their own request type when they meet that
+    API's rules; otherwise the Predict API (which accepts classify and regress
+    method names) still warms the same graph.
+    """
+    dense = all(s.encoding == "dense" for s in sig.inputs.values())
+    if sig.method_name == PREDICT_METHOD:
+        if not dense:
+            bad = [a for a, s in sig.inputs.items() if s.encoding != "dense"]
+            raise _Skip(f"inputs {bad} are sparse/composite tensors; the Predict API feeds dense "
+                        "tensors only, so TF Serving can never run this signature")
+        return PREDICT, None
+    if sig.method_name in (CLASSIFY_METHOD, REGRESS_METHOD):
+        problem = (_classify_problem if sig.method_name == CLASSIFY_METHOD else _regress_problem)(sig)
+        if problem is None:
+            return (CLASSIFY if sig.method_name == CLASSIFY_METHOD else REGRESS), None
+        if dense:
+            return PREDICT, f"{problem}; warmed through the Predict API instead"
+        raise _Skip(problem)
+    raise _Skip(f"method_name {sig.method_name!r} is not predict/classify/regress; every TF Serving "
+                "API refuses to run it")
+
+
+def _input_shapes(sig: SignatureInfo, spec: TensorSpec, config: WarmupConfig,
+                  batching: BatchingConfig | None) -> tuple[tuple[int | None, ...], list[tuple[int, ...]]]:
+    """The declared shape (after user ``shapes``) and its non-batch variants."""
+    shape = spec.shape
+    user_shape = _lookup(config.shapes, sig.name, spec.alias)
+    if user_shape is not None:
+        user_shape = tuple(None if (d is None or int(d) < 0) else int(d) for d in user_shape)
+        if shape is not None and (len(user_shape) != len(shape) or any(
+                a is not None and b is not None and a != b for a, b in zip(user_shape, shape))):
+            raise PlanError(f"shape override {list(user_shape)} for {sig.name}/{spec.alias} is not "
+                            f"compatible with the signature's {spec.shape_str()}.")
+        shape = user_shape
+    if shape is None:
+        raise PlanError(
+            f"input {spec.alias!r} of signature {sig.name!r} has unknown rank, so no shape can be "
+            f"synthesised. Give one: shapes={{'{sig.name}/{spec.alias}': (None, 16)}} in Python, or "
+            f"--shape {sig.name}/{spec.alias}=-1,16 on the command line (-1 marks the batch dim).")
+    dims = _lookup(config.dim_sizes, sig.name, spec.alias) or {}
+    per_axis: list[list[int]] = []
+    for axis, d in enumerate(shape):
+        if axis == 0:
+            continue
+        if d is not None:
+            per_axis.append([d])
+            continue
+        chosen = dims.get(axis, dims.get(str(axis), DEFAULT_DIM_SIZE))
+        chosen = [int(c) for c in (chosen if isinstance(chosen, (list, tuple)) else [chosen])]
+        if any(c < 0 for c in chosen):
+            raise PlanError(f"dim size for {sig.name}/{spec.alias} axis {axis} must be >= 0, got {chosen}")
+        per_axis.append(chosen)
+    # Variants zip across axes (a sequence length list applies to every unknown axis alike).
+    n = max((len(a) for a in per_axis), default=1)
+    variants = [tuple(a[min(i, len(a) - 1)] for a in per_axis) for i in range(n)]
+    return shape, variants
+
+
+def _plan_signature(model: ModelSignatures, sig: SignatureInfo, config: WarmupConfig,
+                    batch_sizes: tuple[int, ...], batching: BatchingConfig | None,
+                    notes: list[str]) -> list[PlannedRecord]:
+    request_type, fallback_note = choose_request_type(sig)
+    if fallback_note:
+        notes.append(f"{sig.name}: {fallback_note}")
+    if not config.include_stateful:
+        stateful = graph.find_stateful_ops(model.meta_graph, [s.name for s in sig.outputs.values()])
+        if stateful:
+            raise _Skip(f"it mutates model state ({', '.join(stateful[:3])}); replaying it at every "
+                        "load would change the model. Pass include_stateful=True to warm it anyway")
+    feeds = [sig.inputs[a] for a in sig.required_inputs]
+    if not feeds:
+        raise _Skip("it has no inputs without defaults; there is nothing to feed")
+
+    per_input: dict[str, dict[str, Any]] = {}
+    for spec in feeds:
+        override = _lookup(config.overrides, sig.name, spec.alias)
+        domain = Domain.from_user(override) if override is not None else None
+        example_spec = None
+        if spec.dtype == tf.string and (request_type in (CLASSIFY, REGRESS) or spec.rank in (None, 0, 1)):
+            example_spec = graph.find_example_spec(model.meta_graph, spec.name)
+        if request_type in (CLASSIFY, REGRESS) and example_spec is None and domain is None:
+            raise _Skip(f"could not find the tf.Example parser that input {spec.alias!r} ({spec.name}) "
+                        f"feeds. Give serialized examples: overrides={{'{sig.name}/{spec.alias}': "
+                        "[example.SerializeToString(), ...]}")
+        if example_spec is not None and domain is None:
+            shape = (() if example_spec.single else (None,)) if spec.rank in (None, 0, 1) else spec.shape
+            if spec.shape is not None and len(shape) != len(spec.shape):
+                shape = spec.shape
+            variants = [tuple(DEFAULT_DIM_SIZE if d is None else d for d in shape[1:])]
+            feature_domains = graph.find_value_domains(model.meta_graph, {}, example_spec,
+                                                       export_dir=model.export_dir)
+            keys = [example_spec.domain_key(f.key) for f in example_spec.context_features()]
+            keys += [example_spec.domain_key(f.key, True) for f in example_spec.feature_list_features()]
+            for key in list(feature_domains) + keys:
+                user = _lookup(config.overrides, sig.name, key)
+                if user is not None:
+                    feature_domains[key] = Domain.from_user(user)
+            per_input[spec.alias] = dict(spec=spec, shape=shape, variants=variants, kind="examples",
+                                         domain=None, example_spec=example_spec,
+                                         feature_domains=feature_domains)
+            continue
+        shape, variants = _input_shapes(sig, spec, config, batching)
+        if domain is None:
+            domain = graph.find_value_domains(model.meta_graph, {spec.alias: spec.name}, None,
+                                              export_dir=model.export_dir).get(spec.alias)
+        per_input[spec.alias] = dict(spec=spec, shape=shape, variants=variants, kind="tensor",
+                                     domain=domain, example_spec=None, feature_domains={})
+
+    ranks = {a: len(p["shape"]) for a, p in per_input.items()}
+    if batching is not None:
+        scalars = [a for a, r in ranks.items() if r == 0]
+        if scalars:
+            raise _Skip(f"inputs {scalars} are rank 0; TF Serving's batching needs every input to "
+                        "have a batch dimension, so every request to this signature fails with "
+                        "batching on")
+    batched = [a for a, r in ranks.items() if r >= 1]
+    fixed0 = {p["shape"][0] for a, p in per_input.items() if ranks[a] >= 1 and p["shape"][0] is not None}
+    if len(fixed0) > 1:
+        raise _Skip(f"inputs fix different batch dimensions {sorted(fixed0)}; no request can satisfy all")
+    scalars = [a for a, r in ranks.items() if r == 0]
+    if scalars:
+        notes.append(f"{sig.name}: inputs {scalars} are rank 0 (no batch dimension); they cannot be "
+                     "batched by TF Serving's batching")
+    if not batched:
+        sizes: tuple[int | None, ...] = (None,)
+    elif fixed0:
+        only = fixed0.pop()
+        sizes = (only,)
+        if batching is not None and only > batching.max_batch_size:
+            raise _Skip(f"its batch dimension is fixed at {only} > max_batch_size {batching.max_batch_size}")
+        if tuple(batch_sizes) != (only,):
+            notes.append(f"{sig.name}: the batch dimension is fixed at {only}; only that size is warmed")
+    else:
+        sizes = batch_sizes
+
+    n_variants = max(len(p["variants"]) for p in per_input.values())
+    records = []
+    for batch_size in sizes:
+        for v in range(n_variants):
+            inputs = []
+            for alias in sorted(per_input):
+                p = per_input[alias]
+                rest = p["variants"][min(v, len(p["variants"]) - 1)]
+                shape = ((batch_size,) + tuple(rest)) if ranks[alias] >= 1 else ()
+                inputs.append(InputPlan(alias=alias, tensor=p["spec"].name, dtype=p["spec"].dtype,
+                                        shape=shape, kind=p["kind"], domain=p["domain"],
+                                        example_spec=p["example_spec"],
+                                        feature_domains=p["feature_domains"]))
+            records.append(PlannedRecord(signature=sig.name, request_type=request_type,
+                                         batch_size=batch_size, inputs=tuple(inputs), variant=v))
+    return records
+
+
+def _multi_inference_records(model: ModelSignatures, records: list[PlannedRecord],
+                             batch_sizes: tuple[int, ...], notes: list[str],
+                             model_name: str) -> list[PlannedRecord]:
+    """One MultiInference record per batch size for classify/regress signatures sharing an input."""
+    groups: dict[str, list[str]] = {}
+    for r in records:
+        if r.request_type in (CLASSIFY, REGRESS) and r.variant == 0 and r.batch_size == batch_sizes[0]:
+            groups.setdefault(r.inputs[0].tensor, []).append(r.signature)
+    out = []
+    for tensor, sigs in sorted(groups.items()):
+        if len(sigs) < 2:
+            continue
+        if not model_name:
+            raise PlanError("MultiInference requests need a model name shared by all tasks; pass "
+                            "model_name=... (CLI: --model-name) with multi_inference.")
+        for r in records:
+            if r.signature == sigs[0] and r.variant == 0:
+                out.append(PlannedRecord(signature="+".join(sorted(sigs)), request_type=MULTI_INFERENCE,
+                                         batch_size=r.batch_size, inputs=r.inputs,
+                                         tasks=tuple((s, model.signatures[s].method_name)
+                                                     for s in sorted(sigs))))
+    if not out:
+        notes.append("multi_inference: no two classify/regress signatures share an input; none planned")
+    return out
+
+
+def make_plan(model: ModelSignatures, config: WarmupConfig | None = None) -> WarmupPlan:
+    """Build the plan for ``model`` under ``config``. Raises PlanError on impossible options."""
+    config = config or WarmupConfig()
+    batching = config.batching_parameters
+    if batching is not None and not isinstance(batching, BatchingConfig):
+        batching = load_batching_parameters(batching)
+    batch_sizes = resolve_batch_sizes(config.batch_sizes, batching)
+
+    if config.signatures is not None:
+        wanted = list(dict.fromkeys(config.signatures))
+        for name in wanted:
+            model.get(name)  # raises SignatureError naming the available ones
+    else:
+        wanted = sorted(model.signatures)
+    if not wanted:
+        raise SignatureError(f"{model.export_dir} has no signatures to warm; export the model with "
+                             "a serving signature (e.g. signatures={'serving_default': fn}).")
+
+    notes: list[str] = []
+    skipped: dict[str, str] = {}
+    records: list[PlannedRecord] = []
+    for name in wanted:
+        try:
+            records.extend(_plan_signature(model, model.signatures[name], config, batch_sizes,
+                                           batching, notes))
+        except _Skip as why:
+            skipped[name] = str(why)
+    if config.multi_inference:
+        records.extend(_multi_inference_records(model, records, batch_sizes, notes, config.model_name))
+    if config.signatures is not None and skipped:
+        names = ", ".join(f"{k} ({v})" for k, v in sorted(skipped.items()))
+        raise SignatureError(f"requested signature(s) cannot be warmed: {names}.")
+    if not records:
+        raise PlanError(f"nothing to warm in {model.export_dir}: "
+                        + "; ".join(f"{k}: {v}" for k, v in sorted(skipped.items())))
+    if len(records) > MAX_RECORDS:
+        per_sig: dict[str, int] = {}
+        for r in records:
+            per_sig[r.signature] = per_sig.get(r.signature, 0) + 1
+        breakdown = ", ".join(f"{k}: {v}" for k, v in sorted(per_sig.items()))
+        raise PlanError(
+            f"the plan has {len(records)} records, over TF Serving's limit of {MAX_RECORDS} per "
+            f"warmup file ({len(per_sig)} signature(s) x {len(batch_sizes)} batch size(s) x shape "
+            f"variants: {breakdown}). Reduce it: warm fewer signatures (signatures=[...]), fewer "
+            "batch sizes (batch_sizes=[...] or fewer allowed_batch_sizes), or fewer dim sizes/buckets.")
+    return WarmupPlan(export_dir=model.export_dir, tags=tuple(model.tags), model_name=config.model_name,
+                      seed=config.seed, batch_sizes=batch_sizes, batching=batching,
+                      records=tuple(records), skipped=skipped, notes=tuple(notes))

@@ -1,0 +1,388 @@
+"""Replay PredictionLogs in-process, the way TF Serving's warmup does.
+
+TF Serving loads the SavedModel into a TF1-style Session (``LoadSavedModel``)
+and, for each warmup record, validates the request against the SignatureDef,
+feeds the signature's *tensor names* and fetches its outputs through that
+Session (behind the batching session when batching is on). ``prepare`` encodes
+those request rules; ``Replayer`` runs what ``prepare`` produced. A record that
+passes here passes there; one that fails here would fail the model's load.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Callable, Mapping, Sequence
+
+import numpy as np
+import tensorflow as tf
+from tensorflow.core.protobuf import meta_graph_pb2
+from tensorflow_serving.apis import prediction_log_pb2
+
+from tfwarm_export.batching import BatchingConfig
+from tfwarm_export.errors import SavedModelError
+from tfwarm_export.signatures import (CLASSIFY_METHOD, DEFAULT_SIGNATURE, PREDICT_METHOD,
+                                      REGRESS_METHOD, tensor_spec_from_info)
+
+RUNNABLE_LOG_TYPES = ("predict_log", "classify_log", "regress_log", "multi_inference_log")
+
+
+class RecordProblem(Exception):
+    """Why TF Serving would reject one record (message only, no traceback)."""
+
+
+@dataclass
+class PreparedRun:
+    """A record turned into what TF Serving feeds: tensor name -> array, fetches, checks."""
+
+    log_type: str
+    signatures: tuple[str, ...]
+    feeds: dict[str, np.ndarray]
+    fetches: dict[str, str]  # "signature/alias" -> tensor name
+    batch_size: int | None
+    padded_to: int | None = None
+    output_checks: list[Callable[[Mapping[str, np.ndarray], int | None], None]] = field(default_factory=list)
+
+    @property
+    def signature(self) -> str:
+        return "+".join(self.signatures)
+
+
+def _sig(meta_graph: meta_graph_pb2.MetaGraphDef, name: str) -> tuple[str, meta_graph_pb2.SignatureDef]:
+    name = name or DEFAULT_SIGNATURE
+    if name not in meta_graph.signature_def:
+        raise RecordProblem(f'Serving signature key "{name}" not found (available: '
+                            f'{sorted(k for k in meta_graph.signature_def if not k.startswith("__"))})')
+    return name, meta_graph.signature_def[name]
+
+
+def _compatible(shape: tuple, spec_shape: tuple | None) -> bool:
+    if spec_shape is None:
+        return True
+    return len(shape) == len(spec_shape) and all(s is None or s == d for d, s in zip(shape, spec_shape))
+
+
+def _serialized_examples(inp) -> np.ndarray:
+    """The 1-D string tensor TF Serving builds from an Input proto."""
+    kind = inp.WhichOneof("kind")
+    if kind == "example_list":
+        out = [e.SerializeToString(deterministic=True) for e in inp.example_list.examples]
+    elif kind == "example_list_with_context":
+        ctx = inp.example_list_with_context.context.SerializeToString(deterministic=True)
+        out = [ctx + e.SerializeToString(deterministic=True)
+               for e in inp.example_list_with_context.examples]
+    else:
+        raise RecordProblem("Input is empty: the request carries no examples")
+    if not out:
+        raise RecordProblem("Input is empty: the request carries no examples")
+    arr = np.empty(len(out), dtype=object)
+    arr[:] = out
+    return arr
+
+
+def _apply_batching(run: PreparedRun, batching: BatchingConfig | None) -> None:
+    """Enforce the batching session's rules and pad to the allowed size, as TF Serving does."""
+    if batching is None:
+        return
+    dims = set()
+    for name, value in run.feeds.items():
+        if value.ndim == 0:
+            raise RecordProblem(f"batching: input tensor {name} is rank 0; TF Serving's batching "
+                                "session needs every input to have a batch dimension")
+        dims.add(value.shape[0])
+    if len(dims) > 1:
+        raise RecordProblem(f"batching: inputs disagree on the batch (0th) dimension: {sorted(dims)}")
+    (n,) = dims
+    if n > batching.max_batch_size:
+        raise RecordProblem(f"batching: batch of {n} exceeds max_batch_size {batching.max_batch_size}")
+    padded = batching.padded_size(n)
+    if padded != n:
+        for name, value in run.feeds.items():
+            pad = np.repeat(value[:1], padded - n, axis=0)
+            run.feeds[name] = np.concatenate([value, pad], axis=0)
+    run.padded_to = padded
+
+
+def _batch_of(feeds: Mapping[str, np.ndarray]) -> int | None:
+    dims = {v.shape[0] for v in feeds.values() if v.ndim >= 1}
+    if len(dims) == 1 and all(v.ndim >= 1 for v in feeds.values()):
+        return dims.pop()
+    return None
+
+
+def _prepare_predict(log, meta_graph) -> PreparedRun:
+    request = log.predict_log.request
+    name, sig = _sig(meta_graph, request.model_spec.signature_name)
+    if sig.method_name not in (PREDICT_METHOD, CLASSIFY_METHOD, REGRESS_METHOD):
+        raise RecordProblem(f"signature {name!r} has method_name {sig.method_name!r}; Predict runs "
+                            "only predict/classify/regress signatures")
+    extra = sorted(set(request.inputs) - set(sig.inputs))
+    missing = sorted(set(sig.inputs) - set(request.inputs) - set(sig.defaults))
+    if extra or missing:
+        raise RecordProblem(f"signature {name!r}: input aliases do not match: extra {extra}, missing "
+                            f"{missing}; expected {sorted(sig.inputs)} (aliases, not tensor names)")
+    feeds: dict[str, np.ndarray] = {}
+    for alias, info in sig.inputs.items():
+        spec = tensor_spec_from_info(alias, info)
+        if spec.encoding != "dense":
+            raise RecordProblem(f"signature {name!r}: input {alias!r} is {spec.encoding}; Predict "
+                                "cannot feed it")
+        if alias not in request.inputs:
+            feeds[spec.name] = tf.make_ndarray(sig.defaults[alias])
+            continue
+        proto = request.inputs[alias]
+        if proto.dtype != info.dtype:
+            got = tf.dtypes.as_dtype(proto.dtype).name if proto.dtype else "DT_INVALID"
+            raise RecordProblem(f"signature {name!r}: input {alias!r} has dtype {got}, the signature "
+                                f"expects {spec.dtype.name}")
+        try:
+            value = tf.make_ndarray(proto)
+        except Exception as e:  # malformed TensorProto content
+            raise RecordProblem(f"signature {name!r}: tensor parsing error for {alias!r}: {e}") from None
+        if not _compatible(value.shape, spec.shape):
+            raise RecordProblem(f"signature {name!r}: input {alias!r} has shape {list(value.shape)}, "
+                                f"incompatible with the signature's {spec.shape_str()}")
+        feeds[spec.name] = value
+    wanted = list(request.output_filter) or sorted(sig.outputs)
+    for alias in wanted:
+        if alias not in sig.outputs:
+            raise RecordProblem(f"signature {name!r}: output_filter alias {alias!r} not in "
+                                f"{sorted(sig.outputs)}")
+    fetches = {f"{name}/{a}": sig.outputs[a].name for a in wanted}
+    return PreparedRun("predict_log", (name,), feeds, fetches, _batch_of(feeds),
+                       output_checks=[_check_output_batch])
+
+
+def _check_output_batch(outputs: Mapping[str, np.ndarray], batch: int | None) -> None:
+    if batch is None:
+        return
+    for key, value in sorted(outputs.items()):
+        if value.ndim == 0 or value.shape[0] != batch:
+            raise RecordProblem(f"output {key} has shape {list(value.shape)}, whose 0th dimension is "
+                                f"not the request's batch size {batch}")
+
+
+def _classify_output_check(name: str, sig) -> Callable:
+    def check(outputs: Mapping[str, np.ndarray], n: int | None) -> None:
+        for alias, want in (("classes", "string"), ("scores", "float")):
+            key = f"{name}/{alias}"
+            if key not in outputs:
+                continue
+            value = outputs[key]
+            ok = value.dtype == object if want == "string" else np.issubdtype(value.dtype, np.floating)
+            if not ok:
+                raise RecordProblem(f"classify {name!r}: {alias} must be {want}, got {value.dtype}")
+            if value.ndim != 2:
+                raise RecordProblem(f"classify {name!r}: expected {alias} of shape [batch_size, "
+                                    f"num_classes], got {list(value.shape)}")
+            if value.shape[0] != n:
+                raise RecordProblem(f"classify {name!r}: {alias} batch size {value.shape[0]} does not "
+                                    f"match the {n} input examples")
+    return check
+
+
+def _regress_output_check(name: str) -> Callable:
+    def check(outputs: Mapping[str, np.ndarray], n: int | None) -> None:
+        value = outputs[f"{name}/outputs"]
+        if not np.issubdtype(value.dtype, np.floating):
+            raise RecordProblem(f"regress {name!r}: outputs must be float, got {value.dtype}")
+        if not (value.ndim == 1 or (value.ndim == 2 and value.shape[1] == 1)):
+            raise RecordProblem(f"regress {name!r}: expected outputs of shape [batch_size] or "
+                                f"[batch_size, 1], got {list(value.shape)}")
+        if value.shape[0] != n:
+            raise RecordProblem(f"regress {name!r}: output batch size {value.shape[0]} does not match "
+                                f"the {n} input examples")
+    return check
+
+
+def _example_signature(meta_graph, sig_name: str, method: str):
+    name, sig = _sig(meta_graph, sig_name)
+    short = "classify" if method == CLASSIFY_METHOD else "regress"
+    if sig.method_name != method:
+        raise RecordProblem(f"signature {name!r} has method_name {sig.method_name!r}; a {short} request "
+                            f"needs {method}")
+    if set(sig.inputs) != {"inputs"}:
+        raise RecordProblem(f"{short} signature {name!r} needs exactly one input named 'inputs', has "
+                            f"{sorted(sig.inputs)}")
+    info = sig.inputs["inputs"]
+    if info.dtype != tf.string.as_datatype_enum:
+        raise RecordProblem(f"{short} signature {name!r}: input 'inputs' is "
+                            f"{tf.dtypes.as_dtype(info.dtype).name}, but {short} feeds serialized "
+                            "tf.Example strings")
+    if method == CLASSIFY_METHOD:
+        outs = set(sig.outputs)
+        if not outs & {"classes", "scores"}:
+            raise RecordProblem(f"classify signature {name!r} has neither 'classes' nor 'scores' outputs")
+        fetches = {f"{name}/{a}": sig.outputs[a].name for a in sorted(outs & {"classes", "scores"})}
+        return name, info.name, fetches, _classify_output_check(name, sig)
+    if "outputs" not in sig.outputs or len(sig.outputs) != 1:
+        raise RecordProblem(f"regress signature {name!r} needs exactly one output named 'outputs', has "
+                            f"{sorted(sig.outputs)}")
+    return name, info.name, {f"{name}/outputs": sig.outputs["outputs"].name}, _regress_output_check(name)
+
+
+def _prepare_examples(log, meta_graph) -> PreparedRun:
+    log_type = log.WhichOneof("log_type")
+    if log_type == "multi_inference_log":
+        request = log.multi_inference_log.request
+        if not request.tasks:
+            raise RecordProblem("MultiInference request has no tasks")
+        names = {t.model_spec.name for t in request.tasks}
+        if len(names) != 1 or "" in names:
+            raise RecordProblem(f"MultiInference tasks must share one non-empty model name, got {sorted(names)}")
+        tasks = [(t.model_spec.signature_name, t.method_name) for t in request.tasks]
+        for sig_name, method in tasks:
+            if method not in (CLASSIFY_METHOD, REGRESS_METHOD):
+                raise RecordProblem(f"MultiInference task {sig_name!r} has method {method!r}; only "
+                                    "classify and regress are supported")
+        inp = request.input
+    else:
+        request = getattr(log, log_type).request
+        method = CLASSIFY_METHOD if log_type == "classify_log" else REGRESS_METHOD
+        tasks = [(request.model_spec.signature_name, method)]
+        inp = request.input
+    examples = _serialized_examples(inp)
+    feeds: dict[str, np.ndarray] = {}
+    fetches: dict[str, str] = {}
+    checks = []
+    names = []
+    for sig_name, method in tasks:
+        name, tensor, f, check = _example_signature(meta_graph, sig_name, method)
+        if feeds and tensor not in feeds:
+            raise RecordProblem("MultiInference: the input tensor must be the same for all signatures")
+        if name in names:
+            raise RecordProblem(f"MultiInference: duplicate signature {name!r}")
+        feeds[tensor] = examples
+        fetches.update(f)
+        checks.append(check)
+        names.append(name)
+    return PreparedRun(log_type, tuple(names), feeds, fetches, len(examples), output_checks=checks)
+
+
+def prepare(log: prediction_log_pb2.PredictionLog, meta_graph: meta_graph_pb2.MetaGraphDef,
+            batching: BatchingConfig | None = None) -> PreparedRun:
+    """Validate ``log`` as TF Serving would before running it. Raises RecordProblem."""
+    log_type = log.WhichOneof("log_type")
+    if log_type not in RUNNABLE_LOG_TYPES:
+        raise RecordProblem(f"log type {log_type or 'unset'!r} is not replayed by TF Serving warmup "
+                            f"(only {', '.join(RUNNABLE_LOG_TYPES)}); it fails the model load")
+    run = _prepare_predict(log, meta_graph) if log_type == "predict_log" else _prepare_examples(log, meta_graph)
+    _apply_batching(run, batching)
+    return run
+
+
+@dataclass
+class RecordResult:
+    """How one record fared; timings are of the first and second run of it."""
+
+    index: int
+    signature: str
+    log_type: str
+    batch_size: int | None
+    ok: bool
+    error: str = ""
+    first_ms: float | None = None
+    second_ms: float | None = None
+    padded_to: int | None = None
+
+    def to_dict(self) -> dict:
+        return {k: v for k, v in self.__dict__.items()}
+
+
+@contextmanager
+def _quiet_deprecations():
+    """The TF1 loader is deprecated for users, but it is exactly TF Serving's path."""
+    logger = tf.get_logger()
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+class Replayer:
+    """A SavedModel loaded the way TF Serving loads it: a graph in a Session."""
+
+    def __init__(self, export_dir: str, tags: Sequence[str] = ("serve",),
+                 batching: BatchingConfig | None = None):
+        self.export_dir = export_dir
+        self.batching = batching
+        self.graph = tf.Graph()
+        self.session = tf.compat.v1.Session(graph=self.graph)
+        start = time.perf_counter()
+        try:
+            with self.graph.as_default(), _quiet_deprecations():
+                self.meta_graph = tf.compat.v1.saved_model.loader.load(self.session, list(tags), export_dir)
+        except Exception as e:
+            self.session.close()
+            raise SavedModelError(f"TensorFlow cannot load {export_dir} with tags {list(tags)}: "
+                                  f"{getattr(e, 'message', e)}") from None
+        self.load_ms = (time.perf_counter() - start) * 1000
+
+    def close(self) -> None:
+        self.session.close()
+
+    def __enter__(self) -> "Replayer":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def run(self, prepared: PreparedRun) -> tuple[dict[str, np.ndarray], float]:
+        """Run one prepared record; returns outputs (sliced back to the request's batch) and ms."""
+        keys = sorted(prepared.fetches)
+        start = time.perf_counter()
+        try:
+            values = self.session.run([prepared.fetches[k] for k in keys], feed_dict=prepared.feeds)
+        except tf.errors.OpError as e:
+            raise RecordProblem(f"TensorFlow error: {type(e).__name__}: {e.message.splitlines()[0]}") from None
+        ms = (time.perf_counter() - start) * 1000
+        outputs = dict(zip(keys, (np.asarray(v) for v in values)))
+        n = prepared.batch_size
+        if prepared.padded_to is not None and prepared.padded_to != n:
+            for key, value in outputs.items():
+                if value.ndim == 0 or value.shape[0] != prepared.padded_to:
+                    raise RecordProblem(f"batching: output {key} has shape {list(value.shape)}; the "
+                                        f"batching session needs 0th dimension {prepared.padded_to}")
+                outputs[key] = value[:n]
+        elif self.batching is not None:
+            for key, value in outputs.items():
+                if value.ndim == 0:
+                    raise RecordProblem(f"batching: output {key} is rank 0; the batching session "
+                                        "needs a batch dimension on every output")
+        for check in prepared.output_checks:
+            check(outputs, n)
+        return outputs, ms
+
+    def replay(self, logs: Sequence[prediction_log_pb2.PredictionLog], *, iterations: int = 2
+               ) -> list[RecordResult]:
+        """Prepare and run each log ``iterations`` times (first/second timings)."""
+        results = []
+        for i, log in enumerate(logs):
+            log_type = log.WhichOneof("log_type") or "unset"
+            try:
+                prepared = prepare(log, self.meta_graph, self.batching)
+            except RecordProblem as e:
+                results.append(RecordResult(i, _signature_name(log), log_type, None, False, str(e)))
+                continue
+            result = RecordResult(i, prepared.signature, log_type, prepared.batch_size, True,
+                                  padded_to=prepared.padded_to)
+            try:
+                timings = [self.run(prepared)[1] for _ in range(max(1, iterations))]
+                result.first_ms = round(timings[0], 3)
+                result.second_ms = round(timings[1], 3) if len(timings) > 1 else None
+            except RecordProblem as e:
+                result.ok, result.error = False, str(e)
+            results.append(result)
+        return results
+
+
+def _signature_name(log: prediction_log_pb2.PredictionLog) -> str:
+    log_type = log.WhichOneof("log_type")
+    if log_type in ("predict_log", "classify_log", "regress_log"):
+        return getattr(log, log_type).request.model_spec.signature_name or DEFAULT_SIGNATURE
+    if log_type == "multi_inference_log":
+        return "+".join(t.model_spec.signature_name for t in log.multi_inference_log.request.tasks)
+    return ""

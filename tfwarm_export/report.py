@@ -1,0 +1,127 @@
+"""Reports: what was warmed, how replay went, and what to know about the file."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from tfwarm_export.plan import WarmupPlan
+from tfwarm_export.replay import RecordResult
+
+
+def _ms(v: float | None) -> str:
+    return "-" if v is None else f"{v:.1f}"
+
+
+def results_table(results: list[RecordResult]) -> list[str]:
+    lines = [f"  {'#':>4}  {'signature':<28} {'type':<20} {'batch':>5} {'1st ms':>9} {'2nd ms':>9}  status"]
+    for r in results:
+        status = "ok" if r.ok else f"FAILED: {r.error}"
+        lines.append(f"  {r.index:>4}  {r.signature[:28]:<28} {r.log_type:<20} {str(r.batch_size):>5} "
+                     f"{_ms(r.first_ms):>9} {_ms(r.second_ms):>9}  {status}")
+    return lines
+
+
+@dataclass
+class WarmupReport:
+    """Result of ``add_warmup``: the plan, the file, and the replay of every record."""
+
+    export_dir: str
+    path: str | None
+    plan: WarmupPlan
+    results: list[RecordResult] = field(default_factory=list)
+    replayed: bool = False
+    load_ms: float | None = None
+    data_source: dict[str, Any] | None = None
+    privacy: str = "Values are synthetic: no user data is stored in the warmup file."
+    file_bytes: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return all(r.ok for r in self.results)
+
+    @property
+    def failures(self) -> list[RecordResult]:
+        return [r for r in self.results if not r.ok]
+
+    @property
+    def cold_ms(self) -> float:
+        return sum(r.first_ms or 0 for r in self.results)
+
+    @property
+    def warm_ms(self) -> float:
+        return sum(r.second_ms or 0 for r in self.results)
+
+    def to_dict(self) -> dict:
+        return {
+            "export_dir": self.export_dir,
+            "path": self.path,
+            "ok": self.ok,
+            "num_records": len(self.plan.records),
+            "file_bytes": self.file_bytes,
+            "replayed": self.replayed,
+            "load_ms": self.load_ms,
+            "first_run_total_ms": round(self.cold_ms, 3),
+            "second_run_total_ms": round(self.warm_ms, 3),
+            "privacy": self.privacy,
+            "data_source": self.data_source,
+            "plan": self.plan.to_dict(),
+            "results": [r.to_dict() for r in self.results],
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True, default=str)
+
+    def summary(self) -> str:
+        head = "wrote" if self.path and self.ok else "did NOT write"
+        lines = [f"tfwarm: {head} {len(self.plan.records)} warmup record(s) "
+                 f"to {self.path or self.export_dir}"]
+        lines += ["", self.plan.summary()]
+        if self.replayed:
+            lines += ["", f"Replay (model load {_ms(self.load_ms)} ms; each record run twice, "
+                          "as TF Serving's first request would and then warm):"]
+            lines += results_table(self.results)
+            if self.results and self.warm_ms > 0:
+                lines.append(f"  first runs total {self.cold_ms:.1f} ms vs second runs {self.warm_ms:.1f} ms: "
+                             f"the warmup file moves ~{self.cold_ms - self.warm_ms:.0f} ms of cold-start "
+                             "cost from the first requests to model load.")
+        else:
+            lines += ["", "Replay skipped (replay=False): the file was not run against the model."]
+        lines += ["", f"Privacy: {self.privacy}"]
+        return "\n".join(lines)
+
+
+@dataclass
+class CheckReport:
+    """Result of ``check``: one problem string per rule broken, plus replay results."""
+
+    export_dir: str
+    path: str
+    num_records: int = 0
+    problems: list[str] = field(default_factory=list)
+    results: list[RecordResult] = field(default_factory=list)
+    coverage: dict[str, list[int]] = field(default_factory=dict)
+    replayed: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def to_dict(self) -> dict:
+        return {"export_dir": self.export_dir, "path": self.path, "ok": self.ok,
+                "num_records": self.num_records, "problems": self.problems,
+                "coverage": self.coverage, "replayed": self.replayed,
+                "results": [r.to_dict() for r in self.results]}
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True, default=str)
+
+    def summary(self) -> str:
+        verdict = "OK" if self.ok else f"{len(self.problems)} problem(s)"
+        lines = [f"tfwarm check {self.path}: {verdict} ({self.num_records} record(s))"]
+        lines += [f"  problem: {p}" for p in self.problems]
+        for sig, sizes in sorted(self.coverage.items()):
+            lines.append(f"  {sig}: batch sizes {sizes}")
+        if self.results and self.replayed:
+            lines += results_table(self.results)
+        return "\n".join(lines)

@@ -1,0 +1,117 @@
+"""Synthesise input values: deterministic, small, finite, of the exact dtype.
+
+Values only need to exercise the kernels TF Serving will run, so they are small
+(no overflow, no NaN) and derive from a seed: the same model, options and seed
+give a byte-identical warmup file. Each (signature, batch size, alias) gets its
+own RNG stream, so warming one more signature does not change the others.
+"""
+from __future__ import annotations
+
+import string
+import zlib
+from typing import Any, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from tfwarm_export.domains import Domain
+from tfwarm_export.errors import PlanError
+
+_LETTERS = np.array(list(string.ascii_lowercase))
+
+SUPPORTED_DTYPES: tuple[tf.DType, ...] = (
+    tf.float16, tf.bfloat16, tf.float32, tf.float64,
+    tf.int8, tf.int16, tf.int32, tf.int64,
+    tf.uint8, tf.uint16, tf.uint32, tf.uint64,
+    tf.bool, tf.complex64, tf.complex128, tf.string,
+)
+
+
+def rng_for(seed: int, *key: Any) -> np.random.Generator:
+    """A generator that depends only on ``seed`` and ``key`` (stable across runs)."""
+    digest = zlib.crc32("\x1f".join(str(k) for k in key).encode("utf-8"))
+    return np.random.default_rng([int(seed) & 0xFFFFFFFF, digest])
+
+
+def _random_strings(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+    n = int(np.prod(shape, dtype=np.int64))
+    lengths = rng.integers(1, 9, size=n)
+    out = np.empty(n, dtype=object)
+    for i, length in enumerate(lengths):
+        out[i] = "".join(rng.choice(_LETTERS, size=int(length))).encode("ascii")
+    return out.reshape(shape)
+
+
+def _from_domain(domain: Domain, dtype: tf.DType, shape: tuple[int, ...],
+                 rng: np.random.Generator) -> np.ndarray:
+    np_dtype = object if dtype == tf.string else dtype.as_numpy_dtype
+    if domain.constant is not None:
+        value = np.asarray(domain.constant)
+        if dtype == tf.string:
+            value = np.vectorize(lambda v: v if isinstance(v, bytes) else str(v).encode(),
+                                 otypes=[object])(value)
+        return np.broadcast_to(value.astype(np_dtype), shape).copy()
+    if domain.fn is not None:
+        return np.asarray(domain.fn(rng, shape)).astype(np_dtype).reshape(shape)
+    if domain.choices is not None:
+        if not domain.choices:
+            raise PlanError(f"empty choice list in domain ({domain.source}); give at least one value.")
+        idx = rng.integers(0, len(domain.choices), size=shape)
+        choices = list(domain.choices)
+        if dtype == tf.string:
+            choices = [c if isinstance(c, bytes) else str(c).encode() for c in choices]
+        arr = np.empty(shape, dtype=object)
+        for pos, i in np.ndenumerate(idx):
+            arr[pos] = choices[int(i)]
+        return arr if dtype == tf.string else arr.astype(np_dtype)
+    low = 0 if domain.low is None else domain.low
+    high = (low + 10) if domain.high is None else domain.high
+    if dtype.is_integer:
+        if high <= low:
+            raise PlanError(f"empty integer range [{low}, {high}) ({domain.source}).")
+        return rng.integers(int(low), int(high), size=shape).astype(np_dtype)
+    if dtype.is_floating or dtype.is_complex:
+        return rng.uniform(float(low), float(high), size=shape).astype(np_dtype)
+    return synthesize(dtype, shape, rng)
+
+
+def synthesize(dtype: tf.DType, shape: Sequence[int], rng: np.random.Generator,
+               domain: Domain | None = None) -> np.ndarray:
+    """An array of ``dtype`` and concrete ``shape``: small, finite, deterministic."""
+    shape = tuple(int(d) for d in shape)
+    if domain is not None:
+        return _from_domain(domain, dtype, shape, rng)
+    if dtype == tf.string:
+        return _random_strings(rng, shape)
+    if dtype == tf.bool:
+        return rng.integers(0, 2, size=shape).astype(bool)
+    if dtype.is_complex:
+        real = rng.uniform(-1, 1, size=shape)
+        imag = rng.uniform(-1, 1, size=shape)
+        return (real + 1j * imag).astype(dtype.as_numpy_dtype)
+    if dtype.is_floating:
+        # Rounded to 1/64 so the value is exact even in float16/bfloat16.
+        return (np.round(rng.uniform(-1, 1, size=shape) * 64) / 64).astype(dtype.as_numpy_dtype)
+    if dtype.is_integer:
+        return rng.integers(0, 8, size=shape).astype(dtype.as_numpy_dtype)
+    raise PlanError(
+        f"cannot synthesise values of dtype {dtype.name}; TF Serving cannot receive it in a "
+        "request either. Remove it from the signature or give an override.")
+
+
+def record_values(record, seed: int) -> dict[str, np.ndarray]:
+    """Values for every input of a ``PlannedRecord``: tensors or serialized examples."""
+    from tfwarm_export.examples import synthesize_examples
+
+    values: dict[str, np.ndarray] = {}
+    for inp in record.inputs:
+        rng = rng_for(seed, record.signature, record.batch_size, record.variant, inp.alias)
+        if inp.kind == "examples":
+            count = inp.shape[0] if inp.shape else 1
+            examples = synthesize_examples(inp.example_spec, count, rng, dict(inp.feature_domains))
+            arr = np.empty(len(examples), dtype=object)
+            arr[:] = examples
+            values[inp.alias] = arr.reshape(inp.shape)
+        else:
+            values[inp.alias] = synthesize(inp.dtype, inp.shape, rng, inp.domain)
+    return values

@@ -112,3 +112,16 @@ def unknown_rank_module(export_dir) -> str:
 
     m = U()
     return save_module(m, export_dir, {"serving_default": m.serve})
+
+
+def guarded_module(export_dir) -> str:
+    """Rejects values >= 100 at run time: synthetic values pass, a bad override fails replay."""
+
+    class G(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None, 3], tf.float32, name="x")])
+        def serve(self, x):
+            with tf.control_dependencies([tf.debugging.assert_less(x, 100.0, message="x too big")]):
+                return {"y": tf.identity(x) * 2.0}
+
+    m = G()
+    return save_module(m, export_dir, {"serving_default": m.serve})

@@ -129,7 +129,7 @@ class WarmupPlan:
             by_sig.setdefault(r.signature, []).append(r)
         for sig, recs in sorted(by_sig.items()):
             shapes = ", ".join(f"{i.alias}{list(i.shape)}" for i in recs[0].inputs)
-            sizes = sorted({str(r.batch_size) for r in recs})
+            sizes = [str(s) for s in sorted({r.batch_size for r in recs}, key=lambda b: b or 0)]
             lines.append(f"  {sig}: {recs[0].request_type} x{len(recs)} "
                          f"(batch {', '.join(sizes)}; e.g. {shapes})")
         for sig, why in sorted(self.skipped.items()):

@@ -337,7 +337,7 @@ class Replayer:
         try:
             values = self.session.run([prepared.fetches[k] for k in keys], feed_dict=prepared.feeds)
         except tf.errors.OpError as e:
-            raise RecordProblem(f"TensorFlow error: {type(e).__name__}: {e.message.splitlines()[0]}") from None
+            raise RecordProblem(f"TensorFlow error: {type(e).__name__}: {_tf_message(e)}") from None
         ms = (time.perf_counter() - start) * 1000
         outputs = dict(zip(keys, (np.asarray(v) for v in values)))
         n = prepared.batch_size
@@ -377,6 +377,15 @@ class Replayer:
                 result.ok, result.error = False, str(e)
             results.append(result)
         return results
+
+
+def _tf_message(error: tf.errors.OpError, limit: int = 400) -> str:
+    """The informative part of a TF error: drop the "Graph execution error" banner and node traces."""
+    lines = [ln.strip() for ln in error.message.splitlines()]
+    keep = [ln for ln in lines if ln and ln != "Graph execution error:" and not ln.startswith("[[")
+            and not ln.startswith("Detected at node")]
+    text = " ".join(keep) or error.message
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def _signature_name(log: prediction_log_pb2.PredictionLog) -> str:

@@ -52,7 +52,12 @@ def _from_domain(domain: Domain, dtype: tf.DType, shape: tuple[int, ...],
                                  otypes=[object])(value)
         return np.broadcast_to(value.astype(np_dtype), shape).copy()
     if domain.fn is not None:
-        return np.asarray(domain.fn(rng, shape)).astype(np_dtype).reshape(shape)
+        value = np.asarray(domain.fn(rng, shape))
+        if value.shape != shape:
+            raise PlanError(f"callable {getattr(domain.fn, '__name__', 'fn')} ({domain.source}) "
+                            f"returned shape {list(value.shape)}, expected {list(shape)}; it is "
+                            "called as fn(rng, shape) and must return exactly that shape.")
+        return value.astype(np_dtype)
     if domain.choices is not None:
         if not domain.choices:
             raise PlanError(f"empty choice list in domain ({domain.source}); give at least one value.")

@@ -1,0 +1,87 @@
+"""The ``tfwarm`` command as a user runs it: exit codes, human and JSON output."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+import tfwarm_export as tw
+from tfwarm_export.cli import main
+from tfwarm_export.warmup_file import warmup_path
+
+from models import mixed_module
+
+
+@pytest.fixture(scope="module")
+def model_src(tmp_path_factory):
+    return mixed_module(tmp_path_factory.mktemp("cli") / "1")
+
+
+@pytest.fixture
+def model(model_src, tmp_path):
+    import shutil
+
+    dst = tmp_path / "m" / "1"
+    shutil.copytree(model_src, dst)
+    return str(dst)
+
+
+def test_inspect_json_writes_nothing(model, capsys):
+    assert main(["inspect", model, "--batch-sizes", "1,4", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["num_records"] == 4
+    assert {r["signature"] for r in out["records"]} == {"serving_default", "other"}
+    assert not os.path.exists(warmup_path(model))
+
+
+def test_add_then_check(model, tmp_path, capsys):
+    cfg = tmp_path / "batching.txt"
+    cfg.write_text("max_batch_size { value: 8 }\nallowed_batch_sizes: 2\nallowed_batch_sizes: 8\n")
+    assert main(["add", model, "--batching-parameters", str(cfg)]) == 0
+    out = capsys.readouterr().out
+    assert "wrote 4 warmup record(s)" in out and "Replay" in out and "Privacy" in out
+    assert main(["check", model, "--batching-parameters", str(cfg), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["ok"] and report["coverage"] == {"other": [2, 8], "serving_default": [2, 8]}
+
+
+def test_add_refuses_existing_file_without_overwrite(model, capsys):
+    assert main(["add", model]) == 0
+    assert main(["add", model]) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert main(["add", model, "--overwrite", "--seed", "3"]) == 0
+
+
+def test_check_fails_with_one_line_per_problem(model, tmp_path, capsys):
+    assert main(["add", model, "--batch-sizes", "2"]) == 0
+    cfg = tmp_path / "b.txt"
+    cfg.write_text("max_batch_size { value: 4 }\nallowed_batch_sizes: 2\nallowed_batch_sizes: 4\n")
+    capsys.readouterr()
+    assert main(["check", model, "--batching-parameters", str(cfg)]) == 1
+    problems = [ln for ln in capsys.readouterr().out.splitlines() if ln.strip().startswith("problem:")]
+    assert len(problems) == 2 and all("[4] are not warmed" in p for p in problems)
+
+
+def test_dim_and_value_options(model, capsys):
+    assert main(["inspect", model, "--signatures", "serving_default", "--dim", "ids:1=3,9",
+                 "--value", "ids=[1,2]", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    shapes = sorted(tuple(i["shape"]) for r in out["records"] for i in r["inputs"] if i["alias"] == "ids")
+    assert shapes == [(1, 3), (1, 9)]
+
+
+def test_bad_input_exit_code_2(tmp_path, capsys):
+    assert main(["add", str(tmp_path / "missing")]) == 2
+    err = capsys.readouterr().err
+    assert "no SavedModel" in err
+
+
+def test_console_script_runs(model):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    proc = subprocess.run([sys.executable, "-m", "tfwarm_export.cli", "inspect", model],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "Warmup plan" in proc.stdout

@@ -35,7 +35,7 @@ def _build(tmp_path, specs) -> str:
     return d
 
 
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(specs=st.lists(input_spec, min_size=1, max_size=3),
        batch_sizes=st.lists(st.integers(min_value=1, max_value=6), min_size=1, max_size=3, unique=True),
        seed=st.integers(min_value=0, max_value=2**31))

@@ -13,14 +13,14 @@ from tensorflow_serving.apis import prediction_log_pb2
 
 from tfwarm_export.check import check_warmup_file
 from tfwarm_export.config import WarmupConfig, resolve_config
-from tfwarm_export.errors import ReplayError
-from tfwarm_export.plan import WarmupPlan, make_plan
-from tfwarm_export.replay import Replayer
+from tfwarm_export.errors import ReplayError, WarmupFileError
+from tfwarm_export.plan import PlannedRecord, WarmupPlan, make_plan
+from tfwarm_export.replay import RecordResult, Replayer
 from tfwarm_export.report import CheckReport, WarmupReport, results_table
 from tfwarm_export.requests import build_log
 from tfwarm_export.signatures import read_signatures
-from tfwarm_export.synth import record_values
-from tfwarm_export.warmup_file import read_logs, serialize_logs, staged_write, warmup_path
+from tfwarm_export.synth import PLANNED, SAFE, record_values
+from tfwarm_export.warmup_file import parse_records, read_records, serialize_logs, staged_write, warmup_path
 
 log = logging.getLogger("tfwarm_export")
 
@@ -32,43 +32,91 @@ def plan(export_dir: str | os.PathLike, config: WarmupConfig | None = None, **op
     return make_plan(model, config)
 
 
-def build_logs(warmup_plan: WarmupPlan) -> list[prediction_log_pb2.PredictionLog]:
+def build_logs(warmup_plan: WarmupPlan, strategy: str = PLANNED) -> list[prediction_log_pb2.PredictionLog]:
     """The PredictionLog records for a plan (values derive from ``plan.seed``)."""
-    return [build_log(r, record_values(r, warmup_plan.seed), warmup_plan.model_name)
+    return [build_log(r, record_values(r, warmup_plan.seed, strategy)[0], warmup_plan.model_name)
             for r in warmup_plan.records]
+
+
+def _fix_hint(record: PlannedRecord) -> str:
+    """Name the inputs whose values were guesses, and the override that would pin them."""
+    hints = []
+    for inp in record.inputs:
+        if inp.kind == "examples":
+            unknown = [k for k in inp.example_spec.required_keys() if k not in inp.feature_domains]
+            if unknown:
+                hints.append(f"tf.Example features {unknown} of {inp.alias!r} have no known value domain: "
+                             f"overrides={{'{record.signature}/{unknown[0]}': [valid, values]}}")
+        elif inp.domain is None:
+            hints.append(f"input {inp.alias!r} has no known value domain: overrides="
+                         f"{{'{record.signature}/{inp.alias}': (low, high)}} or a list of valid values")
+    return "; ".join(hints)
+
+
+def _replay_with_retry(replayer: Replayer, warmup_plan: WarmupPlan, logs: list, how: list) -> list[RecordResult]:
+    """Replay every record; retry failures once with the safe value strategy."""
+    results = replayer.replay(parse_records(serialize_logs(logs)))
+    for i, result in enumerate(results):
+        if result.ok:
+            continue
+        record = warmup_plan.records[i]
+        values, safe_how = record_values(record, warmup_plan.seed, SAFE)
+        retry_log = build_log(record, values, warmup_plan.model_name)
+        (retry,) = replayer.replay(parse_records(serialize_logs([retry_log])))
+        retry.index = i
+        if retry.ok:
+            log.warning("record %d (%s) failed with planned values (%s); safe values passed",
+                        i, record.signature, result.error)
+            logs[i], how[i], results[i] = retry_log, safe_how, retry
+        else:
+            hint = _fix_hint(record)
+            result.error += f" | retried with safe values (zeros/empty/defaults): {retry.error}"
+            if hint:
+                result.error += f" | {hint}"
+    for result, h in zip(results, how):
+        result.inputs = dict(h)
+    return results
 
 
 def add_warmup(export_dir: str | os.PathLike, config: WarmupConfig | None = None,
                **options: Any) -> WarmupReport:
     """Write ``assets.extra/tf_serving_warmup_requests`` for ``export_dir`` and replay it.
 
-    Options are ``WarmupConfig`` fields (e.g. ``batch_sizes=[1, 8]``). The file is
-    written to a temp name, read back, replayed (unless ``replay=False``), and
-    only then renamed into place; on any failure the directory is left as it
-    was and the error says which record failed and why.
+    Options are ``WarmupConfig`` fields (e.g. ``batch_sizes=[1, 8]``). Every record
+    is replayed (unless ``replay=False``) from its serialized bytes; a failing one
+    is retried once with safe values. Only when all pass is the file written to a
+    temp name, read back byte for byte, and renamed into place. On any failure the
+    directory is left as it was and the error names record, signature and cause.
     """
     export_dir = os.fspath(export_dir)
     config = resolve_config(config, **options)
     warmup_plan = plan(export_dir, config)
-    records = serialize_logs(build_logs(warmup_plan))
-    report = WarmupReport(export_dir=export_dir, path=None, plan=warmup_plan,
-                          file_bytes=sum(len(r) for r in records))
+    logs, how = [], []
+    for record in warmup_plan.records:
+        values, h = record_values(record, warmup_plan.seed)
+        logs.append(build_log(record, values, warmup_plan.model_name))
+        how.append(h)
+    report = WarmupReport(export_dir=export_dir, path=None, plan=warmup_plan)
+    if config.replay:
+        with Replayer(export_dir, config.tags, warmup_plan.batching) as replayer:
+            report.load_ms = round(replayer.load_ms, 3)
+            report.results = _replay_with_retry(replayer, warmup_plan, logs, how)
+        report.replayed = True
+        if not report.ok:
+            lines = [f"record {r.index} (signature {r.signature!r}, {r.log_type}, batch "
+                     f"{r.batch_size}): {r.error}" for r in report.failures]
+            raise ReplayError(
+                f"{len(report.failures)} of {len(logs)} warmup record(s) for {export_dir} failed "
+                "replay, so TF Serving would fail to load this model with them; nothing was "
+                "written (an existing warmup file is kept).\n  " + "\n  ".join(lines)
+                + "\nFix the inputs with overrides=/dim_sizes=/shapes= or leave the signature "
+                "out with signatures=[...].", report)
+    records = serialize_logs(logs)
+    report.file_bytes = sum(len(r) for r in records)
     with staged_write(export_dir, records, overwrite=config.overwrite) as tmp:
-        if config.replay:
-            logs = read_logs(tmp)  # replay what is on disk, framing included
-            with Replayer(export_dir, config.tags, warmup_plan.batching) as replayer:
-                report.load_ms = round(replayer.load_ms, 3)
-                report.results = replayer.replay(logs)
-            report.replayed = True
-            if not report.ok:
-                lines = [f"record {r.index} (signature {r.signature!r}, {r.log_type}, batch "
-                         f"{r.batch_size}): {r.error}" for r in report.failures]
-                raise ReplayError(
-                    f"{len(report.failures)} of {len(logs)} warmup record(s) for {export_dir} failed "
-                    "replay, so TF Serving would fail to load this model with them; nothing was "
-                    "written (an existing warmup file is kept).\n  " + "\n  ".join(lines)
-                    + "\nFix the inputs with overrides=/dim_sizes=/shapes= or leave the signature "
-                    "out with signatures=[...].", report)
+        if read_records(tmp) != records:  # what TF Serving will read is what we replayed
+            raise WarmupFileError(f"read-back of {tmp} differs from the records written; the "
+                                  f"filesystem under {export_dir} is not storing files faithfully.")
     report.path = warmup_path(export_dir)
     log.info("wrote %d warmup records to %s", len(records), report.path)
     return report

@@ -283,7 +283,7 @@ def _plan_signature(model: ModelSignatures, sig: SignatureInfo, config: WarmupCo
             if spec.shape is not None and len(shape) != len(spec.shape):
                 shape = spec.shape
             variants = [tuple(DEFAULT_DIM_SIZE if d is None else d for d in shape[1:])]
-            feature_domains = graph.find_value_domains(model.meta_graph, {}, example_spec,
+            feature_domains = graph.find_value_domains(model.meta_graph, {spec.alias: spec.name}, example_spec,
                                                        export_dir=model.export_dir)
             keys = [example_spec.domain_key(f.key) for f in example_spec.context_features()]
             keys += [example_spec.domain_key(f.key, True) for f in example_spec.feature_list_features()]

@@ -285,9 +285,10 @@ class RecordResult:
     first_ms: float | None = None
     second_ms: float | None = None
     padded_to: int | None = None
+    inputs: dict[str, str] = field(default_factory=dict)  # alias -> how its values were made
 
     def to_dict(self) -> dict:
-        return {k: v for k, v in self.__dict__.items()}
+        return dict(self.__dict__)
 
 
 @contextmanager

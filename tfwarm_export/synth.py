@@ -16,6 +16,7 @@ import tensorflow as tf
 
 from tfwarm_export.domains import Domain
 from tfwarm_export.errors import PlanError
+from tfwarm_export.examples import synthesize_examples
 
 _LETTERS = np.array(list(string.ascii_lowercase))
 
@@ -104,19 +105,49 @@ def synthesize(dtype: tf.DType, shape: Sequence[int], rng: np.random.Generator,
         "request either. Remove it from the signature or give an override.")
 
 
-def record_values(record, seed: int) -> dict[str, np.ndarray]:
-    """Values for every input of a ``PlannedRecord``: tensors or serialized examples."""
-    from tfwarm_export.examples import synthesize_examples
+PLANNED, SAFE = "planned", "safe"
+"""Value strategies: the plan's values, then a conservative retry (zeros, empty
+strings, the lowest value of a known domain) for records that fail replay."""
 
+
+def safe_domain(dtype: tf.DType, domain: Domain | None) -> Domain | None:
+    """The most conservative value consistent with ``domain`` (user overrides are kept)."""
+    if domain is not None and (domain.source == "user override" or domain.constant is not None):
+        return domain
+    if domain is not None and domain.choices:
+        return Domain(constant=domain.choices[0], source=f"safe: first of {domain.source}")
+    if domain is not None and domain.low is not None:
+        return Domain(constant=domain.low, source=f"safe: low end of {domain.source}")
+    return Domain(constant=b"" if dtype == tf.string else 0, source="safe: zeros/empty")
+
+
+def record_values(record, seed: int, strategy: str = PLANNED) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """Values for every input of a ``PlannedRecord`` and how each was made.
+
+    Returns ``(values, strategies)``: alias -> array (tensors, or serialized
+    tf.Examples for "examples" inputs), and alias -> a short description.
+    """
     values: dict[str, np.ndarray] = {}
+    how: dict[str, str] = {}
     for inp in record.inputs:
         rng = rng_for(seed, record.signature, record.batch_size, record.variant, inp.alias)
         if inp.kind == "examples":
+            domains = dict(inp.feature_domains)
+            if strategy == SAFE:
+                for f in list(inp.example_spec.context_features()):
+                    key = inp.example_spec.domain_key(f.key)
+                    domains[key] = safe_domain(f.dtype, domains.get(key))
+                for f in list(inp.example_spec.feature_list_features()):
+                    key = inp.example_spec.domain_key(f.key, True)
+                    domains[key] = safe_domain(f.dtype, domains.get(key))
             count = inp.shape[0] if inp.shape else 1
-            examples = synthesize_examples(inp.example_spec, count, rng, dict(inp.feature_domains))
+            examples = synthesize_examples(inp.example_spec, count, rng, domains)
             arr = np.empty(len(examples), dtype=object)
             arr[:] = examples
             values[inp.alias] = arr.reshape(inp.shape)
+            how[inp.alias] = f"{strategy} tf.Examples ({inp.example_spec.parser_op})"
         else:
-            values[inp.alias] = synthesize(inp.dtype, inp.shape, rng, inp.domain)
-    return values
+            domain = safe_domain(inp.dtype, inp.domain) if strategy == SAFE else inp.domain
+            values[inp.alias] = synthesize(inp.dtype, inp.shape, rng, domain)
+            how[inp.alias] = f"{strategy}: " + (domain.describe() if domain else "synthetic")
+    return values, how

@@ -70,8 +70,11 @@ def _from_domain(domain: Domain, dtype: tf.DType, shape: tuple[int, ...],
         for pos, i in np.ndenumerate(idx):
             arr[pos] = choices[int(i)]
         return arr if dtype == tf.string else arr.astype(np_dtype)
-    low = 0 if domain.low is None else domain.low
-    high = (low + 10) if domain.high is None else domain.high
+    # A one-sided bound (e.g. from an assert) gets a range of width 10 beside it.
+    high = domain.high
+    low = domain.low if domain.low is not None else (0 if high is None or high > 0 else high - 10)
+    if high is None:
+        high = low + 10
     if dtype.is_integer:
         if high <= low:
             raise PlanError(f"empty integer range [{low}, {high}) ({domain.source}).")

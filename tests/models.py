@@ -125,3 +125,104 @@ def guarded_module(export_dir) -> str:
 
     m = G()
     return save_module(m, export_dir, {"serving_default": m.serve})
+
+
+def lookup_embedding_module(export_dir) -> str:
+    """A string lookup into a vocabulary, then an embedding; int ids into a small table.
+
+    Out-of-vocabulary strings raise (the lookup's default is -1 and the gather fails),
+    and ids past the 5-row table fail the gather: random values would break replay.
+    """
+
+    class L(tf.Module):
+        def __init__(self):
+            super().__init__()
+            init = tf.lookup.KeyValueTensorInitializer(
+                tf.constant(["red", "green", "blue"]), tf.constant([0, 1, 2], tf.int64))
+            self.table = tf.lookup.StaticHashTable(init, default_value=-1)
+            self.color_emb = tf.Variable(tf.ones([3, 2]))
+            self.id_emb = tf.Variable(tf.ones([5, 2]))
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="color"),
+                                      tf.TensorSpec([None], tf.int64, name="item")])
+        def serve(self, color, item):
+            idx = self.table.lookup(color)
+            with tf.control_dependencies([tf.debugging.assert_non_negative(idx, message="OOV color")]):
+                c = tf.gather(self.color_emb, idx)
+            i = tf.gather(self.id_emb, item)
+            return {"y": tf.reduce_sum(c + i, axis=1)}
+
+    m = L()
+    return save_module(m, export_dir, {"serving_default": m.serve})
+
+
+def stateful_module(export_dir) -> str:
+    """One pure signature and one that counts its calls (state changes at every request)."""
+
+    class C(tf.Module):
+        def __init__(self):
+            super().__init__()
+            self.calls = tf.Variable(0, dtype=tf.int64)
+
+        @tf.function(input_signature=[tf.TensorSpec([None, 2], tf.float32, name="x")])
+        def pure(self, x):
+            return {"y": x * 2.0}
+
+        @tf.function(input_signature=[tf.TensorSpec([None, 2], tf.float32, name="x")])
+        def counted(self, x):
+            n = self.calls.assign_add(1)
+            return {"y": x * tf.cast(n, tf.float32)}
+
+    m = C()
+    return save_module(m, export_dir, {"serving_default": m.pure, "counted": m.counted})
+
+
+def picky_module(export_dir, target: float = 0.0) -> str:
+    """Accepts only rows whose |x| sums to ``target`` (an undetectable domain).
+
+    With target 0, random values fail and safe (zero) values pass."""
+
+    class P(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None, 3], tf.float32, name="x")])
+        def serve(self, x):
+            total = tf.reduce_sum(tf.abs(x))
+            with tf.control_dependencies([tf.debugging.assert_equal(total, target, message="bad sum")]):
+                return {"y": tf.identity(x)}
+
+    m = P()
+    return save_module(m, export_dir, {"serving_default": m.serve})
+
+
+def parse_example_module(export_dir) -> str:
+    """TF2 serving function that parses tf.Examples (dense required + optional, sparse, string vocab)."""
+
+    class E(tf.Module):
+        def __init__(self):
+            super().__init__()
+            self.emb = tf.Variable(tf.ones([10, 2]))
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+        def serve(self, examples):
+            f = tf.io.parse_example(examples, {
+                "age": tf.io.FixedLenFeature([1], tf.float32),
+                "bucket": tf.io.FixedLenFeature([], tf.int64, default_value=0),
+                "tags": tf.io.VarLenFeature(tf.string),
+            })
+            e = tf.gather(self.emb, f["bucket"])
+            n = tf.cast(tf.sparse.to_dense(tf.sparse.map_values(tf.strings.length, f["tags"])), tf.float32)
+            return {"score": f["age"][:, 0] + tf.reduce_sum(e, axis=1) + tf.reduce_sum(n, axis=1)}
+
+    m = E()
+    return save_module(m, export_dir, {"serving_default": m.serve})
+
+
+def unbatched_output_module(export_dir) -> str:
+    """An output without a batch dimension: fine for Predict, fatal under TF Serving batching."""
+
+    class O(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None, 2], tf.float32, name="x")])
+        def serve(self, x):
+            return {"y": x * 2.0, "total": tf.reduce_sum(x)}
+
+    m = O()
+    return save_module(m, export_dir, {"serving_default": m.serve})

@@ -185,3 +185,16 @@ def test_plan_json_is_visible_before_writing(mixed):
     assert d["num_records"] == 4
     assert not os.path.exists(warmup_path(mixed))
     assert "serving_default" in p.summary()
+
+
+def test_unbatched_output_warns_without_batching_fails_with_it(tmp_path):
+    from models import unbatched_output_module
+
+    d = unbatched_output_module(tmp_path / "ub" / "1")
+    report = tw.add_warmup(d, batch_sizes=[1, 2])
+    assert report.ok
+    assert any("total" in w and "batching" in w for r in report.results for w in r.warnings)
+    assert "warning" in report.summary()
+    batching = tw.parse_batching_parameters("max_batch_size { value: 2 }\nallowed_batch_sizes: 2")
+    with pytest.raises(tw.ReplayError, match="output serving_default/total"):
+        tw.add_warmup(d, batching_parameters=batching, overwrite=True)

@@ -521,3 +521,34 @@ def test_keras_example_endpoint(runner, keras_model):
     assert (domains["ids"].low, domains["ids"].high) == (0, 11)
     assert domains["word"].choices == ("cat", "dog")
     assert domains["text"].choices == ("the", "quick", "fox")
+
+
+# ---------------------------------------------------------------- end to end: add_warmup + check
+def _warm_copy(src, tmp_path, **options):
+    import shutil
+
+    import tfwarm_export as tw
+
+    dst = tmp_path / "copy" / "1"
+    shutil.copytree(src, dst)
+    report = tw.add_warmup(str(dst), **options)
+    return tw, dst, report
+
+
+def test_tf1_builder_end_to_end(tf1_model, tmp_path):
+    tw, d, report = _warm_copy(tf1_model, tmp_path, batch_sizes=[1, 4], multi_inference=True,
+                               model_name="m")
+    assert report.ok
+    kinds = {(r.signature, r.request_type) for r in report.plan.records}
+    assert ("classify", "classify") in kinds and ("serving_default", "regress") in kinds
+    assert "count" in report.plan.skipped  # stateful: skipped, with the reason
+    assert tw.check(str(d)).ok
+
+
+def test_tf2_all_parsers_end_to_end(tf2_model, tmp_path):
+    tw, d, report = _warm_copy(tf2_model, tmp_path, batch_sizes=[1, 3])
+    assert report.ok, report.summary()
+    warmed = set(report.plan.signatures)
+    assert warmed, report.plan.skipped
+    assert all("mutates" in why for why in report.plan.skipped.values()), report.plan.skipped
+    assert tw.check(str(d)).ok

@@ -50,6 +50,9 @@ def _fix_hint(record: PlannedRecord) -> str:
         elif inp.domain is None:
             hints.append(f"input {inp.alias!r} has no known value domain: overrides="
                          f"{{'{record.signature}/{inp.alias}': (low, high)}} or a list of valid values")
+        elif inp.domain.source == "user override":
+            hints.append(f"input {inp.alias!r} uses your override ({inp.domain.describe()}), kept in "
+                         f"the retry: change overrides['{record.signature}/{inp.alias}']")
     return "; ".join(hints)
 
 
@@ -69,7 +72,7 @@ def _replay_with_retry(replayer: Replayer, warmup_plan: WarmupPlan, logs: list, 
                         i, record.signature, result.error)
             logs[i], how[i], results[i] = retry_log, safe_how, retry
         else:
-            hint = _fix_hint(record)
+            hint = _fix_hint(record) if "TensorFlow error" in retry.error else ""
             result.error += f" | retried with safe values (zeros/empty/defaults): {retry.error}"
             if hint:
                 result.error += f" | {hint}"

@@ -75,6 +75,7 @@ def check_warmup_file(export_dir: str, *, path: str | None = None,
                                       padded_to=run.padded_to)
                 try:
                     result.first_ms = round(replayer.run(run)[1], 3)
+                    result.warnings = list(run.warnings)
                 except RecordProblem as e:
                     result.ok, result.error = False, str(e)
                     report.problems.append(f"record {i} ({run.signature}): replay failed: {e}")

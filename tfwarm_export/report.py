@@ -13,6 +13,14 @@ def _ms(v: float | None) -> str:
     return "-" if v is None else f"{v:.1f}"
 
 
+def warning_lines(results: list[RecordResult]) -> list[str]:
+    seen: dict[str, list[int]] = {}
+    for r in results:
+        for w in r.warnings:
+            seen.setdefault(w, []).append(r.index)
+    return [f"  warning (records {idx}): {w}" for w, idx in seen.items()]
+
+
 def results_table(results: list[RecordResult]) -> list[str]:
     lines = [f"  {'#':>4}  {'signature':<28} {'type':<20} {'batch':>5} {'1st ms':>9} {'2nd ms':>9}  status"]
     for r in results:
@@ -81,6 +89,7 @@ class WarmupReport:
             lines += ["", f"Replay (model load {_ms(self.load_ms)} ms; each record run twice, "
                           "as TF Serving's first request would and then warm):"]
             lines += results_table(self.results)
+            lines += warning_lines(self.results)
             if self.results and self.warm_ms > 0:
                 lines.append(f"  first runs total {self.cold_ms:.1f} ms vs second runs {self.warm_ms:.1f} ms: "
                              f"the warmup file moves ~{self.cold_ms - self.warm_ms:.0f} ms of cold-start "
@@ -124,4 +133,5 @@ class CheckReport:
             lines.append(f"  {sig}: batch sizes {sizes}")
         if self.results and self.replayed:
             lines += results_table(self.results)
+            lines += warning_lines(self.results)
         return "\n".join(lines)

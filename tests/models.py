@@ -226,3 +226,40 @@ def unbatched_output_module(export_dir) -> str:
 
     m = O()
     return save_module(m, export_dir, {"serving_default": m.serve})
+
+
+def sequence_model(export_dir, jit_compile: bool = False) -> str:
+    """A Keras token model with a variable sequence length; optionally an XLA endpoint.
+
+    Keras 3 ``model.export(jit_compile=True)`` drops XLA, so the XLA variant is exported
+    through ``ExportArchive.add_endpoint`` with a ``tf.function(jit_compile=True)``.
+    """
+    import keras
+
+    tokens = keras.Input(shape=(None,), dtype="int32", name="tokens")
+    x = keras.layers.Embedding(50, 8)(tokens)
+    x = keras.layers.GlobalAveragePooling1D()(x)
+    out = keras.layers.Dense(2, name="logits")(x)
+    model = keras.Model(tokens, out)
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    fn = tf.function(lambda t: {"logits": model(t)}, jit_compile=jit_compile)
+    archive.add_endpoint("serving_default", fn,
+                         input_signature=[tf.TensorSpec([None, None], tf.int32, name="tokens")])
+    archive.write_out(os.fspath(export_dir), verbose=False)
+    return os.fspath(export_dir)
+
+
+def half_plus_two_examples(directory, values) -> list[str]:
+    """Two TFRecord files (plain and GZIP) of tf.Examples with feature x, for the shared model."""
+    os.makedirs(directory, exist_ok=True)
+    paths = []
+    for name, options in (("a.tfrecord", None), ("b.tfrecord.gz", "GZIP")):
+        path = os.path.join(os.fspath(directory), name)
+        with tf.io.TFRecordWriter(path, options=options) as w:
+            for v in values:
+                ex = tf.train.Example(features=tf.train.Features(
+                    feature={"x": tf.train.Feature(float_list=tf.train.FloatList(value=[v]))}))
+                w.write(ex.SerializeToString())
+        paths.append(path)
+    return paths

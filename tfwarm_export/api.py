@@ -34,8 +34,13 @@ def plan(export_dir: str | os.PathLike, config: WarmupConfig | None = None, **op
 
 def build_logs(warmup_plan: WarmupPlan, strategy: str = PLANNED) -> list[prediction_log_pb2.PredictionLog]:
     """The PredictionLog records for a plan (values derive from ``plan.seed``)."""
-    return [build_log(r, record_values(r, warmup_plan.seed, strategy)[0], warmup_plan.model_name)
+    return [build_log(r, _values(warmup_plan, r, strategy)[0], warmup_plan.model_name)
             for r in warmup_plan.records]
+
+
+def _values(warmup_plan: WarmupPlan, record: PlannedRecord, strategy: str = PLANNED):
+    return record_values(record, warmup_plan.seed, strategy, warmup_plan.samples.get(record.signature),
+                         warmup_plan.privacy)
 
 
 def _fix_hint(record: PlannedRecord) -> str:
@@ -63,7 +68,7 @@ def _replay_with_retry(replayer: Replayer, warmup_plan: WarmupPlan, logs: list, 
         if result.ok:
             continue
         record = warmup_plan.records[i]
-        values, safe_how = record_values(record, warmup_plan.seed, SAFE)
+        values, safe_how = _values(warmup_plan, record, SAFE)
         retry_log = build_log(record, values, warmup_plan.model_name)
         (retry,) = replayer.replay(parse_records(serialize_logs([retry_log])))
         retry.index = i
@@ -96,10 +101,24 @@ def add_warmup(export_dir: str | os.PathLike, config: WarmupConfig | None = None
     warmup_plan = plan(export_dir, config)
     logs, how = [], []
     for record in warmup_plan.records:
-        values, h = record_values(record, warmup_plan.seed)
+        values, h = _values(warmup_plan, record)
         logs.append(build_log(record, values, warmup_plan.model_name))
         how.append(h)
     report = WarmupReport(export_dir=export_dir, path=None, plan=warmup_plan)
+    if warmup_plan.samples:
+        report.data_source = {sig: s.to_dict(privacy=warmup_plan.privacy)
+                              for sig, s in sorted(warmup_plan.samples.items())}
+        n = sum(1 for r in warmup_plan.records if r.source == "dataset")
+        sources = sorted({s.source for s in warmup_plan.samples.values()})
+        if warmup_plan.privacy == "shapes_only":
+            report.privacy = (f"privacy='shapes_only': {n} record(s) use values synthesised from what "
+                              f"{', '.join(sources)} taught (shapes, lengths, ranges, vocabularies of "
+                              "values seen at least twice); no sampled row is copied into the file.")
+        else:
+            report.privacy = (f"{n} record(s) carry rows sampled from {', '.join(sources)}. They are "
+                              "copied into assets.extra/ and ship with the model artifact to every "
+                              "place it is deployed. To keep user data out, pass privacy='shapes_only' "
+                              "(CLI: --privacy shapes_only).")
     if config.replay:
         with Replayer(export_dir, config.tags, warmup_plan.batching) as replayer:
             report.load_ms = round(replayer.load_ms, 3)

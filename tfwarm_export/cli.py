@@ -82,6 +82,14 @@ def _plan_options(p: argparse.ArgumentParser) -> None:
                    help="full shape for an input of unknown rank (-1 = batch dim)")
     p.add_argument("--value", type=_value, action="append", default=[], metavar="ALIAS=JSON",
                    help="override values: a JSON list of choices, {\"range\":[lo,hi]} or a constant")
+    p.add_argument("--examples", metavar="GLOB",
+                   help="TFRecord file(s) of tf.Example/SequenceExample to sample (GZIP auto-detected)")
+    p.add_argument("--privacy", choices=["rows", "shapes_only"], default="rows",
+                   help="rows: copy sampled rows into the file; shapes_only: learn shapes/ranges only")
+    p.add_argument("--sample-size", type=int, default=256, help="rows kept from --examples (default 256)")
+    p.add_argument("--max-scan", type=int, default=None, help="stop scanning --examples after N records")
+    p.add_argument("--max-buckets", type=int, default=8,
+                   help="most sizes warmed per variable dimension seen in the data (default 8)")
     p.add_argument("--multi-inference", action="store_true",
                    help="also write MultiInference records (needs --model-name)")
     p.add_argument("--include-stateful", action="store_true",
@@ -124,6 +132,11 @@ def _config(args: argparse.Namespace):
         tags=tuple(args.tags.split(",")),
         multi_inference=args.multi_inference,
         include_stateful=args.include_stateful,
+        dataset=args.examples,
+        privacy=args.privacy,
+        dataset_sample_size=args.sample_size,
+        dataset_max_scan=args.max_scan,
+        max_buckets=args.max_buckets,
         overwrite=getattr(args, "overwrite", False),
         replay=not getattr(args, "no_replay", False),
     )

@@ -69,6 +69,8 @@ class PlannedRecord:
     inputs: tuple[InputPlan, ...]
     variant: int = 0
     tasks: tuple[tuple[str, str], ...] = ()  # MultiInference: (signature, method_name) pairs
+    source: str = "synthetic"  # or "dataset": values come from WarmupPlan.samples[signature]
+    bucket: tuple[tuple[tuple[str, int], int], ...] = ()  # ((alias, axis), size) from the data
 
     @property
     def key(self) -> str:
@@ -79,8 +81,10 @@ class PlannedRecord:
 
     def to_dict(self) -> dict:
         d = {"signature": self.signature, "request_type": self.request_type,
-             "batch_size": self.batch_size, "variant": self.variant,
+             "batch_size": self.batch_size, "variant": self.variant, "source": self.source,
              "inputs": [i.to_dict() for i in self.inputs]}
+        if self.bucket:
+            d["bucket"] = {f"{a}[{ax}]": size for (a, ax), size in self.bucket}
         if self.tasks:
             d["tasks"] = [list(t) for t in self.tasks]
         return d
@@ -99,6 +103,8 @@ class WarmupPlan:
     records: tuple[PlannedRecord, ...]
     skipped: Mapping[str, str] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
+    samples: Mapping[str, Any] = field(default_factory=dict)  # signature -> sampling.DataSample
+    privacy: str = "rows"
 
     @property
     def signatures(self) -> list[str]:
@@ -116,6 +122,8 @@ class WarmupPlan:
             "records": [r.to_dict() for r in self.records],
             "skipped": dict(sorted(self.skipped.items())),
             "notes": list(self.notes),
+            "data": {sig: sample.to_dict(privacy=self.privacy) for sig, sample in sorted(self.samples.items())},
+            "privacy": self.privacy,
         }
 
     def to_json(self) -> str:
@@ -252,9 +260,25 @@ def _input_shapes(sig: SignatureInfo, spec: TensorSpec, config: WarmupConfig,
     return shape, variants
 
 
+def _data_variants(sample: Any, per_input: dict[str, dict], config: WarmupConfig, sig: SignatureInfo,
+                   max_buckets: int) -> list[dict[tuple[str, int], int]]:
+    """Shape variants from the sizes seen in the data: the i-th bucket of every unknown dim.
+
+    Dimensions the user sized with ``dim_sizes`` keep the user's sizes.
+    """
+    buckets = {key: sizes for key, sizes in sample.buckets(max_buckets=max_buckets).items()
+               if key[0] in per_input and per_input[key[0]]["kind"] == "tensor"
+               and not (_lookup(config.dim_sizes, sig.name, key[0]) or {}).get(key[1])}
+    if not buckets:
+        return [{}]
+    n = max(len(v) for v in buckets.values())
+    return [{key: sizes[min(i, len(sizes) - 1)] for key, sizes in buckets.items()} for i in range(n)]
+
+
 def _plan_signature(model: ModelSignatures, sig: SignatureInfo, config: WarmupConfig,
                     batch_sizes: tuple[int, ...], batching: BatchingConfig | None,
-                    notes: list[str]) -> list[PlannedRecord]:
+                    notes: list[str], sample: Any = None,
+                    max_buckets: int | None = None) -> list[PlannedRecord]:
     request_type, fallback_note = choose_request_type(sig)
     if fallback_note:
         notes.append(f"{sig.name}: {fallback_note}")
@@ -330,20 +354,31 @@ def _plan_signature(model: ModelSignatures, sig: SignatureInfo, config: WarmupCo
         sizes = batch_sizes
 
     n_variants = max(len(p["variants"]) for p in per_input.values())
+    data_variants: list[dict[tuple[str, int], int]] = [{}]
+    if sample is not None:
+        data_variants = _data_variants(sample, per_input, config, sig,
+                                       max_buckets if max_buckets is not None else config.max_buckets)
+        n_variants = max(n_variants, len(data_variants))
     records = []
     for batch_size in sizes:
         for v in range(n_variants):
             inputs = []
+            bucket = data_variants[min(v, len(data_variants) - 1)]
             for alias in sorted(per_input):
                 p = per_input[alias]
-                rest = p["variants"][min(v, len(p["variants"]) - 1)]
+                rest = list(p["variants"][min(v, len(p["variants"]) - 1)])
+                for (b_alias, axis), size in bucket.items():
+                    if b_alias == alias and 0 < axis <= len(rest):
+                        rest[axis - 1] = size
                 shape = ((batch_size,) + tuple(rest)) if ranks[alias] >= 1 else ()
                 inputs.append(InputPlan(alias=alias, tensor=p["spec"].name, dtype=p["spec"].dtype,
                                         shape=shape, kind=p["kind"], domain=p["domain"],
                                         example_spec=p["example_spec"],
                                         feature_domains=p["feature_domains"]))
             records.append(PlannedRecord(signature=sig.name, request_type=request_type,
-                                         batch_size=batch_size, inputs=tuple(inputs), variant=v))
+                                         batch_size=batch_size, inputs=tuple(inputs), variant=v,
+                                         source="dataset" if sample is not None else "synthetic",
+                                         bucket=tuple(sorted(bucket.items()))))
     return records
 
 
@@ -393,13 +428,16 @@ def make_plan(model: ModelSignatures, config: WarmupConfig | None = None) -> War
 
     notes: list[str] = []
     skipped: dict[str, str] = {}
-    records: list[PlannedRecord] = []
+    samples = _sample_datasets(model, wanted, config, notes)
+    per_sig: dict[str, list[PlannedRecord]] = {}
     for name in wanted:
         try:
-            records.extend(_plan_signature(model, model.signatures[name], config, batch_sizes,
-                                           batching, notes))
+            per_sig[name] = _plan_signature(model, model.signatures[name], config, batch_sizes,
+                                            batching, notes, samples.get(name))
         except _Skip as why:
             skipped[name] = str(why)
+    _fit_buckets_to_budget(model, config, batch_sizes, batching, samples, per_sig, notes)
+    records = [r for name in wanted for r in per_sig.get(name, [])]
     if config.multi_inference:
         records.extend(_multi_inference_records(model, records, batch_sizes, notes, config.model_name))
     if config.signatures is not None and skipped:
@@ -420,4 +458,73 @@ def make_plan(model: ModelSignatures, config: WarmupConfig | None = None) -> War
             "batch sizes (batch_sizes=[...] or fewer allowed_batch_sizes), or fewer dim sizes/buckets.")
     return WarmupPlan(export_dir=model.export_dir, tags=tuple(model.tags), model_name=config.model_name,
                       seed=config.seed, batch_sizes=batch_sizes, batching=batching,
-                      records=tuple(records), skipped=skipped, notes=tuple(notes))
+                      records=tuple(records), skipped=skipped, notes=tuple(notes),
+                      samples=samples, privacy=config.privacy)
+
+
+def _sample_datasets(model: ModelSignatures, wanted: list[str], config: WarmupConfig,
+                     notes: list[str]) -> dict[str, Any]:
+    """Sample ``config.dataset`` for the signatures it feeds.
+
+    A dict ``{signature: dataset}`` says which explicitly. A single dataset feeds
+    every warmed signature it fits (one scan per distinct input layout); the others
+    are synthesised, with a note. If it fits none, the first mismatch is raised.
+    """
+    if config.dataset is None:
+        return {}
+    if config.privacy not in ("rows", "shapes_only"):
+        raise PlanError(f"privacy must be 'rows' or 'shapes_only', got {config.privacy!r}.")
+    from tfwarm_export.errors import DatasetError
+    from tfwarm_export.sampling import sample_dataset
+
+    def sample(ds, sig):
+        return sample_dataset(ds, sig, k=config.dataset_sample_size, seed=config.seed,
+                              max_scan=config.dataset_max_scan)
+
+    if isinstance(config.dataset, Mapping) and config.dataset and all(
+            isinstance(k, str) and k in model.signatures for k in config.dataset):
+        return {name: sample(ds, model.signatures[name]) for name, ds in sorted(config.dataset.items())
+                if name in wanted}
+    out: dict[str, Any] = {}
+    cache: dict[tuple, Any] = {}
+    errors: dict[str, DatasetError] = {}
+    for name in wanted:
+        sig = model.signatures[name]
+        layout = tuple((a, s.dtype.name, s.shape) for a, s in sorted(sig.inputs.items()))
+        if layout in cache:
+            if cache[layout] is not None:
+                out[name] = cache[layout]
+            continue
+        try:
+            cache[layout] = out[name] = sample(config.dataset, sig)
+        except (DatasetError, SignatureError) as e:
+            cache[layout] = None
+            errors[name] = e
+    if not out:
+        first = next(iter(errors.values()))
+        raise type(first)(f"{first} (the dataset fits none of the warmed signatures "
+                          f"{sorted(errors)}; pass dataset={{'signature': data}} to choose one)") from None
+    for name in sorted(errors):
+        notes.append(f"{name}: the dataset does not fit this signature ({str(errors[name]).splitlines()[0]}); "
+                     "values are synthesised")
+    return out
+
+
+def _fit_buckets_to_budget(model: ModelSignatures, config: WarmupConfig, batch_sizes, batching,
+                           samples: Mapping[str, Any], per_sig: dict[str, list[PlannedRecord]],
+                           notes: list[str]) -> None:
+    """Shrink data buckets (never batch sizes or signatures) until the plan fits 1000 records."""
+    cap = config.max_buckets
+    while sum(len(v) for v in per_sig.values()) > MAX_RECORDS and cap > 1:
+        cap -= 1
+        for name, sample in samples.items():
+            if name not in per_sig:
+                continue
+            before = {r.bucket for r in per_sig[name]}
+            per_sig[name] = _plan_signature(model, model.signatures[name], config, batch_sizes,
+                                            batching, [], sample, max_buckets=cap)
+            dropped = before - {r.bucket for r in per_sig[name]}
+            if dropped:
+                shown = sorted({f"{a}[{ax}]={n}" for b in dropped for (a, ax), n in b})
+                notes.append(f"{name}: to stay within {MAX_RECORDS} records, dataset buckets were "
+                             f"cut to {cap} per dimension; dropped {', '.join(shown)}")

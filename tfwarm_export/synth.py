@@ -124,14 +124,32 @@ def safe_domain(dtype: tf.DType, domain: Domain | None) -> Domain | None:
     return Domain(constant=b"" if dtype == tf.string else 0, source="safe: zeros/empty")
 
 
-def record_values(record, seed: int, strategy: str = PLANNED) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+def record_values(record, seed: int, strategy: str = PLANNED, sample: Any = None,
+                  privacy: str = "rows") -> tuple[dict[str, np.ndarray], dict[str, str]]:
     """Values for every input of a ``PlannedRecord`` and how each was made.
 
     Returns ``(values, strategies)``: alias -> array (tensors, or serialized
     tf.Examples for "examples" inputs), and alias -> a short description.
+    A "dataset" record takes rows from ``sample`` (a ``sampling.DataSample``),
+    or, with ``privacy="shapes_only"``, values synthesised from what the data
+    taught (shapes, lengths, ranges, vocabularies). The safe retry is synthetic.
     """
     values: dict[str, np.ndarray] = {}
     how: dict[str, str] = {}
+    if record.source == "dataset" and sample is not None and strategy == PLANNED:
+        rng = rng_for(seed, record.signature, record.batch_size, record.variant, "data")
+        bucket = dict(record.bucket)
+        make = sample.synthesize if privacy == "shapes_only" else sample.batches
+        data = make(record.batch_size or 1, bucket or None, rng)
+        for inp in record.inputs:
+            value = np.asarray(data[inp.alias])
+            if tuple(value.shape) != tuple(inp.shape):
+                raise PlanError(f"dataset values for {record.signature}/{inp.alias} have shape "
+                                f"{list(value.shape)}, the plan expects {list(inp.shape)}.")
+            values[inp.alias] = value
+            how[inp.alias] = ("shapes_only: synthesised from dataset stats" if privacy == "shapes_only"
+                              else f"dataset rows ({sample.source})")
+        return values, how
     for inp in record.inputs:
         rng = rng_for(seed, record.signature, record.batch_size, record.variant, inp.alias)
         if inp.kind == "examples":

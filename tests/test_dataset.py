@@ -119,3 +119,12 @@ def test_cli_examples_glob_for_tf_example_signatures(half_plus_two, tmp_path, ca
           for e in l.classify_log.request.input.example_list.examples
           for v in e.features.feature["x"].float_list.value}
     assert xs <= {1.0, 2.0, 3.0, 4.0}
+
+
+def test_bucket_quantiles_are_configurable(tmp_path):
+    d = sequence_model(tmp_path / "s" / "1")
+    rows = [np.zeros(n, np.int32) for n in range(1, 101)]
+    ds = tf.data.Dataset.from_generator(lambda: iter(rows), output_signature=tf.TensorSpec([None], tf.int32))
+    p = tw.plan(d, dataset=ds, max_buckets=2, bucket_quantiles=[0.5, 1.0])
+    lengths = sorted(r.inputs[0].shape[1] for r in p.records)
+    assert lengths[-1] == 100 and len(lengths) == 2 and 45 <= lengths[0] <= 55

@@ -37,6 +37,11 @@ class WarmupConfig:
       shapes: full shapes for inputs of unknown rank, ``{"alias": (None, 12)}``; None
         or -1 marks the batch dimension.
       dataset: user data to sample instead of synthesising values.
+      dataset_sample_size / dataset_max_scan: rows kept (reservoir sampling) and
+        rows scanned at most.
+      max_buckets / bucket_quantiles: sizes warmed per variable dimension seen in
+        the data: every distinct size when there are at most ``max_buckets``,
+        else the sizes at these quantiles (default evenly spaced, max included).
       privacy: "rows" copies sampled rows into the file; "shapes_only" learns only
         shapes, lengths, ranges and vocabularies and synthesises the values.
       replay: replay every record in-process before the file is kept.
@@ -60,6 +65,7 @@ class WarmupConfig:
     dataset_sample_size: int = 256
     dataset_max_scan: int | None = None
     max_buckets: int = 8
+    bucket_quantiles: Sequence[float] | None = None
     privacy: str = "rows"
     replay: bool = True
     model_name: str = ""

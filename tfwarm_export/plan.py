@@ -266,7 +266,7 @@ def _data_variants(sample: Any, per_input: dict[str, dict], config: WarmupConfig
 
     Dimensions the user sized with ``dim_sizes`` keep the user's sizes.
     """
-    buckets = {key: sizes for key, sizes in sample.buckets(max_buckets=max_buckets).items()
+    buckets = {key: sizes for key, sizes in sample.buckets(max_buckets, config.bucket_quantiles).items()
                if key[0] in per_input and per_input[key[0]]["kind"] == "tensor"
                and not (_lookup(config.dim_sizes, sig.name, key[0]) or {}).get(key[1])}
     if not buckets:

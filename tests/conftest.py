@@ -23,18 +23,36 @@ def half_plus_two_src() -> pathlib.Path:
     return HALF_PLUS_TWO
 
 
-@pytest.fixture
-def half_plus_two(half_plus_two_src, tmp_path) -> pathlib.Path:
-    """A writable copy of the shared TF1 model."""
+def copy_model(src, tmp_path) -> str:
+    """A writable copy of a model version directory (tests write warmup files into it)."""
     import shutil
 
-    dst = tmp_path / "half_plus_two" / "123"
-    shutil.copytree(half_plus_two_src, dst)
+    dst = pathlib.Path(tmp_path) / "models" / pathlib.Path(src).name
+    shutil.copytree(src, dst)
     for root, dirs, files in os.walk(dst):
         os.chmod(root, 0o755)
         for f in files:
             os.chmod(os.path.join(root, f), 0o644)
-    return dst
+    return str(dst)
+
+
+@pytest.fixture
+def half_plus_two(half_plus_two_src, tmp_path) -> pathlib.Path:
+    """A writable copy of the shared TF1 model."""
+    return pathlib.Path(copy_model(half_plus_two_src, tmp_path))
+
+
+@pytest.fixture(scope="session")
+def mixed_src(tmp_path_factory) -> str:
+    """A tf.Module with two signatures and mixed dtypes, built once per session."""
+    from models import mixed_module
+
+    return mixed_module(tmp_path_factory.mktemp("mixed") / "1")
+
+
+@pytest.fixture
+def mixed(mixed_src, tmp_path) -> str:
+    return copy_model(mixed_src, tmp_path)
 
 
 @pytest.fixture(scope="session")

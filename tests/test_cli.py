@@ -12,21 +12,11 @@ import tfwarm_export as tw
 from tfwarm_export.cli import main
 from tfwarm_export.warmup_file import warmup_path
 
-from models import mixed_module
-
-
-@pytest.fixture(scope="module")
-def model_src(tmp_path_factory):
-    return mixed_module(tmp_path_factory.mktemp("cli") / "1")
 
 
 @pytest.fixture
-def model(model_src, tmp_path):
-    import shutil
-
-    dst = tmp_path / "m" / "1"
-    shutil.copytree(model_src, dst)
-    return str(dst)
+def model(mixed) -> str:
+    return mixed
 
 
 def test_inspect_json_writes_nothing(model, capsys):

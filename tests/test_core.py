@@ -11,22 +11,10 @@ from tensorflow_serving.apis import prediction_log_pb2
 import tfwarm_export as tw
 from tfwarm_export.warmup_file import read_logs, warmup_path
 
-from models import (ALL_DTYPES, dtype_module, keras_dict_model, mixed_module, scalar_module,
+from models import (ALL_DTYPES, dtype_module, keras_dict_model, scalar_module,
                     tf1_builder_model, unknown_rank_module)
 
 
-@pytest.fixture(scope="module")
-def mixed_src(tmp_path_factory):
-    return mixed_module(tmp_path_factory.mktemp("mixed") / "1")
-
-
-@pytest.fixture
-def mixed(mixed_src, tmp_path):
-    import shutil
-
-    dst = tmp_path / "m" / "1"
-    shutil.copytree(mixed_src, dst)
-    return str(dst)
 
 
 def test_reads_tf2_signatures(mixed_src):

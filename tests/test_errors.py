@@ -13,21 +13,12 @@ from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
 import tfwarm_export as tw
 from tfwarm_export.warmup_file import read_logs, serialize_logs, warmup_path
 
-from models import guarded_module, mixed_module
-
-
-@pytest.fixture(scope="module")
-def model_src(tmp_path_factory):
-    return mixed_module(tmp_path_factory.mktemp("mixed") / "1")
+from models import guarded_module
 
 
 @pytest.fixture
-def model(model_src, tmp_path):
-    import shutil
-
-    dst = tmp_path / "m" / "1"
-    shutil.copytree(model_src, dst)
-    return str(dst)
+def model(mixed) -> str:
+    return mixed
 
 
 def _good_logs(model, **options):

@@ -36,10 +36,10 @@ def build_model() -> keras.Model:
     return model
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default=None, help="model base path (default: a temp dir)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     base = args.out or tempfile.mkdtemp(prefix="tfwarm_quickstart_")
     export_dir = os.path.join(base, "1")
     if os.path.exists(os.path.join(export_dir, "saved_model.pb")):

@@ -75,3 +75,13 @@ def test_console_script_runs(model):
                           capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert "Warmup plan" in proc.stdout
+
+
+def test_quickstart_example_runs_end_to_end(tmp_path, capsys):
+    """The README's first command: build, export, warm, replay and check a small model."""
+    from test_export import run_example
+
+    assert run_example("quickstart", "--out", str(tmp_path / "qs")) == 0
+    out = capsys.readouterr().out
+    assert "tfwarm check" in out and ": OK (" in out
+    assert (tmp_path / "qs" / "1" / "assets.extra" / "tf_serving_warmup_requests").exists()

@@ -263,3 +263,16 @@ def half_plus_two_examples(directory, values) -> list[str]:
                 w.write(ex.SerializeToString())
         paths.append(path)
     return paths
+
+
+def conv_module(export_dir) -> str:
+    """A fully convolutional Keras model on images of unknown size: 4x4 is too small for it."""
+    import keras
+
+    img = keras.Input(shape=(None, None, 3), name="image")
+    x = keras.layers.Conv2D(4, 3, padding="valid")(img)
+    x = keras.layers.MaxPooling2D(2)(x)
+    x = keras.layers.Conv2D(4, 3, padding="valid")(x)
+    out = keras.layers.GlobalAveragePooling2D(name="features")(x)
+    keras.Model(img, out).export(os.fspath(export_dir), format="tf_saved_model", verbose=False)
+    return os.fspath(export_dir)

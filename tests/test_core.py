@@ -186,3 +186,36 @@ def test_unbatched_output_warns_without_batching_fails_with_it(tmp_path):
     batching = tw.parse_batching_parameters("max_batch_size { value: 2 }\nallowed_batch_sizes: 2")
     with pytest.raises(tw.ReplayError, match="output serving_default/total"):
         tw.add_warmup(d, batching_parameters=batching, overwrite=True)
+
+
+def test_too_small_default_dims_are_retried_larger(tmp_path):
+    from models import conv_module
+
+    d = conv_module(tmp_path / "conv" / "1")
+    report = tw.add_warmup(d, batch_sizes=[2], signatures=["serving_default"])
+    assert report.ok
+    (record,) = report.plan.records
+    assert record.inputs[0].shape == (2, 32, 32, 3)  # the plan reports what was written
+    logged = read_logs(warmup_path(d))[0].predict_log.request.inputs["image"]
+    assert [x.size for x in logged.tensor_shape.dim] == [2, 32, 32, 3]
+
+
+def test_unknown_rank_signature_skipped_when_others_can_be_warmed(tmp_path):
+    class Two(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None, 2], tf.float32, name="x")])
+        def known(self, x):
+            return {"y": x + 1.0}
+
+        @tf.function(input_signature=[tf.TensorSpec(None, tf.float32, name="x")])
+        def unknown(self, x):
+            return {"y": x + 1.0}
+
+    m = Two()
+    d = str(tmp_path / "two" / "1")
+    tf.saved_model.save(m, d, signatures={"serving_default": m.known, "legacy": m.unknown})
+    report = tw.add_warmup(d)
+    assert report.plan.signatures == ["serving_default"]
+    assert "unknown rank" in report.plan.skipped["legacy"] and "--shape legacy/x=" in report.plan.skipped["legacy"]
+    assert "legacy: SKIPPED" in report.summary()
+    with pytest.raises(tw.SignatureError, match="unknown rank"):
+        tw.plan(d, signatures=["legacy"])

@@ -5,6 +5,7 @@ report. Each step lives in its own module; this one only wires them together.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from typing import Any
@@ -12,7 +13,7 @@ from typing import Any
 from tensorflow_serving.apis import prediction_log_pb2
 
 from tfwarm_export.check import check_warmup_file
-from tfwarm_export.config import WarmupConfig, resolve_config
+from tfwarm_export.config import DEFAULT_DIM_SIZE, RETRY_DIM_SIZE, WarmupConfig, resolve_config
 from tfwarm_export.errors import ReplayError, WarmupFileError
 from tfwarm_export.plan import PlannedRecord, WarmupPlan, make_plan
 from tfwarm_export.replay import RecordResult, Replayer
@@ -52,38 +53,67 @@ def _fix_hint(record: PlannedRecord) -> str:
             if unknown:
                 hints.append(f"tf.Example features {unknown} of {inp.alias!r} have no known value domain: "
                              f"overrides={{'{record.signature}/{unknown[0]}': [valid, values]}}")
-        elif inp.domain is None:
+        if inp.defaulted_axes:
+            axis = inp.defaulted_axes[0]
+            hints.append(f"input {inp.alias!r} axes {list(inp.defaulted_axes)} had no known size (tried "
+                         f"{DEFAULT_DIM_SIZE} and {RETRY_DIM_SIZE}): dim_sizes={{'{record.signature}/"
+                         f"{inp.alias}': {{{axis}: N}}}} (CLI --dim {record.signature}/{inp.alias}:{axis}=N)")
+        if inp.kind == "tensor" and inp.domain is None:
             hints.append(f"input {inp.alias!r} has no known value domain: overrides="
                          f"{{'{record.signature}/{inp.alias}': (low, high)}} or a list of valid values")
-        elif inp.domain.source == "user override":
+        elif inp.kind == "tensor" and inp.domain.source == "user override":
             hints.append(f"input {inp.alias!r} uses your override ({inp.domain.describe()}), kept in "
                          f"the retry: change overrides['{record.signature}/{inp.alias}']")
     return "; ".join(hints)
 
 
-def _replay_with_retry(replayer: Replayer, warmup_plan: WarmupPlan, logs: list, how: list) -> list[RecordResult]:
-    """Replay every record; retry failures once with the safe value strategy."""
+def _with_retry_dims(record: PlannedRecord) -> PlannedRecord | None:
+    """The record with every defaulted unknown dimension at RETRY_DIM_SIZE, or None."""
+    if not any(inp.defaulted_axes for inp in record.inputs):
+        return None
+    inputs = []
+    for inp in record.inputs:
+        shape = tuple(RETRY_DIM_SIZE if axis in inp.defaulted_axes else d for axis, d in enumerate(inp.shape))
+        inputs.append(dataclasses.replace(inp, shape=shape))
+    return dataclasses.replace(record, inputs=tuple(inputs))
+
+
+def _replay_with_retry(replayer: Replayer, warmup_plan: WarmupPlan, logs: list, how: list
+                       ) -> tuple[list[RecordResult], WarmupPlan]:
+    """Replay every record; retry a failure with safe values, then with larger default dims.
+
+    Returns the results and the plan as finally written (a retried record may have
+    new shapes).
+    """
+    records = list(warmup_plan.records)
     results = replayer.replay(parse_records(serialize_logs(logs)))
     for i, result in enumerate(results):
         if result.ok:
             continue
-        record = warmup_plan.records[i]
-        values, safe_how = _values(warmup_plan, record, SAFE)
-        retry_log = build_log(record, values, warmup_plan.model_name)
-        (retry,) = replayer.replay(parse_records(serialize_logs([retry_log])))
-        retry.index = i
-        if retry.ok:
-            log.warning("record %d (%s) failed with planned values (%s); safe values passed",
-                        i, record.signature, result.error)
-            logs[i], how[i], results[i] = retry_log, safe_how, retry
+        record = records[i]
+        attempts = [(record, SAFE, "safe values (zeros/empty/defaults)")]
+        bigger = _with_retry_dims(record)
+        if bigger is not None:
+            attempts += [(bigger, PLANNED, f"unknown dims at {RETRY_DIM_SIZE}"),
+                         (bigger, SAFE, f"safe values with unknown dims at {RETRY_DIM_SIZE}")]
+        errors = []
+        for candidate, strategy, label in attempts:
+            values, new_how = _values(warmup_plan, candidate, strategy)
+            retry_log = build_log(candidate, values, warmup_plan.model_name)
+            (retry,) = replayer.replay(parse_records(serialize_logs([retry_log])))
+            if retry.ok:
+                log.warning("record %d (%s) failed with planned values (%s); passed with %s",
+                            i, record.signature, result.error, label)
+                retry.index = i
+                logs[i], how[i], results[i], records[i] = retry_log, new_how, retry, candidate
+                break
+            errors.append(f"retried with {label}: {retry.error}")
         else:
-            hint = _fix_hint(record) if "TensorFlow error" in retry.error else ""
-            result.error += f" | retried with safe values (zeros/empty/defaults): {retry.error}"
-            if hint:
-                result.error += f" | {hint}"
+            hint = _fix_hint(record) if any("TensorFlow error" in e for e in errors) else ""
+            result.error = " | ".join([result.error] + errors + ([hint] if hint else []))
     for result, h in zip(results, how):
         result.inputs = dict(h)
-    return results
+    return results, dataclasses.replace(warmup_plan, records=tuple(records))
 
 
 def add_warmup(export_dir: str | os.PathLike, config: WarmupConfig | None = None,
@@ -122,7 +152,7 @@ def add_warmup(export_dir: str | os.PathLike, config: WarmupConfig | None = None
     if config.replay:
         with Replayer(export_dir, config.tags, warmup_plan.batching) as replayer:
             report.load_ms = round(replayer.load_ms, 3)
-            report.results = _replay_with_retry(replayer, warmup_plan, logs, how)
+            report.results, report.plan = _replay_with_retry(replayer, warmup_plan, logs, how)
         report.replayed = True
         if not report.ok:
             lines = [f"record {r.index} (signature {r.signature!r}, {r.log_type}, batch "

@@ -15,6 +15,10 @@ from tfwarm_export.signatures import DEFAULT_TAGS
 DEFAULT_DIM_SIZE = 4
 """Size given to an unknown non-batch dimension when nothing better is known."""
 
+RETRY_DIM_SIZE = 32
+"""Size tried for those dimensions when a record fails at DEFAULT_DIM_SIZE (e.g. a
+convolution stack that needs a larger image)."""
+
 DEFAULT_SEED = 0
 
 

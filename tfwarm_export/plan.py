@@ -46,10 +46,13 @@ class InputPlan:
     domain: Domain | None = None
     example_spec: ExampleSpec | None = None
     feature_domains: Mapping[str, Domain] = field(default_factory=dict)
+    defaulted_axes: tuple[int, ...] = ()  # unknown dims sized by DEFAULT_DIM_SIZE, not by user/data
 
     def to_dict(self) -> dict:
         d: dict[str, Any] = {"alias": self.alias, "tensor": self.tensor, "dtype": self.dtype.name,
                              "shape": list(self.shape), "kind": self.kind}
+        if self.defaulted_axes:
+            d["defaulted_axes"] = list(self.defaulted_axes)
         if self.domain is not None:
             d["domain"] = self.domain.describe()
         if self.example_spec is not None:
@@ -225,8 +228,10 @@ def choose_request_type(sig: SignatureInfo) -> tuple[str, str | None]:
 
 
 def _input_shapes(sig: SignatureInfo, spec: TensorSpec, config: WarmupConfig,
-                  batching: BatchingConfig | None) -> tuple[tuple[int | None, ...], list[tuple[int, ...]]]:
-    """The declared shape (after user ``shapes``) and its non-batch variants."""
+                  batching: BatchingConfig | None
+                  ) -> tuple[tuple[int | None, ...], list[tuple[int, ...]], tuple[int, ...]]:
+    """The declared shape (after user ``shapes``), its non-batch variants, and the
+    axes that fell back to ``DEFAULT_DIM_SIZE``."""
     shape = spec.shape
     user_shape = _lookup(config.shapes, sig.name, spec.alias)
     if user_shape is not None:
@@ -237,18 +242,21 @@ def _input_shapes(sig: SignatureInfo, spec: TensorSpec, config: WarmupConfig,
                             f"compatible with the signature's {spec.shape_str()}.")
         shape = user_shape
     if shape is None:
-        raise PlanError(
+        raise _Skip(
             f"input {spec.alias!r} of signature {sig.name!r} has unknown rank, so no shape can be "
             f"synthesised. Give one: shapes={{'{sig.name}/{spec.alias}': (None, 16)}} in Python, or "
             f"--shape {sig.name}/{spec.alias}=-1,16 on the command line (-1 marks the batch dim).")
     dims = _lookup(config.dim_sizes, sig.name, spec.alias) or {}
     per_axis: list[list[int]] = []
+    defaulted: list[int] = []
     for axis, d in enumerate(shape):
         if axis == 0:
             continue
         if d is not None:
             per_axis.append([d])
             continue
+        if axis not in dims and str(axis) not in dims:
+            defaulted.append(axis)
         chosen = dims.get(axis, dims.get(str(axis), DEFAULT_DIM_SIZE))
         chosen = [int(c) for c in (chosen if isinstance(chosen, (list, tuple)) else [chosen])]
         if any(c < 0 for c in chosen):
@@ -257,7 +265,7 @@ def _input_shapes(sig: SignatureInfo, spec: TensorSpec, config: WarmupConfig,
     # Variants zip across axes (a sequence length list applies to every unknown axis alike).
     n = max((len(a) for a in per_axis), default=1)
     variants = [tuple(a[min(i, len(a) - 1)] for a in per_axis) for i in range(n)]
-    return shape, variants
+    return shape, variants, tuple(defaulted)
 
 
 def _data_variants(sample: Any, per_input: dict[str, dict], config: WarmupConfig, sig: SignatureInfo,
@@ -317,14 +325,15 @@ def _plan_signature(model: ModelSignatures, sig: SignatureInfo, config: WarmupCo
                     feature_domains[key] = Domain.from_user(user)
             per_input[spec.alias] = dict(spec=spec, shape=shape, variants=variants, kind="examples",
                                          domain=None, example_spec=example_spec,
-                                         feature_domains=feature_domains)
+                                         feature_domains=feature_domains, defaulted=())
             continue
-        shape, variants = _input_shapes(sig, spec, config, batching)
+        shape, variants, defaulted = _input_shapes(sig, spec, config, batching)
         if domain is None:
             domain = graph.find_value_domains(model.meta_graph, {spec.alias: spec.name}, None,
                                               export_dir=model.export_dir).get(spec.alias)
         per_input[spec.alias] = dict(spec=spec, shape=shape, variants=variants, kind="tensor",
-                                     domain=domain, example_spec=None, feature_domains={})
+                                     domain=domain, example_spec=None, feature_domains={},
+                                     defaulted=defaulted)
 
     ranks = {a: len(p["shape"]) for a, p in per_input.items()}
     if batching is not None:
@@ -367,14 +376,17 @@ def _plan_signature(model: ModelSignatures, sig: SignatureInfo, config: WarmupCo
             for alias in sorted(per_input):
                 p = per_input[alias]
                 rest = list(p["variants"][min(v, len(p["variants"]) - 1)])
+                defaulted = set(p["defaulted"])
                 for (b_alias, axis), size in bucket.items():
                     if b_alias == alias and 0 < axis <= len(rest):
                         rest[axis - 1] = size
+                        defaulted.discard(axis)
                 shape = ((batch_size,) + tuple(rest)) if ranks[alias] >= 1 else ()
                 inputs.append(InputPlan(alias=alias, tensor=p["spec"].name, dtype=p["spec"].dtype,
                                         shape=shape, kind=p["kind"], domain=p["domain"],
                                         example_spec=p["example_spec"],
-                                        feature_domains=p["feature_domains"]))
+                                        feature_domains=p["feature_domains"],
+                                        defaulted_axes=tuple(sorted(defaulted)) if ranks[alias] >= 1 else ()))
             records.append(PlannedRecord(signature=sig.name, request_type=request_type,
                                          batch_size=batch_size, inputs=tuple(inputs), variant=v,
                                          source="dataset" if sample is not None else "synthetic",

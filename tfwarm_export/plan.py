@@ -19,8 +19,9 @@ from tfwarm_export import graph
 from tfwarm_export.batching import BatchingConfig, load_batching_parameters, resolve_batch_sizes
 from tfwarm_export.config import DEFAULT_DIM_SIZE, WarmupConfig
 from tfwarm_export.domains import Domain
-from tfwarm_export.errors import PlanError, SignatureError
+from tfwarm_export.errors import DatasetError, PlanError, SignatureError
 from tfwarm_export.example_spec import ExampleSpec
+from tfwarm_export.sampling import DataSample, sample_dataset
 from tfwarm_export.signatures import (CLASSIFY_METHOD, PREDICT_METHOD, REGRESS_METHOD,
                                       ModelSignatures, SignatureInfo, TensorSpec)
 
@@ -106,7 +107,7 @@ class WarmupPlan:
     records: tuple[PlannedRecord, ...]
     skipped: Mapping[str, str] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
-    samples: Mapping[str, Any] = field(default_factory=dict)  # signature -> sampling.DataSample
+    samples: Mapping[str, DataSample] = field(default_factory=dict)
     privacy: str = "rows"
 
     @property
@@ -486,9 +487,6 @@ def _sample_datasets(model: ModelSignatures, wanted: list[str], config: WarmupCo
         return {}
     if config.privacy not in ("rows", "shapes_only"):
         raise PlanError(f"privacy must be 'rows' or 'shapes_only', got {config.privacy!r}.")
-    from tfwarm_export.errors import DatasetError
-    from tfwarm_export.sampling import sample_dataset
-
     def sample(ds, sig):
         return sample_dataset(ds, sig, k=config.dataset_sample_size, seed=config.seed,
                               max_scan=config.dataset_max_scan)

@@ -9,9 +9,7 @@ passes here passes there; one that fails here would fail the model's load.
 """
 from __future__ import annotations
 
-import logging
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Callable, Mapping, Sequence
 
@@ -22,6 +20,7 @@ from tensorflow_serving.apis import prediction_log_pb2
 
 from tfwarm_export.batching import BatchingConfig
 from tfwarm_export.errors import SavedModelError
+from tfwarm_export.warmup_file import quiet_deprecations
 from tfwarm_export.signatures import (CLASSIFY_METHOD, DEFAULT_SIGNATURE, PREDICT_METHOD,
                                       REGRESS_METHOD, tensor_spec_from_info)
 
@@ -298,18 +297,6 @@ class RecordResult:
         return dict(self.__dict__)
 
 
-@contextmanager
-def _quiet_deprecations():
-    """The TF1 loader is deprecated for users, but it is exactly TF Serving's path."""
-    logger = tf.get_logger()
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
-
-
 class Replayer:
     """A SavedModel loaded the way TF Serving loads it: a graph in a Session."""
 
@@ -321,7 +308,7 @@ class Replayer:
         self.session = tf.compat.v1.Session(graph=self.graph)
         start = time.perf_counter()
         try:
-            with self.graph.as_default(), _quiet_deprecations():
+            with self.graph.as_default(), quiet_deprecations():
                 self.meta_graph = tf.compat.v1.saved_model.loader.load(self.session, list(tags), export_dir)
         except Exception as e:
             self.session.close()

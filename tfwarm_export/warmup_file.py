@@ -8,6 +8,7 @@ file and never loses the previous one. All I/O goes through ``tf.io.gfile`` so
 """
 from __future__ import annotations
 
+import logging
 import os
 import uuid
 from contextlib import contextmanager
@@ -28,6 +29,18 @@ def warmup_path(export_dir: str) -> str:
     return os.path.join(os.fspath(export_dir), ASSETS_EXTRA, WARMUP_FILENAME)
 
 
+@contextmanager
+def quiet_deprecations():
+    """Silence TF's deprecation notices for TF1 APIs we use on purpose (TF Serving's own paths)."""
+    logger = tf.get_logger()
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
 def _describe_unreadable(path: str, head: bytes) -> str:
     if head.startswith(_GZIP_MAGIC):
         return (f"{path} is GZIP-compressed; TF Serving reads the warmup file as an uncompressed "
@@ -46,7 +59,9 @@ def read_records(path: str) -> list[bytes]:
     if head.startswith(_GZIP_MAGIC):
         raise WarmupFileError(_describe_unreadable(path, head))
     try:
-        return [bytes(r.numpy()) for r in tf.data.TFRecordDataset(path)]
+        # The C++ record reader directly: ~100x faster than building a tf.data pipeline.
+        with quiet_deprecations():
+            return [bytes(r) for r in tf.compat.v1.io.tf_record_iterator(path)]
     except (tf.errors.DataLossError, tf.errors.OutOfRangeError):
         raise WarmupFileError(_describe_unreadable(path, head)) from None
 

@@ -3,6 +3,7 @@
     tfwarm inspect DIR   show the plan (nothing is written)
     tfwarm add DIR       write assets.extra/tf_serving_warmup_requests and replay it
     tfwarm check DIR     validate any warmup file against TF Serving's rules, then replay it
+    tfwarm bench DIR     measure cold vs warmed first-request latency, in fresh processes
 
 Exit status: 0 success, 1 the file/model breaks a rule or replay failed, 2 bad input.
 """
@@ -111,6 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("--file", help="warmup file to check (default: DIR/assets.extra/tf_serving_warmup_requests)")
     p.add_argument("--no-replay", action="store_true", help="only the static checks")
+    from tfwarm_export import bench
+
+    bench.add_parser(sub)
     return parser
 
 
@@ -146,6 +150,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
+    if args.command == "bench":
+        from tfwarm_export import bench
+
+        return bench.run_cli(args)
     import tfwarm_export as tw
 
     try:

@@ -128,3 +128,19 @@ def test_bucket_quantiles_are_configurable(tmp_path):
     p = tw.plan(d, dataset=ds, max_buckets=2, bucket_quantiles=[0.5, 1.0])
     lengths = sorted(r.inputs[0].shape[1] for r in p.records)
     assert lengths[-1] == 100 and len(lengths) == 2 and 45 <= lengths[0] <= 55
+
+
+def test_shapes_only_avoids_sampled_integers_when_the_range_allows(tmp_path):
+    d = sequence_model(tmp_path / "s" / "1")
+    rng = np.random.default_rng(3)
+    # ids 0..49 with only even ids in the data: synthesised ids must be odd.
+    rows = [(rng.integers(0, 25, size=n) * 2).astype(np.int32) for n in (6, 6, 9, 9)]
+    ds = tf.data.Dataset.from_generator(lambda: iter(rows), output_signature=tf.TensorSpec([None], tf.int32))
+    report = tw.add_warmup(d, dataset=ds, privacy="shapes_only", batch_sizes=[4])
+    assert report.ok
+    seen = {int(v) for r in rows for v in r}
+    for log in read_logs(warmup_path(d)):
+        t = tf.make_ndarray(log.predict_log.request.inputs["tokens"])
+        lengths = (t != 0).sum(axis=1)  # padding is 0, which the data also holds: check the body
+        got = {int(v) for row, n in zip(t, lengths) for v in row[:n]}
+        assert not got & (seen - {0})

@@ -287,8 +287,31 @@ class ValueStats:
         return sorted(v for v, c in self.vocab.items() if c >= min_count)
 
     def draw(self, shape: tuple, np_dtype, rng: np.random.Generator,
-             min_count: int = VOCAB_MIN_COUNT) -> np.ndarray:
-        """Fresh values of ``shape`` from the learned range/vocabulary; never a copied row."""
+             min_count: int = VOCAB_MIN_COUNT, avoid: np.ndarray | None = None) -> np.ndarray:
+        """Fresh values of ``shape`` from the learned range/vocabulary; never a copied row.
+
+        Numbers equal to any value in ``avoid`` (the sampled rows' values) are
+        redrawn, so no sampled number lands in the file unless the learned range
+        holds nothing else (e.g. a small id range entirely seen)."""
+        out = self._draw(shape, np_dtype, rng, min_count)
+        if avoid is None or self.kind != "numeric" or self.low is None or not out.size:
+            return out
+        avoid = np.unique(np.asarray(avoid).ravel())
+        if self.integer and int(self.high) - int(self.low) < 1_000_000:
+            pool = np.setdiff1d(np.arange(int(self.low), int(self.high) + 1), avoid)
+            if pool.size:
+                hit = np.isin(out, avoid)
+                out[hit] = pool[rng.integers(pool.size, size=int(hit.sum()))].astype(out.dtype)
+            return out
+        for _ in range(8):
+            hit = np.isin(out, avoid)
+            if not hit.any():
+                break
+            out[hit] = self._draw((int(hit.sum()),), np_dtype, rng, min_count)
+        return out
+
+    def _draw(self, shape: tuple, np_dtype, rng: np.random.Generator,
+              min_count: int = VOCAB_MIN_COUNT) -> np.ndarray:
         size = int(np.prod(shape, dtype=np.int64))
         if self.kind == "string":
             vocab = self.vocabulary(min_count)
@@ -680,7 +703,9 @@ class DataSample:
             if self._is_scalar_input(alias):
                 out[alias] = stats.draw((), np_dtype, rng, self.vocab_min_count)
                 continue
-            values = stats.draw((batch_size,) + target, np_dtype, rng, self.vocab_min_count)
+            seen = [np.asarray(row[alias]).ravel() for row in self.rows if alias in row]
+            values = stats.draw((batch_size,) + target, np_dtype, rng, self.vocab_min_count,
+                                avoid=np.concatenate(seen) if seen and stats.kind == "numeric" else None)
             batch = np.full((batch_size,) + target, _fill_value(dtype), dtype=np_dtype)
             for i, r in enumerate(chosen):
                 row = self.rows[r][alias]

@@ -8,7 +8,6 @@ import sys
 
 import pytest
 
-import tfwarm_export as tw
 from tfwarm_export.cli import main
 from tfwarm_export.warmup_file import warmup_path
 

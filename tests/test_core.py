@@ -6,7 +6,6 @@ import os
 import numpy as np
 import pytest
 import tensorflow as tf
-from tensorflow_serving.apis import prediction_log_pb2
 
 import tfwarm_export as tw
 from tfwarm_export.warmup_file import read_logs, warmup_path

@@ -105,7 +105,7 @@ def test_budget_binds_and_plan_says_what_was_dropped(tmp_path):
 
 
 def test_cli_examples_glob_for_tf_example_signatures(half_plus_two, tmp_path, capsys):
-    files = half_plus_two_examples(tmp_path / "data", values=[1.0, 2.0, 3.0, 4.0])
+    half_plus_two_examples(tmp_path / "data", values=[1.0, 2.0, 3.0, 4.0])
     code = main(["add", str(half_plus_two), "--signatures", "classify_x_to_y,regress_x_to_y",
                  "--examples", str(tmp_path / "data" / "*.tfrecord*"), "--batch-sizes", "2", "--json"])
     assert code == 0, capsys.readouterr().err

@@ -8,10 +8,10 @@ import stat
 import numpy as np
 import pytest
 import tensorflow as tf
-from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
+from tensorflow_serving.apis import prediction_log_pb2
 
 import tfwarm_export as tw
-from tfwarm_export.warmup_file import read_logs, serialize_logs, warmup_path
+from tfwarm_export.warmup_file import serialize_logs, warmup_path
 
 from models import guarded_module
 

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import itertools
 
-import pytest
 import tensorflow as tf
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st

@@ -8,10 +8,9 @@ listed in ``skipped`` with the reason instead of becoming a failing record.
 """
 from __future__ import annotations
 
-import itertools
 import json
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping
 
 import tensorflow as tf
 

@@ -12,7 +12,9 @@ import tfwarm_export as tw
 from models import ALL_DTYPES
 
 dims = st.one_of(st.none(), st.integers(min_value=1, max_value=3))
-input_spec = st.tuples(st.sampled_from(ALL_DTYPES), st.lists(dims, min_size=0, max_size=3))
+# rest=None: a rank-0 input (no batch dimension); else [batch] + rest.
+input_spec = st.tuples(st.sampled_from(ALL_DTYPES),
+                       st.one_of(st.none(), st.lists(dims, min_size=0, max_size=3)))
 counter = itertools.count()
 
 
@@ -20,7 +22,7 @@ def _build(tmp_path, specs) -> str:
     """A tf.Module whose signature takes the generated inputs and returns batch-shaped outputs."""
     signature = []
     for i, (dtype, rest) in enumerate(specs):
-        shape = [None] + rest  # batch dim first
+        shape = [] if rest is None else [None] + rest  # batch dim first
         signature.append(tf.TensorSpec(shape, dtype, name=f"in{i}"))
 
     class M(tf.Module):
@@ -44,4 +46,5 @@ def test_every_planned_request_passes_check(tmp_path, specs, batch_sizes, seed):
     assert report.ok
     result = tw.check(d)
     assert result.ok, result.problems
-    assert result.coverage == {"serving_default": sorted(batch_sizes)}
+    batched = any(rest is not None for _, rest in specs)
+    assert result.coverage == {"serving_default": sorted(batch_sizes) if batched else []}

@@ -107,10 +107,10 @@ def _apply_batching(run: PreparedRun, batching: BatchingConfig | None) -> None:
 
 
 def _batch_of(feeds: Mapping[str, np.ndarray]) -> int | None:
+    """The request's batch size: the 0th dimension its batched inputs share (rank-0 inputs
+    carry none), or None when there is no single one."""
     dims = {v.shape[0] for v in feeds.values() if v.ndim >= 1}
-    if len(dims) == 1 and all(v.ndim >= 1 for v in feeds.values()):
-        return dims.pop()
-    return None
+    return dims.pop() if len(dims) == 1 else None
 
 
 def _prepare_predict(log, meta_graph) -> PreparedRun:

@@ -71,14 +71,9 @@ def check_warmup_file(export_dir: str, *, path: str | None = None,
         with Replayer(export_dir, tags, batching) as replayer:
             report.replayed = True
             for i, run in sorted(prepared.items()):
-                result = RecordResult(i, run.signature, run.log_type, run.batch_size, True,
-                                      padded_to=run.padded_to)
-                try:
-                    result.first_ms = round(replayer.run(run)[1], 3)
-                    result.warnings = list(run.warnings)
-                except RecordProblem as e:
-                    result.ok, result.error = False, str(e)
-                    report.problems.append(f"record {i} ({run.signature}): replay failed: {e}")
+                result = replayer.run_record(i, run, iterations=1)
+                if not result.ok:
+                    report.problems.append(f"record {i} ({run.signature}): replay failed: {result.error}")
                 report.results.append(result)
         report.results.sort(key=lambda r: r.index)
     return report

@@ -227,8 +227,7 @@ def choose_request_type(sig: SignatureInfo) -> tuple[str, str | None]:
                 "API refuses to run it")
 
 
-def _input_shapes(sig: SignatureInfo, spec: TensorSpec, config: WarmupConfig,
-                  batching: BatchingConfig | None
+def _input_shapes(sig: SignatureInfo, spec: TensorSpec, config: WarmupConfig
                   ) -> tuple[tuple[int | None, ...], list[tuple[int, ...]], tuple[int, ...]]:
     """The declared shape (after user ``shapes``), its non-batch variants, and the
     axes that fell back to ``DEFAULT_DIM_SIZE``."""
@@ -327,7 +326,7 @@ def _plan_signature(model: ModelSignatures, sig: SignatureInfo, config: WarmupCo
                                          domain=None, example_spec=example_spec,
                                          feature_domains=feature_domains, defaulted=())
             continue
-        shape, variants, defaulted = _input_shapes(sig, spec, config, batching)
+        shape, variants, defaulted = _input_shapes(sig, spec, config)
         if domain is None:
             domain = graph.find_value_domains(model.meta_graph, {spec.alias: spec.name}, None,
                                               export_dir=model.export_dir).get(spec.alias)

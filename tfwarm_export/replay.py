@@ -165,7 +165,7 @@ def _check_output_batch(outputs: Mapping[str, np.ndarray], batch: int | None) ->
                                 f"not the request's batch size {batch}")
 
 
-def _classify_output_check(name: str, sig) -> Callable:
+def _classify_output_check(name: str) -> Callable:
     def check(outputs: Mapping[str, np.ndarray], n: int | None) -> None:
         for alias, want in (("classes", "string"), ("scores", "float")):
             key = f"{name}/{alias}"
@@ -178,10 +178,15 @@ def _classify_output_check(name: str, sig) -> Callable:
             if value.ndim != 2:
                 raise RecordProblem(f"classify {name!r}: expected {alias} of shape [batch_size, "
                                     f"num_classes], got {list(value.shape)}")
-            if value.shape[0] != n:
-                raise RecordProblem(f"classify {name!r}: {alias} batch size {value.shape[0]} does not "
-                                    f"match the {n} input examples")
+            _check_example_batch("classify", name, alias, value, n)
     return check
+
+
+def _check_example_batch(kind: str, name: str, alias: str, value: np.ndarray, n: int | None) -> None:
+    """Classify/Regress: the output batch must equal the number of examples sent."""
+    if value.shape[0] != n:
+        raise RecordProblem(f"{kind} {name!r}: {alias} batch size {value.shape[0]} does not match "
+                            f"the {n} input examples")
 
 
 def _regress_output_check(name: str) -> Callable:
@@ -192,9 +197,7 @@ def _regress_output_check(name: str) -> Callable:
         if not (value.ndim == 1 or (value.ndim == 2 and value.shape[1] == 1)):
             raise RecordProblem(f"regress {name!r}: expected outputs of shape [batch_size] or "
                                 f"[batch_size, 1], got {list(value.shape)}")
-        if value.shape[0] != n:
-            raise RecordProblem(f"regress {name!r}: output batch size {value.shape[0]} does not match "
-                                f"the {n} input examples")
+        _check_example_batch("regress", name, "outputs", value, n)
     return check
 
 
@@ -217,7 +220,7 @@ def _example_signature(meta_graph, sig_name: str, method: str):
         if not outs & {"classes", "scores"}:
             raise RecordProblem(f"classify signature {name!r} has neither 'classes' nor 'scores' outputs")
         fetches = {f"{name}/{a}": sig.outputs[a].name for a in sorted(outs & {"classes", "scores"})}
-        return name, info.name, fetches, _classify_output_check(name, sig)
+        return name, info.name, fetches, _classify_output_check(name)
     if "outputs" not in sig.outputs or len(sig.outputs) != 1:
         raise RecordProblem(f"regress signature {name!r} needs exactly one output named 'outputs', has "
                             f"{sorted(sig.outputs)}")
@@ -358,6 +361,19 @@ class Replayer:
                     prepared.warnings.append(note)
         return outputs, ms
 
+    def run_record(self, index: int, prepared: PreparedRun, iterations: int = 2) -> RecordResult:
+        """Run one prepared record ``iterations`` times; failures become a failed result."""
+        result = RecordResult(index, prepared.signature, prepared.log_type, prepared.batch_size, True,
+                              padded_to=prepared.padded_to)
+        try:
+            timings = [self.run(prepared)[1] for _ in range(max(1, iterations))]
+            result.warnings = list(prepared.warnings)
+            result.first_ms = round(timings[0], 3)
+            result.second_ms = round(timings[1], 3) if len(timings) > 1 else None
+        except RecordProblem as e:
+            result.ok, result.error = False, str(e)
+        return result
+
     def replay(self, logs: Sequence[prediction_log_pb2.PredictionLog], *, iterations: int = 2
                ) -> list[RecordResult]:
         """Prepare and run each log ``iterations`` times (first/second timings)."""
@@ -369,16 +385,7 @@ class Replayer:
             except RecordProblem as e:
                 results.append(RecordResult(i, _signature_name(log), log_type, None, False, str(e)))
                 continue
-            result = RecordResult(i, prepared.signature, log_type, prepared.batch_size, True,
-                                  padded_to=prepared.padded_to)
-            try:
-                timings = [self.run(prepared)[1] for _ in range(max(1, iterations))]
-                result.warnings = list(prepared.warnings)
-                result.first_ms = round(timings[0], 3)
-                result.second_ms = round(timings[1], 3) if len(timings) > 1 else None
-            except RecordProblem as e:
-                result.ok, result.error = False, str(e)
-            results.append(result)
+            results.append(self.run_record(i, prepared, iterations))
         return results
 
 

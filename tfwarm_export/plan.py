@@ -14,7 +14,7 @@ from typing import Any, Mapping
 
 import tensorflow as tf
 
-from tfwarm_export import graph
+from tfwarm_export.analysis import index as graph
 from tfwarm_export.batching import BatchingConfig, load_batching_parameters, resolve_batch_sizes
 from tfwarm_export.config import DEFAULT_DIM_SIZE, WarmupConfig
 from tfwarm_export.domains import Domain

@@ -14,7 +14,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from tfwarm_export.analysis import index as graph  # noqa: E402
+from tfwarm_export import analysis as graph  # noqa: E402
 from tfwarm_export.example_spec import DenseFeature, ExampleSpec  # noqa: E402
 from tfwarm_export.examples import synthesize_examples  # noqa: E402
 from tfwarm_export.signatures import read_signatures  # noqa: E402

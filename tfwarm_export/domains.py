@@ -3,7 +3,7 @@
 A tensor of the right dtype and shape is not enough for many models: an
 embedding lookup fails on an id past its table, a lookup table maps unknown
 strings to OOV. A ``Domain`` says what to draw from; it comes either from graph
-analysis (``tfwarm_export.graph``) or from a user override.
+analysis (``tfwarm_export.analysis``) or from a user override.
 """
 from __future__ import annotations
 

@@ -14,7 +14,7 @@ from typing import Any, Mapping
 
 import tensorflow as tf
 
-from tfwarm_export.analysis import index as graph
+from tfwarm_export import analysis
 from tfwarm_export.batching import BatchingConfig, load_batching_parameters, resolve_batch_sizes
 from tfwarm_export.config import DEFAULT_DIM_SIZE, WarmupConfig
 from tfwarm_export.domains import Domain
@@ -290,7 +290,7 @@ def _plan_signature(model: ModelSignatures, sig: SignatureInfo, config: WarmupCo
     if fallback_note:
         notes.append(f"{sig.name}: {fallback_note}")
     if not config.include_stateful:
-        stateful = graph.find_stateful_ops(model.meta_graph, [s.name for s in sig.outputs.values()])
+        stateful = analysis.find_stateful_ops(model.meta_graph, [s.name for s in sig.outputs.values()])
         if stateful:
             raise _Skip(f"it mutates model state ({', '.join(stateful[:3])}); replaying it at every "
                         "load would change the model. Pass include_stateful=True to warm it anyway")
@@ -304,7 +304,7 @@ def _plan_signature(model: ModelSignatures, sig: SignatureInfo, config: WarmupCo
         domain = Domain.from_user(override) if override is not None else None
         example_spec = None
         if spec.dtype == tf.string and (request_type in (CLASSIFY, REGRESS) or spec.rank in (None, 0, 1)):
-            example_spec = graph.find_example_spec(model.meta_graph, spec.name)
+            example_spec = analysis.find_example_spec(model.meta_graph, spec.name)
         if request_type in (CLASSIFY, REGRESS) and example_spec is None and domain is None:
             raise _Skip(f"could not find the tf.Example parser that input {spec.alias!r} ({spec.name}) "
                         f"feeds. Give serialized examples: overrides={{'{sig.name}/{spec.alias}': "
@@ -314,7 +314,7 @@ def _plan_signature(model: ModelSignatures, sig: SignatureInfo, config: WarmupCo
             if spec.shape is not None and len(shape) != len(spec.shape):
                 shape = spec.shape
             variants = [tuple(DEFAULT_DIM_SIZE if d is None else d for d in shape[1:])]
-            feature_domains = graph.find_value_domains(model.meta_graph, {spec.alias: spec.name}, example_spec,
+            feature_domains = analysis.find_value_domains(model.meta_graph, {spec.alias: spec.name}, example_spec,
                                                        export_dir=model.export_dir)
             keys = [example_spec.domain_key(f.key) for f in example_spec.context_features()]
             keys += [example_spec.domain_key(f.key, True) for f in example_spec.feature_list_features()]
@@ -328,7 +328,7 @@ def _plan_signature(model: ModelSignatures, sig: SignatureInfo, config: WarmupCo
             continue
         shape, variants, defaulted = _input_shapes(sig, spec, config)
         if domain is None:
-            domain = graph.find_value_domains(model.meta_graph, {spec.alias: spec.name}, None,
+            domain = analysis.find_value_domains(model.meta_graph, {spec.alias: spec.name}, None,
                                               export_dir=model.export_dir).get(spec.alias)
         per_input[spec.alias] = dict(spec=spec, shape=shape, variants=variants, kind="tensor",
                                      domain=domain, example_spec=None, feature_domains={},

@@ -135,3 +135,23 @@ def test_stateful_opt_in(tmp_path):
     assert set(report.plan.signatures) == {"counted", "serving_default"}
     assert report.ok
     assert _counted_after_replay(d) > 1.0  # the opt-in really does change state at load
+
+
+def test_user_domain_is_kept_on_safe_retry():
+    """A Domain the user builds (own source, fn only) is the user's: the safe retry keeps it."""
+    import numpy as np
+    import tensorflow as tf
+
+    from tfwarm_export.domains import Domain
+    from tfwarm_export.synth import safe_domain
+
+    def ids(rng, shape):
+        return np.full(shape, 7, dtype=np.int64)
+
+    user = Domain.from_user(Domain(fn=ids, source="my ids"))
+    assert user.user and user.source == "my ids"
+    assert safe_domain(tf.int64, user) is user
+    inferred = Domain(low=3, high=9, source="Gather on 'emb'")
+    assert safe_domain(tf.int64, inferred).constant == 3
+    decoder = Domain(fn=ids, source="decoder", safe=Domain(constant=b"0", source="decoder: smallest"))
+    assert safe_domain(tf.string, decoder).constant == b"0"

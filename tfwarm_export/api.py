@@ -61,7 +61,7 @@ def _fix_hint(record: PlannedRecord) -> str:
         if inp.kind == "tensor" and inp.domain is None:
             hints.append(f"input {inp.alias!r} has no known value domain: overrides="
                          f"{{'{record.signature}/{inp.alias}': (low, high)}} or a list of valid values")
-        elif inp.kind == "tensor" and inp.domain.source == "user override":
+        elif inp.kind == "tensor" and inp.domain.user:
             hints.append(f"input {inp.alias!r} uses your override ({inp.domain.describe()}), kept in "
                          f"the retry: change overrides['{record.signature}/{inp.alias}']")
     return "; ".join(hints)

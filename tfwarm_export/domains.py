@@ -7,6 +7,7 @@ analysis (``tfwarm_export.analysis``) or from a user override.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -20,6 +21,9 @@ class Domain:
     Exactly one of ``constant``, ``choices``, ``fn`` or the ``low``/``high``
     range is used, in that order of precedence. ``high`` is exclusive.
     ``source`` says why (shown in the plan), e.g. "Gather on table 'emb' (1000 rows)".
+    ``user`` marks a domain the user gave (kept as is on the safe-value retry).
+    ``safe`` is the domain the safe-value retry uses instead of zeros/empty
+    strings (e.g. a decoder's smallest valid encoding); None: the generic rule.
     """
 
     low: float | int | None = None
@@ -28,24 +32,26 @@ class Domain:
     constant: Any = None
     fn: Callable[[np.random.Generator, tuple], Any] | None = None
     source: str = ""
+    user: bool = False
+    safe: "Domain | None" = None
 
     @classmethod
     def from_user(cls, value: Any, source: str = "user override") -> "Domain":
         """Interpret an override: a Domain, a callable ``fn(rng, shape)``, a
         ``range``/``(low, high)`` tuple, a list of choices, or a constant."""
         if isinstance(value, Domain):
-            return value
+            return dataclasses.replace(value, user=True, source=value.source or source)
         if callable(value):
-            return cls(fn=value, source=source)
+            return cls(fn=value, source=source, user=True)
         if isinstance(value, range):
-            return cls(low=value.start, high=value.stop, source=source)
+            return cls(low=value.start, high=value.stop, source=source, user=True)
         if isinstance(value, tuple) and len(value) == 2 and all(
                 isinstance(v, (int, float, np.integer, np.floating)) for v in value):
-            return cls(low=value[0], high=value[1], source=source)
+            return cls(low=value[0], high=value[1], source=source, user=True)
         if isinstance(value, (list, set, frozenset)):
             return cls(choices=tuple(sorted(value) if isinstance(value, (set, frozenset)) else value),
-                       source=source)
-        return cls(constant=value, source=source)
+                       source=source, user=True)
+        return cls(constant=value, source=source, user=True)
 
     def describe(self) -> str:
         if self.constant is not None:

@@ -115,8 +115,10 @@ strings, the lowest value of a known domain) for records that fail replay."""
 
 def safe_domain(dtype: tf.DType, domain: Domain | None) -> Domain | None:
     """The most conservative value consistent with ``domain`` (user overrides are kept)."""
-    if domain is not None and (domain.source == "user override" or domain.constant is not None):
+    if domain is not None and (domain.user or domain.constant is not None):
         return domain
+    if domain is not None and domain.safe is not None:
+        return domain.safe
     if domain is not None and domain.choices:
         return Domain(constant=domain.choices[0], source=f"safe: first of {domain.source}")
     if domain is not None and domain.low is not None:

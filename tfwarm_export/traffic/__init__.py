@@ -1,0 +1,1 @@
+"""Warm from data users already have: datasets, request logs, earlier warmup files."""

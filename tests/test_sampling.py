@@ -14,7 +14,7 @@ import tensorflow as tf
 from hypothesis import given, settings, strategies as st
 
 from tfwarm_export.errors import DatasetError
-from tfwarm_export.traffic.sample import (DataSample, Reservoir, choose_buckets, sample_dataset)
+from tfwarm_export.traffic import DataSample, Reservoir, choose_buckets, sample_dataset
 from tfwarm_export.signatures import SignatureInfo, TensorSpec, read_signatures
 
 PREDICT = "tensorflow/serving/predict"

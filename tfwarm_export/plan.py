@@ -20,7 +20,7 @@ from tfwarm_export.config import DEFAULT_DIM_SIZE, WarmupConfig
 from tfwarm_export.domains import Domain
 from tfwarm_export.errors import DatasetError, PlanError, SignatureError
 from tfwarm_export.example_spec import ExampleSpec
-from tfwarm_export.traffic.sample import DataSample, sample_dataset
+from tfwarm_export.traffic import DataSample, sample_dataset
 from tfwarm_export.signatures import (CLASSIFY_METHOD, PREDICT_METHOD, REGRESS_METHOD,
                                       ModelSignatures, SignatureInfo, TensorSpec)
 

@@ -1,1 +1,17 @@
-"""Warm from data users already have: datasets, request logs, earlier warmup files."""
+"""Warm from data users already have.
+
+``readers/`` holds one module per source; ``rows`` matches data to a signature;
+``stats`` learns sizes and value ranges; ``select`` keeps rows and builds batches;
+``privacy`` synthesises from stats for ``shapes_only``; ``sample`` runs a scan.
+"""
+from tfwarm_export.traffic.sample import sample_dataset
+from tfwarm_export.traffic.select import DEFAULT_K, DataSample, Reservoir
+from tfwarm_export.traffic.stats import (
+           ExampleStats,
+           FeatureStats,
+           ValueStats,
+           choose_buckets,
+)
+
+__all__ = ["DEFAULT_K", "DataSample", "ExampleStats", "FeatureStats", "Reservoir", "ValueStats",
+           "choose_buckets", "sample_dataset"]

@@ -5,7 +5,7 @@
 ``privacy`` synthesises from stats for ``shapes_only``; ``sample`` runs a scan.
 """
 from tfwarm_export.traffic.sample import sample_dataset
-from tfwarm_export.traffic.select import DEFAULT_K, DataSample, Reservoir
+from tfwarm_export.traffic.select import DEFAULT_K, DataSample, Stratum, row_hashes
 from tfwarm_export.traffic.stats import (
            ExampleStats,
            FeatureStats,
@@ -13,5 +13,5 @@ from tfwarm_export.traffic.stats import (
            choose_buckets,
 )
 
-__all__ = ["DEFAULT_K", "DataSample", "ExampleStats", "FeatureStats", "Reservoir", "ValueStats",
-           "choose_buckets", "sample_dataset"]
+__all__ = ["DEFAULT_K", "DataSample", "ExampleStats", "FeatureStats", "Stratum", "ValueStats",
+           "choose_buckets", "row_hashes", "sample_dataset"]

@@ -291,7 +291,8 @@ class Chunk:
     """Rows from the source, each component with a leading row axis (or a
     ``Single`` element still without one).
 
-    ``user_batch``: the components are a batch the user built, so a rank-0
+    ``stratum`` is where a logged request came from (selection keeps rows per
+    stratum). ``user_batch``: the components are a batch the user built, so a rank-0
     input is one value shared by every row. ``numbering`` says how errors name
     a row: "batch" (element ``index`` is that batch) or "rows" (consecutive
     elements/rows/records numbered from ``index``).
@@ -302,8 +303,11 @@ class Chunk:
     user_batch: bool
     numbering: str = "rows"
     label: str = "element"
+    stratum: tuple[str, int] = ("", 0)  # (request type, batch after TF Serving's padding); traffic only
 
     def where(self, off: int | None = None) -> str:
+        if self.numbering == "none":  # traffic: reasons are counted, so they must not name a position
+            return self.label
         if self.numbering == "batch":
             return f"{self.label} {self.index}" + ("" if off is None else f" (row {off} of that batch)")
         return f"{self.label} {self.index + (off or 0)}"

@@ -6,10 +6,9 @@ it hands the plan: the kept rows plus what every scanned row taught.
 """
 from __future__ import annotations
 
-import math
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -46,84 +45,163 @@ DEFAULT_K = 256
 EXAMPLE_SNIFF = 32  # values parsed to decide whether strings are tf.Examples
 
 
-# --------------------------------------------------------------------------- reservoir
+# --------------------------------------------------------------------------- row hashes
+
+_U64 = np.uint64
+_GOLDEN = 0x9E3779B97F4A7C15
 
 
-class Reservoir:
-    """Uniform k-of-n sample in one pass: Li's Algorithm L.
+def _mix(h: np.ndarray) -> np.ndarray:
+    """splitmix64's finaliser, elementwise on uint64 (wraps mod 2**64)."""
+    with np.errstate(over="ignore"):
+        h = (h ^ (h >> _U64(30))) * _U64(0xBF58476D1CE4E5B9)
+        h = (h ^ (h >> _U64(27))) * _U64(0x94D049BB133111EB)
+        return h ^ (h >> _U64(31))
 
-    Unlike Algorithm R it draws random numbers only when an item is taken
-    (O(k log(n/k)) draws in all), so a chunk of skipped rows costs no Python
-    work, and which items are kept depends only on their order, not on how
-    they were chunked: batched and unbatched views of the same data with the
-    same seed give the same sample.
+
+_POWERS = np.ones(1, dtype=np.uint64)
+
+
+def _powers(n: int) -> np.ndarray:
+    """``GOLDEN**i`` for i < n (mod 2**64): positional weights of a polynomial hash."""
+    global _POWERS
+    if len(_POWERS) < n:
+        with np.errstate(over="ignore"):
+            grown = np.full(max(n, 2 * len(_POWERS)), _GOLDEN, dtype=np.uint64)
+            grown[0] = 1
+            _POWERS = np.cumprod(grown, dtype=np.uint64)
+    return _POWERS[:n]
+
+
+def _fold(words: np.ndarray) -> np.ndarray:
+    """Hash each row of a (n, w) uint64 matrix: sum of mixed words times position weights."""
+    with np.errstate(over="ignore"):
+        return _mix((_mix(words) * _powers(words.shape[1])).sum(axis=1, dtype=np.uint64)
+                    + _U64(words.shape[1]))
+
+
+def _string_words(flat: list) -> np.ndarray:
+    """One uint64 per string: CRC-32 and Adler-32 (both C-speed over ``map``) side by side."""
+    import zlib
+
+    crc = np.fromiter(map(zlib.crc32, flat), dtype=np.uint64, count=len(flat))
+    adler = np.fromiter(map(zlib.adler32, flat), dtype=np.uint64, count=len(flat))
+    return (crc << _U64(32)) | adler
+
+
+def _dense_hashes(arr: np.ndarray) -> np.ndarray:
+    """Per-row hash of an array with a leading row axis: its values' bytes and its row shape."""
+    n = arr.shape[0]
+    if arr.dtype == object:
+        flat = [v if isinstance(v, bytes) else bytes(v) for v in arr.reshape(-1).tolist()]
+        words = _string_words(flat).reshape(n, -1)
+    else:
+        raw = np.ascontiguousarray(arr).reshape(n, -1).view(np.uint8)
+        pad = (-raw.shape[1]) % 8
+        if pad:
+            raw = np.concatenate([raw, np.zeros((n, pad), np.uint8)], axis=1)
+        words = raw.view(np.uint64) if raw.shape[1] else np.zeros((n, 0), np.uint64)
+    shape = np.array([list(arr.shape[1:])], dtype=np.uint64).repeat(n, axis=0)
+    return _fold(np.concatenate([words, shape, np.full((n, 1), arr.ndim, np.uint64)], axis=1))
+
+
+def _name_hash(name: str) -> int:
+    import zlib
+
+    raw = name.encode("utf-8")
+    return (zlib.crc32(raw) << 32) | zlib.adler32(raw)
+
+
+def row_hashes(cols: Mapping[str, Column], n: int, seed: int) -> np.ndarray:
+    """``hash(seed, row)`` for each of ``n`` rows: a uint64 per row.
+
+    It depends on the row's aliases, values and shapes only, never on where the
+    row was read or how it was chunked, so every shard of a distributed scan
+    computes the same number for the same row. A row that arrives in a dense
+    batch hashes like the same row arriving alone or in a ragged batch.
+    """
+    h = _mix(np.full(n, (int(seed) * _GOLDEN + 1) % 2**64, dtype=np.uint64))
+    for alias in sorted(cols):
+        col = cols[alias]
+        if col.dense is not None:
+            part = _dense_hashes(col.dense[:n])
+        else:
+            part = np.array([_dense_hashes(r[None])[0] for r in col.rows[:n]], dtype=np.uint64)
+        with np.errstate(over="ignore"):
+            h = _mix(h * _U64(31) + _U64(_name_hash(alias)))
+            h = _mix(h ^ part)
+    return h
+
+
+# --------------------------------------------------------------------------- bottom-k
+
+
+class Stratum:
+    """The ``k`` distinct rows with the smallest hashes seen in one stratum.
+
+    A bottom-k sketch: which rows are kept depends only on the set of rows,
+    not their order or sharding, and two sketches merge into the sketch of the
+    union. Equal rows have equal hashes, so a row repeated a million times in
+    the logs is kept once. A chunk's rows above the current k-th hash are
+    dismissed with one vectorised comparison, without touching Python.
     """
 
-    def __init__(self, k: int, seed: int | np.random.Generator = 0):
-        if k < 1:
-            raise ValueError(f"k must be >= 1, got {k}")
+    __slots__ = ("k", "rows", "_heap")
+
+    def __init__(self, k: int):
         self.k = k
-        self.items: list[Any] = []
-        self.seen = 0
-        self._rng = np.random.default_rng(seed)
-        self._buf: list[float] = []  # uniforms drawn in blocks: scalar draws cost ~1us each
-        self._pos = 0
-        self._filled = 0
-        self._w = 1.0
-        self._next = 0  # global index of the next item to keep
+        self.rows: dict[int, Row] = {}
+        self._heap: list[int] = []  # negated hashes: a max-heap
 
-    def _random(self) -> float:
-        """Uniform in [0, 1)."""
-        if self._pos >= len(self._buf):
-            self._buf = self._rng.random(512).tolist()
-            self._pos = 0
-        self._pos += 1
-        return self._buf[self._pos - 1]
+    @property
+    def threshold(self) -> int | None:
+        return -self._heap[0] if len(self._heap) >= self.k else None
 
-    def _u(self) -> float:
-        return 1.0 - self._random()  # (0, 1]: log() stays finite
+    def offer(self, hashes: np.ndarray, make: Callable[[int], Row]) -> None:
+        """Consider rows with these hashes; ``make(i)`` materialises only kept ones."""
+        import heapq
 
-    def _advance(self) -> None:
-        self._w *= math.exp(math.log(self._u()) / self.k)
-        skip = math.floor(math.log(self._u()) / math.log1p(-self._w)) if self._w < 1.0 else 0
-        self._next += skip + 1
+        thr = self.threshold
+        idx = np.nonzero(hashes < _U64(thr))[0] if thr is not None else np.arange(len(hashes))
+        if not len(idx):
+            return
+        for i in idx[np.argsort(hashes[idx], kind="stable")].tolist():
+            h = int(hashes[i])
+            thr = self.threshold
+            if thr is not None and h >= thr:
+                break
+            if h in self.rows:
+                continue
+            self.rows[h] = make(i)
+            heapq.heappush(self._heap, -h)
+            if len(self._heap) > self.k:
+                del self.rows[-heapq.heappop(self._heap)]
 
-    def plan(self, n: int) -> list[tuple[int, int]]:
-        """For the next ``n`` items: ``(offset in chunk, slot)`` of each to keep, in order."""
-        start, end = self.seen, self.seen + n
-        picks: list[tuple[int, int]] = []
-        while self._next < end:
-            off = self._next - start
-            if self._filled < self.k:
-                slot = self._filled
-                self._filled += 1
-                if self._filled == self.k:
-                    self._next = self.k - 1
-                    self._advance()
-                else:
-                    self._next += 1
-            else:
-                slot = min(int(self._random() * self.k), self.k - 1)
-                self._advance()
-            picks.append((off, slot))
-        self.seen = end
-        return picks
+    def merge(self, other: "Stratum") -> None:
+        items = sorted(other.rows.items())
+        if items:
+            hashes = np.array([h for h, _ in items], dtype=np.uint64)
+            self.offer(hashes, lambda i: items[i][1])
 
-    def offer(self, n: int, make: Callable[[int], Any]) -> None:
-        """Consider ``n`` more items; ``make(offset)`` materialises only the kept ones."""
-        for off, slot in self.plan(n):
-            item = make(off)
-            if slot == len(self.items):
-                self.items.append(item)
-            else:
-                self.items[slot] = item
+    def items(self) -> list[tuple[int, Row]]:
+        return sorted(self.rows.items())
 
+
+def size_class(size: int) -> int:
+    """Coarse length class for stratifying: 0, 1, 2-3, 4-7, 8-15, ... (bit length)."""
+    return int(size).bit_length()
 
 
 @dataclass
 class DataSample:
-    """A uniform sample of one signature's input rows plus what was learned
-    from every scanned row (size distributions, value stats)."""
+    """The selected rows of one signature plus what every scanned row taught
+    (size distributions, value stats, drop counts).
+
+    ``rows`` holds, for every stratum (request type, batch after padding, size
+    class of each unknown dimension), the ``k`` distinct rows with the smallest
+    ``hash(seed, row)``, ordered by hash: the same rows in the same order
+    whether the scan ran locally or sharded on Beam, whatever the file order.
+    """
 
     signature: str
     rows: list[Row] = field(repr=False)
@@ -138,6 +216,10 @@ class DataSample:
     seed: int = 0
     vocab_min_count: int = VOCAB_MIN_COUNT
     vocab_cap: int = VOCAB_CAP
+    row_strata: list[tuple] = field(default_factory=list, repr=False)  # per row: its stratum key
+    requests: int = 0              # logged requests the rows came from (traffic)
+    dropped: dict[str, int] = field(default_factory=dict)  # reason -> requests dropped
+    strata: int = 0
 
     @property
     def example_stats(self) -> dict[str, ExampleStats]:
@@ -194,6 +276,9 @@ class DataSample:
             if int(length) < 0:
                 raise ValueError(f"bucket length for {key!r} must be >= 0, got {length}")
         n = len(self.rows)
+        # rows logged at this batch size (after padding) first: they are the traffic it sees
+        pref = np.array([0.0 if not st or st[1] in (0, batch_size) else 0.25
+                         for st in (self.row_strata or [()] * n)])
         if bucket:
             # closest rows first; padding (row shorter) beats truncating at equal distance
             dist = np.zeros(n)
@@ -202,9 +287,9 @@ class DataSample:
                     got = self._row_len(row, key)
                     if got is not None:
                         dist[i] += abs(got - length) + (0.5 if got > length else 0.0)
-            order = np.lexsort((rng.random(n), dist))
+            order = np.lexsort((rng.random(n), dist + pref))
         else:
-            order = rng.permutation(n)
+            order = np.lexsort((rng.random(n), pref))
         chosen = [int(order[i % n]) for i in range(batch_size)]
 
         targets: dict[str, tuple] = {}
@@ -284,6 +369,9 @@ class DataSample:
             "source": self.source,
             "scanned": self.scanned,
             "sample_size": self.sample_size,
+            "strata": self.strata,
+            "requests": self.requests,
+            "dropped": dict(sorted(self.dropped.items(), key=lambda kv: (-kv[1], kv[0]))),
             "k": self.k,
             "seed": self.seed,
             "size_distributions": {key_str(key): dict(sorted(c.items()))
@@ -293,7 +381,7 @@ class DataSample:
             "example_stats": {a: s.to_dict() for a, s in sorted(self.example_stats.items())},
             "privacy": privacy,
             "copies_user_rows": copies,
-            "privacy_note": privacy_note(copies),
+            "privacy_note": privacy_note(copies, self.source),
         }
 
 
@@ -302,7 +390,13 @@ class DataSample:
 
 
 class Scanner:
-    """Validates chunks, updates counters and the reservoir."""
+    """Validates chunks, updates counters and keeps the bottom-k rows per stratum.
+
+    This is the accumulator of the selection: ``add`` folds in one chunk,
+    ``merge`` folds in another scanner (a shard), ``finish`` extracts the
+    ``DataSample``. ``SelectionCombiner`` wraps it in Beam's ``CombineFn``
+    protocol so the local path and Beam run exactly this code.
+    """
 
     def __init__(self, inputs: Mapping[str, TensorSpec], required: list[str], sig_name: str,
                  k: int, seed: int, max_scan: int | None, vocab_cap: int,
@@ -310,10 +404,14 @@ class Scanner:
         self.inputs = inputs
         self.required = required
         self.sig_name = sig_name
+        self.k = k
+        self.seed = seed
         self.max_scan = max_scan
         self.vocab_cap = vocab_cap
-        self.reservoir = Reservoir(k, seed)
+        self.strata: dict[tuple, Stratum] = {}
         self.scanned = 0
+        self.requests = 0  # logged requests that contributed rows (traffic only)
+        self.dropped: Counter = Counter()  # reason -> requests dropped (traffic only)
         self.size_counts: dict[SizeKey, Counter] = {
             (alias, axis): Counter()
             for alias, spec in sorted(inputs.items()) if spec.shape is not None
@@ -324,7 +422,6 @@ class Scanner:
         self.example_alias: str | None = None
         self.example_stats_mode = example_stats
         self.example_stats: ExampleStats | None = None
-        self._sniffed = False
 
     @property
     def done(self) -> bool:
@@ -405,7 +502,8 @@ class Scanner:
         return {a: self._validate(chunk, a, label, c) for a, (label, c) in raw.items()}
 
     def _sniff(self, cols: dict[str, Column]) -> None:
-        self._sniffed = True
+        """Serialized tf.Examples? Decided per chunk until one says yes, so the
+        answer is the same whatever order shards see the chunks in."""
         alias = example_alias(self.inputs, self.required)
         if alias is None or alias not in cols or self.examples is False:
             return
@@ -425,7 +523,7 @@ class Scanner:
         if n < total:
             cols = {a: (Column(dense=c.dense[:n]) if c.dense is not None else Column(rows=c.rows[:n]))
                     for a, c in cols.items()}
-        if not self._sniffed:
+        if self.example_alias is None:
             self._sniff(cols)
 
         for (alias, axis), counter in self.size_counts.items():
@@ -456,21 +554,87 @@ class Scanner:
             for arr in col.arrays():
                 stats.update(arr)
 
-        self.reservoir.offer(n, lambda off: {a: c.row(off) for a, c in cols.items()})
+        self._keep(chunk, cols, n)
         self.scanned += n
+        if chunk.numbering == "none":
+            self.requests += 1
 
-    def finish(self, source: str, k: int, seed: int, vocab_min_count: int) -> DataSample:
+    def _stratum_keys(self, cols: dict[str, Column], n: int) -> list[tuple]:
+        """Per row: (request type, padded batch, size class of each unknown dim)."""
+        keys = sorted(k for k in self.size_counts if k[0] in cols)
+        if all(c.dense is not None for c in cols.values()):
+            return [tuple(size_class(cols[a].dense.shape[ax]) for a, ax in keys)] * n
+        out = []
+        for i in range(n):
+            cls = []
+            for a, ax in keys:
+                c = cols[a]
+                cls.append(size_class(c.dense.shape[ax] if c.dense is not None else
+                                      (c.rows[i].shape[ax - 1] if c.rows[i].ndim >= ax else 0)))
+            out.append(tuple(cls))
+        return out
+
+    def _keep(self, chunk: Chunk, cols: dict[str, Column], n: int) -> None:
+        hashes = row_hashes(cols, n, self.seed)
+        groups: dict[tuple, list[int]] = {}
+        for i, key in enumerate(self._stratum_keys(cols, n)):
+            groups.setdefault(chunk.stratum + key, []).append(i)
+        for key, idx in sorted(groups.items()):
+            stratum = self.strata.get(key)
+            if stratum is None:
+                stratum = self.strata[key] = Stratum(self.k)
+            if len(idx) == n:
+                stratum.offer(hashes, lambda off: {a: c.row(off) for a, c in cols.items()})
+            else:
+                sel = np.asarray(idx)
+                stratum.offer(hashes[sel],
+                              lambda j: {a: c.row(int(sel[j])) for a, c in cols.items()})
+
+    def merge(self, other: "Scanner") -> "Scanner":
+        """Fold another shard's scanner into this one (Beam ``merge_accumulators``)."""
+        self.scanned += other.scanned
+        self.requests += other.requests
+        self.dropped.update(other.dropped)
+        for key, counter in other.size_counts.items():
+            self.size_counts.setdefault(key, Counter()).update(counter)
+        for alias, stats in other.value_stats.items():
+            if alias in self.value_stats:
+                self.value_stats[alias].merge(stats)
+            else:
+                self.value_stats[alias] = stats
+        if other.example_alias is not None:
+            if self.example_alias is None:
+                self.example_alias, self.example_stats = other.example_alias, other.example_stats
+            elif other.example_stats is not None:
+                self.example_stats.merge(other.example_stats)
+        for key, stratum in other.strata.items():
+            if key in self.strata:
+                self.strata[key].merge(stratum)
+            else:
+                self.strata[key] = stratum
+        return self
+
+    def finish(self, source: str, k: int, seed: int, vocab_min_count: int,
+               allow_empty: bool = False) -> DataSample | None:
         if self.scanned == 0:
+            if allow_empty:
+                return None
             raise DatasetError(f"{source} has no rows for signature {self.sig_name!r}; "
                                "pass a non-empty dataset.")
         learned = {}
         if self.example_alias is not None and self.example_stats_mode == "all":
             learned[self.example_alias] = self.example_stats
-        return DataSample(signature=self.sig_name, rows=self.reservoir.items, scanned=self.scanned,
-                          size_counts=self.size_counts, value_stats=self.value_stats,
-                          source=source, inputs=self.inputs,
+        # one list, ordered by hash: identical whatever the read order or sharding
+        kept: dict[int, tuple[Row, tuple]] = {}
+        for key in sorted(self.strata):
+            for h, row in self.strata[key].items():
+                kept.setdefault(h, (row, key))
+        order = sorted(kept)
+        return DataSample(signature=self.sig_name, rows=[kept[h][0] for h in order],
+                          scanned=self.scanned, size_counts=self.size_counts,
+                          value_stats=self.value_stats, source=source, inputs=self.inputs,
                           example_aliases=(self.example_alias,) if self.example_alias else (),
                           learned_example_stats=learned, k=k, seed=seed,
-                          vocab_min_count=vocab_min_count, vocab_cap=self.vocab_cap)
-
-
+                          vocab_min_count=vocab_min_count, vocab_cap=self.vocab_cap,
+                          row_strata=[kept[h][1] for h in order], requests=self.requests,
+                          dropped=dict(self.dropped), strata=len(self.strata))

@@ -103,6 +103,21 @@ class ValueStats:
         self.low = lo if self.low is None else min(self.low, lo)
         self.high = hi if self.high is None else max(self.high, hi)
 
+    def merge(self, other: "ValueStats") -> None:
+        """Fold in another shard's stats: the result is what one pass would learn."""
+        self.count += other.count
+        self.nonfinite += other.nonfinite
+        if other.low is not None:
+            self._merge_range(other.low, other.high)
+        self.str_lengths.update(other.str_lengths)
+        if self.vocab is not None:
+            if other.vocab is None and other.kind == "string":
+                self.vocab = None
+            elif other.vocab:
+                self.vocab.update(other.vocab)
+                if len(self.vocab) > self.vocab_cap:
+                    self.vocab = None
+
     def update(self, values: np.ndarray) -> None:
         flat = np.asarray(values).ravel()
         if flat.size == 0:
@@ -254,6 +269,12 @@ class FeatureStats:
         self.lengths[len(vals)] += 1
         self.values.update_scalars(vals)
 
+    def merge(self, other: "FeatureStats") -> None:
+        self.present += other.present
+        self.lengths.update(other.lengths)
+        self.conflicts += other.conflicts
+        self.values.merge(other.values)
+
     def fill(self, feature: tf.train.Feature, rng: np.random.Generator, min_count: int) -> None:
         n = int(draw_from_counts(self.lengths, 1, rng)[0])
         np_dtype = {"bytes_list": object, "float_list": np.float32, "int64_list": np.int64}[self.kind]
@@ -277,6 +298,18 @@ def _update_features(table: dict[str, FeatureStats], features, vocab_cap: int) -
             fs.conflicts += 1
             continue
         fs.update(feat)
+
+
+def _merge_tables(mine: dict[str, FeatureStats], other: dict[str, FeatureStats]) -> None:
+    for key, fs in other.items():
+        if key not in mine:
+            mine[key] = fs
+        elif mine[key].kind == fs.kind:
+            mine[key].merge(fs)
+        else:  # the type seen first locally is not order-free across shards: keep the more common
+            keep, lose = (mine[key], fs) if (mine[key].present, mine[key].kind) >= (fs.present, fs.kind) else (fs, mine[key])
+            keep.conflicts += lose.present
+            mine[key] = keep
 
 
 @dataclass
@@ -308,6 +341,19 @@ class ExampleStats:
     context: dict[str, FeatureStats] = field(default_factory=dict)
     feature_lists: dict[str, FeatureListStats] = field(default_factory=dict)
     vocab_cap: int = VOCAB_CAP
+
+    def merge(self, other: "ExampleStats") -> None:
+        """Fold in another shard's stats (Beam workers)."""
+        if other.kind == "sequence_example":
+            self.kind = other.kind
+        self.rows += other.rows
+        self.unparsed += other.unparsed
+        _merge_tables(self.context, other.context)
+        for key, fl in other.feature_lists.items():
+            mine = self.feature_lists.setdefault(key, FeatureListStats())
+            mine.present += fl.present
+            mine.steps.update(fl.steps)
+            _merge_tables(mine.step, fl.step)
 
     def update(self, serialized: bytes) -> bool:
         try:

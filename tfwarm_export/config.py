@@ -46,6 +46,16 @@ class WarmupConfig:
       max_buckets / bucket_quantiles: sizes warmed per variable dimension seen in
         the data: every distinct size when there are at most ``max_buckets``,
         else the sizes at these quantiles (default evenly spaced, max included).
+      traffic: logged requests to warm from: paths, globs or directories of REST JSON
+        bodies (``.json``/``.jsonl``), PredictionLog TFRecords (request logs, warmup
+        files) or tf.Example TFRecords, any mix, any ``tf.io.gfile`` scheme, GZIP
+        detected; or a ``TrafficSelection`` made by ``tfwarm_export.beam``. Requests
+        that no longer fit the export are dropped and counted by reason.
+      previous_version: another version directory whose warmup file is read as
+        traffic: records that still validate are reused, the rest is planned.
+      runner / beam_args: run the traffic selection as an Apache Beam pipeline on
+        this runner (e.g. "DirectRunner", "DataflowRunner") with these pipeline
+        options (``"project=p"`` or ``"--project=p"``); None selects in-process.
       privacy: "rows" copies sampled rows into the file; "shapes_only" learns only
         shapes, lengths, ranges and vocabularies and synthesises the values.
       replay: replay every record in-process before the file is kept.
@@ -70,6 +80,10 @@ class WarmupConfig:
     dataset_max_scan: int | None = None
     max_buckets: int = 8
     bucket_quantiles: Sequence[float] | None = None
+    traffic: Any = None
+    previous_version: str | None = None
+    runner: str | None = None
+    beam_args: Sequence[str] = ()
     privacy: str = "rows"
     replay: bool = True
     model_name: str = ""

@@ -20,7 +20,8 @@ from tfwarm_export.config import DEFAULT_DIM_SIZE, WarmupConfig
 from tfwarm_export.domains import Domain
 from tfwarm_export.errors import DatasetError, PlanError, SignatureError
 from tfwarm_export.example_spec import ExampleSpec
-from tfwarm_export.traffic import DataSample, sample_dataset
+from tfwarm_export.traffic import (DataSample, TrafficSelection, check_selection, sample_dataset,
+                                   sample_traffic, traffic_plan)
 from tfwarm_export.signatures import (CLASSIFY_METHOD, PREDICT_METHOD, REGRESS_METHOD,
                                       ModelSignatures, SignatureInfo, TensorSpec)
 
@@ -440,6 +441,7 @@ def make_plan(model: ModelSignatures, config: WarmupConfig | None = None) -> War
     notes: list[str] = []
     skipped: dict[str, str] = {}
     samples = _sample_datasets(model, wanted, config, notes)
+    samples.update(_sample_traffic(model, wanted, config, batching, notes, samples))
     per_sig: dict[str, list[PlannedRecord]] = {}
     for name in wanted:
         try:
@@ -536,3 +538,33 @@ def _fit_buckets_to_budget(model: ModelSignatures, config: WarmupConfig, batch_s
                 shown = sorted({f"{a}[{ax}]={n}" for b in dropped for (a, ax), n in b})
                 notes.append(f"{name}: to stay within {MAX_RECORDS} records, dataset buckets were "
                              f"cut to {cap} per dimension; dropped {', '.join(shown)}")
+
+
+def _sample_traffic(model: ModelSignatures, wanted: list[str], config: WarmupConfig,
+                    batching: BatchingConfig | None, notes: list[str],
+                    have: Mapping[str, Any]) -> dict[str, Any]:
+    """Select rows from logged traffic / a previous version for the signatures
+    ``dataset=`` does not already feed; count what was dropped, and why."""
+    if config.traffic is None and config.previous_version is None:
+        return {}
+    if config.privacy not in ("rows", "shapes_only"):
+        raise PlanError(f"privacy must be 'rows' or 'shapes_only', got {config.privacy!r}.")
+    selection = config.traffic
+    if not isinstance(selection, TrafficSelection):
+        files, spec, source = traffic_plan(
+            {n: model.signatures[n] for n in wanted}, sorted(model.signatures),
+            batching.allowed_batch_sizes if batching else (), config.traffic,
+            config.previous_version, k=config.dataset_sample_size, seed=config.seed)
+        selection = sample_traffic(files, spec, source)
+    check_selection(selection)
+    notes.extend(selection.drop_lines())
+    out = {}
+    for name in wanted:
+        if name in have:
+            continue
+        if name in selection.samples:
+            out[name] = selection.samples[name]
+        else:
+            notes.append(f"{name}: no request from {selection.source} fits this signature; "
+                         "values are synthesised")
+    return out

@@ -33,17 +33,23 @@ Row/element conventions:
 """
 from __future__ import annotations
 
-from typing import Mapping
+import os
+from typing import Iterator, Mapping, Sequence
 
 import tensorflow as tf
 
-from tfwarm_export.errors import SignatureError
+from tfwarm_export.errors import DatasetError, SignatureError
 from tfwarm_export.signatures import SignatureInfo, TensorSpec
-from tfwarm_export.traffic.readers.files import tfrecord_files
+from tfwarm_export.traffic.readers.files import (PREDICTION_LOG, REST_JSON, TrafficFile,
+                                                 describe_sources, detect_compression, tfrecord_files,
+                                                 traffic_files)
+from tfwarm_export.traffic.readers.rest_json import read_bodies
 from tfwarm_export.traffic.readers.numpy_arrays import numpy_chunks
 from tfwarm_export.traffic.readers.tfdata import dataset_chunks
-from tfwarm_export.traffic.readers.tfexample import tfrecord_chunks
-from tfwarm_export.traffic.select import DEFAULT_K, DataSample, Scanner
+from tfwarm_export.traffic.readers.tfexample import CHUNK_ROWS, tfrecord_chunks
+from tfwarm_export.traffic.select import (DEFAULT_K, DataSample, Scanner, SelectionCombiner,
+                                          TrafficSelection)
+from tfwarm_export.traffic.validate import TrafficSpec
 from tfwarm_export.traffic.stats import VOCAB_CAP, VOCAB_MIN_COUNT
 
 
@@ -111,3 +117,93 @@ def sample_dataset(dataset, signature: SignatureInfo | Mapping[str, TensorSpec],
             break
     return scanner.finish(source, k, seed, vocab_min_count)
 
+
+
+# --------------------------------------------------------------------------- traffic
+
+
+def traffic_spec(signatures: Mapping[str, SignatureInfo], known: Sequence[str] = (),
+                 allowed_batch_sizes: Sequence[int] = (), *, k: int = DEFAULT_K, seed: int = 0,
+                 vocab_cap: int = VOCAB_CAP) -> TrafficSpec:
+    """The picklable part of the model a traffic scan checks requests against."""
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    return TrafficSpec(signatures=dict(signatures), known=tuple(sorted(known or signatures)),
+                       allowed_batch_sizes=tuple(int(s) for s in allowed_batch_sizes),
+                       k=int(k), seed=int(seed), vocab_cap=vocab_cap)
+
+
+def previous_version_file(export_dir: str) -> TrafficFile:
+    """Another version's warmup file as a traffic source (``--from-version``)."""
+    path = os.path.join(os.fspath(export_dir), "assets.extra", "tf_serving_warmup_requests")
+    if not tf.io.gfile.exists(path):
+        raise DatasetError(f"previous version {export_dir} has no warmup file ({path}); "
+                           "warm it first, or leave out previous_version / --from-version.")
+    return TrafficFile(path, PREDICTION_LOG, detect_compression(path),
+                       origin=f"previous version {os.fspath(export_dir)}")
+
+
+def read_elements(f: TrafficFile) -> Iterator[tuple[str, object]]:
+    """``(kind, payload)`` for every request in one traffic file: what the combiner takes."""
+    if f.kind == REST_JSON:
+        try:
+            for body in read_bodies(f.path, f.compression):
+                yield REST_JSON, body
+        except (OSError, UnicodeDecodeError, EOFError) as e:
+            raise DatasetError(f"traffic file {f.path} cannot be read as REST JSON "
+                               f"({type(e).__name__}: {e}).") from None
+        return
+    ds = tf.data.TFRecordDataset(f.path, compression_type=f.compression, buffer_size=1 << 20)
+    it = ds.batch(CHUNK_ROWS).as_numpy_iterator()
+    while True:
+        try:
+            batch = next(it)
+        except StopIteration:
+            return
+        except tf.errors.OpError as e:
+            raise DatasetError(f"traffic file {f.path} cannot be read past some record "
+                               f"({e.message.splitlines()[0] if e.message else e}); is it a "
+                               "complete TFRecord file?") from None
+        for rec in batch.tolist():
+            yield f.kind, rec
+
+
+def sample_traffic(files: Sequence[TrafficFile], spec: TrafficSpec, source: str | None = None,
+                   vocab_min_count: int = VOCAB_MIN_COUNT) -> TrafficSelection:
+    """Select warmup rows from logged traffic in this process.
+
+    The same ``SelectionCombiner`` that ``tfwarm_export.beam`` runs on a Beam
+    runner, fed one file after another: the result is identical to Beam's.
+    """
+    combiner = SelectionCombiner(spec, source or describe_sources(list(files)), vocab_min_count)
+    acc = combiner.create_accumulator()
+    for f in files:
+        for element in read_elements(f):
+            combiner.add_input(acc, element)
+    return combiner.extract_output(acc)
+
+
+def check_selection(selection: TrafficSelection) -> TrafficSelection:
+    """A source in which nothing fits is an error: say why, by reason."""
+    if not selection.samples:
+        reasons = selection.drop_lines()[:5] or [f"{selection.source} holds no requests"]
+        raise DatasetError(f"no request in {selection.source} fits the model ({selection.records} "
+                           "record(s) read):\n  " + "\n  ".join(reasons)
+                           + "\nCheck that the logs belong to this model, or warm without them.")
+    return selection
+
+
+def traffic_plan(signatures: Mapping[str, SignatureInfo], known: Sequence[str],
+                 allowed_batch_sizes: Sequence[int], traffic, previous_version, *, k: int,
+                 seed: int) -> tuple[list[TrafficFile], TrafficSpec, str]:
+    """Files, spec and source name of a traffic scan: the one setup shared by the
+    local path and the Beam pipeline, so both read the same requests."""
+    files: list[TrafficFile] = []
+    if traffic is not None:
+        files += traffic_files(traffic)
+    if previous_version is not None:
+        files.append(previous_version_file(previous_version))
+    if not files:
+        raise DatasetError("no traffic files to read; pass traffic= paths or previous_version=.")
+    spec = traffic_spec(signatures, known, allowed_batch_sizes, k=k, seed=seed)
+    return files, spec, describe_sources(files)

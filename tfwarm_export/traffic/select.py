@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -17,6 +17,10 @@ from tfwarm_export.errors import DatasetError
 from tfwarm_export.signatures import TensorSpec
 from tfwarm_export.traffic import privacy
 from tfwarm_export.traffic.privacy import privacy_note
+from tfwarm_export.traffic.readers.files import PREDICTION_LOG, REST_JSON, TF_EXAMPLE
+from tfwarm_export.traffic.readers.prediction_log import decode_log
+from tfwarm_export.traffic.readers.rest_json import decode_body
+from tfwarm_export.traffic.readers.tfexample import decode_example_record
 from tfwarm_export.traffic.rows import (
     Chunk,
     Column,
@@ -40,6 +44,7 @@ from tfwarm_export.traffic.stats import (
     choose_buckets,
     looks_like_examples,
 )
+from tfwarm_export.traffic.validate import Dropped, LoggedRequest, TrafficSpec, batch_of
 
 DEFAULT_K = 256
 EXAMPLE_SNIFF = 32  # values parsed to decide whether strings are tf.Examples
@@ -218,7 +223,6 @@ class DataSample:
     vocab_cap: int = VOCAB_CAP
     row_strata: list[tuple] = field(default_factory=list, repr=False)  # per row: its stratum key
     requests: int = 0              # logged requests the rows came from (traffic)
-    dropped: dict[str, int] = field(default_factory=dict)  # reason -> requests dropped
     strata: int = 0
 
     @property
@@ -371,7 +375,6 @@ class DataSample:
             "sample_size": self.sample_size,
             "strata": self.strata,
             "requests": self.requests,
-            "dropped": dict(sorted(self.dropped.items(), key=lambda kv: (-kv[1], kv[0]))),
             "k": self.k,
             "seed": self.seed,
             "size_distributions": {key_str(key): dict(sorted(c.items()))
@@ -411,7 +414,6 @@ class Scanner:
         self.strata: dict[tuple, Stratum] = {}
         self.scanned = 0
         self.requests = 0  # logged requests that contributed rows (traffic only)
-        self.dropped: Counter = Counter()  # reason -> requests dropped (traffic only)
         self.size_counts: dict[SizeKey, Counter] = {
             (alias, axis): Counter()
             for alias, spec in sorted(inputs.items()) if spec.shape is not None
@@ -594,7 +596,6 @@ class Scanner:
         """Fold another shard's scanner into this one (Beam ``merge_accumulators``)."""
         self.scanned += other.scanned
         self.requests += other.requests
-        self.dropped.update(other.dropped)
         for key, counter in other.size_counts.items():
             self.size_counts.setdefault(key, Counter()).update(counter)
         for alias, stats in other.value_stats.items():
@@ -637,4 +638,131 @@ class Scanner:
                           learned_example_stats=learned, k=k, seed=seed,
                           vocab_min_count=vocab_min_count, vocab_cap=self.vocab_cap,
                           row_strata=[kept[h][1] for h in order], requests=self.requests,
-                          dropped=dict(self.dropped), strata=len(self.strata))
+                          strata=len(self.strata))
+
+
+# --------------------------------------------------------------------------- traffic combiner
+
+
+DECODERS: dict[str, Callable[[Any, TrafficSpec], list[LoggedRequest]]] = {
+    REST_JSON: decode_body,
+    PREDICTION_LOG: decode_log,
+    TF_EXAMPLE: decode_example_record,
+}
+
+
+class TrafficScan:
+    """The accumulator over logged traffic: one ``Scanner`` per signature plus
+    the drop counts. Elements are ``(kind, payload)``: a REST body, a
+    PredictionLog (bytes or proto) or a tf.Example record."""
+
+    def __init__(self, spec: TrafficSpec):
+        self.spec = spec
+        self.scanners: dict[str, Scanner] = {}
+        self.records = 0
+        self.dropped: Counter = Counter()
+
+    def _scanner(self, name: str) -> Scanner:
+        sc = self.scanners.get(name)
+        if sc is None:
+            sig = self.spec.signatures[name]
+            sc = self.scanners[name] = Scanner(
+                sig.inputs, [a for a in sorted(sig.inputs) if a not in sig.defaults], name,
+                self.spec.k, self.spec.seed, None, self.spec.vocab_cap, None, "sample")
+        return sc
+
+    def add(self, element: tuple[str, Any]) -> None:
+        kind, payload = element
+        self.records += 1
+        try:
+            requests = DECODERS[kind](payload, self.spec)
+        except Dropped as why:
+            self.dropped[str(why)] += 1
+            return
+        for req in requests:
+            n = batch_of(req.inputs)
+            chunk = Chunk(0, {a: (f"input {a!r}", v) for a, v in sorted(req.inputs.items())},
+                          user_batch=True, numbering="none",
+                          label=f"a {req.request_type} request to {req.signature!r}",
+                          stratum=(req.request_type, self.spec.padded(n)))
+            try:
+                self._scanner(req.signature).add(chunk)
+            except DatasetError as why:
+                self.dropped[str(why).split(". ")[0]] += 1
+
+    def merge(self, other: "TrafficScan") -> "TrafficScan":
+        self.records += other.records
+        self.dropped.update(other.dropped)
+        for name, sc in other.scanners.items():
+            if name in self.scanners:
+                self.scanners[name].merge(sc)
+            else:
+                self.scanners[name] = sc
+        return self
+
+    def finish(self, source: str, vocab_min_count: int = VOCAB_MIN_COUNT) -> "TrafficSelection":
+        samples = {}
+        for name in sorted(self.scanners):
+            sample = self.scanners[name].finish(source, self.spec.k, self.spec.seed, vocab_min_count,
+                                                allow_empty=True)
+            if sample is not None:
+                samples[name] = sample
+        return TrafficSelection(source=source, samples=samples, records=self.records,
+                                dropped=dict(self.dropped))
+
+
+class SelectionCombiner:
+    """The selection as a combiner, in Beam's ``CombineFn`` protocol.
+
+    ``tfwarm_export.beam`` hands it to ``beam.CombineGlobally``; the local path
+    calls the same four methods in one process. Because the accumulator keeps
+    a bottom-k of ``hash(seed, row)`` per stratum and mergeable statistics,
+    both give the same selection whatever the sharding or file order.
+    """
+
+    def __init__(self, spec: TrafficSpec, source: str, vocab_min_count: int = VOCAB_MIN_COUNT):
+        self.spec = spec
+        self.source = source
+        self.vocab_min_count = vocab_min_count
+
+    def create_accumulator(self) -> TrafficScan:
+        return TrafficScan(self.spec)
+
+    def add_input(self, acc: TrafficScan, element: tuple[str, Any]) -> TrafficScan:
+        acc.add(element)
+        return acc
+
+    def merge_accumulators(self, accs) -> TrafficScan:
+        accs = iter(accs)
+        first = next(accs)
+        for acc in accs:
+            first.merge(acc)
+        return first
+
+    def extract_output(self, acc: TrafficScan) -> "TrafficSelection":
+        return acc.finish(self.source, self.vocab_min_count)
+
+
+@dataclass
+class TrafficSelection:
+    """What a traffic scan selected: a ``DataSample`` per signature that any
+    request fitted, and every dropped request counted by reason."""
+
+    source: str
+    samples: dict[str, DataSample]
+    records: int
+    dropped: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def kept_requests(self) -> int:
+        return sum(s.requests for s in self.samples.values())
+
+    def drop_lines(self) -> list[str]:
+        """One line per reason, most frequent first: "12,031 requests dropped: ..."."""
+        return [f"{n:,} request(s) from {self.source} dropped: {why}"
+                for why, n in sorted(self.dropped.items(), key=lambda kv: (-kv[1], kv[0]))]
+
+    def to_dict(self) -> dict:
+        return {"source": self.source, "records": self.records,
+                "signatures": sorted(self.samples),
+                "dropped": dict(sorted(self.dropped.items(), key=lambda kv: (-kv[1], kv[0])))}

@@ -3,11 +3,13 @@ from __future__ import annotations
 
 from typing import Iterator
 
+import numpy as np
 import tensorflow as tf
 
 from tfwarm_export.errors import DatasetError
 from tfwarm_export.traffic.readers.files import detect_compression
 from tfwarm_export.traffic.rows import Chunk, example_alias
+from tfwarm_export.traffic.validate import Dropped, LoggedRequest, TrafficSpec
 
 CHUNK_ROWS = 1024  # rows per internal read batch
 
@@ -62,3 +64,22 @@ def tfrecord_chunks(files: list[str], compression: str, inputs, required, sig_na
     return source, alias, gen()
 
 
+
+
+def decode_example_record(record: bytes, spec: TrafficSpec) -> list[LoggedRequest]:
+    """A tf.Example record found among traffic files: a row for every warmed
+    signature that takes serialized examples through one string input."""
+    out = []
+    for name in sorted(spec.signatures):
+        sig = spec.signatures[name]
+        required = sig.required_inputs
+        alias = example_alias(sig.inputs, list(required))
+        if alias is None or sig.inputs[alias].rank not in (None, 1):
+            continue
+        arr = np.empty(1, dtype=object)
+        arr[0] = bytes(record)
+        out.append(LoggedRequest(name, "examples", {alias: arr}))
+    if not out:
+        raise Dropped("a tf.Example record, but no warmed signature takes serialized tf.Examples "
+                      "through one string input")
+    return out

@@ -14,13 +14,14 @@ from tensorflow_serving.apis import prediction_log_pb2
 
 from tfwarm_export.check import check_warmup_file
 from tfwarm_export.config import DEFAULT_DIM_SIZE, RETRY_DIM_SIZE, WarmupConfig, resolve_config
-from tfwarm_export.errors import ReplayError, WarmupFileError
+from tfwarm_export.errors import PlanError, ReplayError, WarmupFileError
 from tfwarm_export.plan import PlannedRecord, WarmupPlan, make_plan
 from tfwarm_export.replay import RecordResult, Replayer
 from tfwarm_export.report import CheckReport, WarmupReport, results_table
 from tfwarm_export.requests import build_log
 from tfwarm_export.signatures import read_signatures
 from tfwarm_export.synth import PLANNED, SAFE, record_values
+from tfwarm_export.traffic import TrafficSelection
 from tfwarm_export.warmup_file import parse_records, read_records, serialize_logs, staged_write, warmup_path
 
 log = logging.getLogger("tfwarm_export")
@@ -30,6 +31,14 @@ def plan(export_dir: str | os.PathLike, config: WarmupConfig | None = None, **op
     """What ``add_warmup`` would write, without writing anything."""
     config = resolve_config(config, **options)
     model = read_signatures(os.fspath(export_dir), config.tags)
+    if config.runner and (config.traffic is not None or config.previous_version is not None) \
+            and not isinstance(config.traffic, TrafficSelection):
+        try:
+            from tfwarm_export.beam import run_selection  # the [beam] extra, only when asked for
+        except ImportError as e:
+            raise PlanError(f"runner={config.runner!r}: {e}") from None
+
+        config = config.replace(traffic=run_selection(export_dir, config), previous_version=None)
     return make_plan(model, config)
 
 

@@ -85,9 +85,20 @@ def _plan_options(p: argparse.ArgumentParser) -> None:
                    help="override values: a JSON list of choices, {\"range\":[lo,hi]} or a constant")
     p.add_argument("--examples", metavar="GLOB",
                    help="TFRecord file(s) of tf.Example/SequenceExample to sample (GZIP auto-detected)")
+    p.add_argument("--traffic", action="append", default=[], metavar="GLOB",
+                   help="logged requests to warm from (repeatable): REST JSON bodies (.json/.jsonl), "
+                        "PredictionLog or tf.Example TFRecords; globs, dirs, gs://..., GZIP")
+    p.add_argument("--from-version", metavar="DIR",
+                   help="reuse another version's warmup records that still fit; plan the rest")
+    p.add_argument("--runner", metavar="RUNNER",
+                   help="select traffic with an Apache Beam pipeline on this runner "
+                        "(DirectRunner, DataflowRunner, ...; needs tfwarm_export[beam])")
+    p.add_argument("--beam-arg", action="append", default=[], metavar="KEY=VALUE",
+                   help="Beam pipeline option for --runner (repeatable), e.g. project=my-project")
     p.add_argument("--privacy", choices=["rows", "shapes_only"], default="rows",
                    help="rows: copy sampled rows into the file; shapes_only: learn shapes/ranges only")
-    p.add_argument("--sample-size", type=int, default=256, help="rows kept from --examples (default 256)")
+    p.add_argument("--sample-size", type=int, default=256,
+                   help="rows kept from --examples, and per stratum from --traffic (default 256)")
     p.add_argument("--max-scan", type=int, default=None, help="stop scanning --examples after N records")
     p.add_argument("--max-buckets", type=int, default=8,
                    help="most sizes warmed per variable dimension seen in the data (default 8)")
@@ -137,6 +148,10 @@ def _config(args: argparse.Namespace):
         multi_inference=args.multi_inference,
         include_stateful=args.include_stateful,
         dataset=args.examples,
+        traffic=args.traffic or None,
+        previous_version=args.from_version,
+        runner=args.runner,
+        beam_args=tuple(args.beam_arg),
         privacy=args.privacy,
         dataset_sample_size=args.sample_size,
         dataset_max_scan=args.max_scan,

@@ -5,13 +5,11 @@ from __future__ import annotations
 import base64
 import gzip
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import REPO, copy_model
+from conftest import copy_model
 from tensorflow_serving.apis import (classification_pb2, inference_pb2, input_pb2, model_pb2,
                                      predict_pb2, prediction_log_pb2, regression_pb2)
 
@@ -359,23 +357,18 @@ def test_nothing_fits_is_an_error_naming_the_reasons(v8_src, tmp_path):
         tw.plan(v8_src, previous_version=str(tmp_path))
 
 
-def test_cli_traffic_and_from_version_as_a_user_runs_them(v7_src, v8_src, tmp_path):
+def test_cli_traffic_and_from_version(v7_src, v8_src, tmp_path, capsys):
+    from tfwarm_export.cli import main
+
     v7 = copy_model(v7_src, tmp_path / "a")
     v8 = copy_model(v8_src, tmp_path / "b")
     write_jsonl(tmp_path / "r.jsonl", rest_lines(10))
-    env = {"PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3", "PATH": "/usr/bin:/bin"}
-
-    def tfwarm(*args):
-        return subprocess.run([sys.executable, "-m", "tfwarm_export.cli", *args], capture_output=True,
-                              text=True, env=env, cwd=str(tmp_path), timeout=300)
-
-    add = tfwarm("add", v7, "--traffic", str(tmp_path / "*.jsonl"), "--batch-sizes", "1,4")
-    assert add.returncode == 0, add.stderr
-    assert "dropped: input 'age' is not in signature 'serving_default'" in add.stdout
-    up = tfwarm("add", v8, "--from-version", v7, "--batch-sizes", "1,4")
-    assert up.returncode == 0, up.stderr
-    assert "dropped: input 'tag' is not in signature 'serving_default'" in up.stdout
-    assert tfwarm("check", v8).returncode == 0
-    bad = tfwarm("add", v8, "--traffic", str(tmp_path / "nothing-*.jsonl"))
-    assert bad.returncode == 2 and "no traffic files match" in bad.stderr
-    assert "Traceback" not in add.stderr + up.stderr + bad.stderr
+    assert main(["add", v7, "--traffic", str(tmp_path / "*.jsonl"), "--batch-sizes", "1,4"]) == 0
+    assert "dropped: input 'age' is not in signature 'serving_default'" in capsys.readouterr().out
+    assert main(["add", v8, "--from-version", v7, "--batch-sizes", "1,4"]) == 0
+    assert "dropped: input 'tag' is not in signature 'serving_default'" in capsys.readouterr().out
+    assert main(["check", v8]) == 0
+    capsys.readouterr()
+    assert main(["add", v8, "--traffic", str(tmp_path / "nothing-*.jsonl")]) == 2
+    err = capsys.readouterr().err
+    assert "no traffic files match" in err and "Traceback" not in err

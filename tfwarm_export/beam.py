@@ -25,6 +25,7 @@ from typing import Any, Iterable, Sequence
 
 try:
     import apache_beam as beam
+    from apache_beam.io import fileio
     from apache_beam.io.filesystem import CompressionTypes
     from apache_beam.options.pipeline_options import PipelineOptions
 except ImportError as e:  # pragma: no cover - exercised only without the extra
@@ -152,8 +153,8 @@ class ReadTraffic(beam.PTransform):
             files = pbegin | f"Files[{label}]" >> beam.Create(paths)
             if kind == REST_JSON and single:
                 part = (files
-                        | f"Match[{label}]" >> beam.io.fileio.MatchAll()
-                        | f"Open[{label}]" >> beam.io.fileio.ReadMatches()
+                        | f"Match[{label}]" >> fileio.MatchAll()
+                        | f"Open[{label}]" >> fileio.ReadMatches()
                         | f"Read[{label}]" >> beam.Map(_read_whole, compression)
                         | f"Tag[{label}]" >> beam.Map(lambda body: (REST_JSON, body)))
             elif kind == REST_JSON:

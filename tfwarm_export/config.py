@@ -41,7 +41,8 @@ class WarmupConfig:
       shapes: full shapes for inputs of unknown rank, ``{"alias": (None, 12)}``; None
         or -1 marks the batch dimension.
       dataset: user data to sample instead of synthesising values.
-      dataset_sample_size / dataset_max_scan: rows kept (reservoir sampling) and
+      dataset_sample_size / dataset_max_scan: rows kept per stratum (the smallest
+        hash(seed, row); also for traffic) and
         rows scanned at most.
       max_buckets / bucket_quantiles: sizes warmed per variable dimension seen in
         the data: every distinct size when there are at most ``max_buckets``,

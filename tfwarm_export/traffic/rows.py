@@ -304,6 +304,7 @@ class Chunk:
     numbering: str = "rows"
     label: str = "element"
     stratum: tuple[str, int] = ("", 0)  # (request type, batch after TF Serving's padding); traffic only
+    requests: int = 1                    # logged requests whose rows this chunk holds (traffic)
 
     def where(self, off: int | None = None) -> str:
         if self.numbering == "none":  # traffic: reasons are counted, so they must not name a position

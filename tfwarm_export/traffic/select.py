@@ -47,6 +47,7 @@ from tfwarm_export.traffic.stats import (
 from tfwarm_export.traffic.validate import Dropped, LoggedRequest, TrafficSpec, batch_of
 
 DEFAULT_K = 256
+_FLUSH_ROWS = 4096  # traffic rows buffered before they are scanned as chunks
 EXAMPLE_SNIFF = 32  # values parsed to decide whether strings are tf.Examples
 
 
@@ -58,10 +59,9 @@ _GOLDEN = 0x9E3779B97F4A7C15
 
 def _mix(h: np.ndarray) -> np.ndarray:
     """splitmix64's finaliser, elementwise on uint64 (wraps mod 2**64)."""
-    with np.errstate(over="ignore"):
-        h = (h ^ (h >> _U64(30))) * _U64(0xBF58476D1CE4E5B9)
-        h = (h ^ (h >> _U64(27))) * _U64(0x94D049BB133111EB)
-        return h ^ (h >> _U64(31))
+    h = (h ^ (h >> _U64(30))) * _U64(0xBF58476D1CE4E5B9)
+    h = (h ^ (h >> _U64(27))) * _U64(0x94D049BB133111EB)
+    return h ^ (h >> _U64(31))
 
 
 _POWERS = np.ones(1, dtype=np.uint64)
@@ -80,9 +80,8 @@ def _powers(n: int) -> np.ndarray:
 
 def _fold(words: np.ndarray) -> np.ndarray:
     """Hash each row of a (n, w) uint64 matrix: sum of mixed words times position weights."""
-    with np.errstate(over="ignore"):
-        return _mix((_mix(words) * _powers(words.shape[1])).sum(axis=1, dtype=np.uint64)
-                    + _U64(words.shape[1]))
+    return _mix((_mix(words) * _powers(words.shape[1])).sum(axis=1, dtype=np.uint64)
+                + _U64(words.shape[1]))
 
 
 def _string_words(flat: list) -> np.ndarray:
@@ -132,9 +131,8 @@ def row_hashes(cols: Mapping[str, Column], n: int, seed: int) -> np.ndarray:
             part = _dense_hashes(col.dense[:n])
         else:
             part = np.array([_dense_hashes(r[None])[0] for r in col.rows[:n]], dtype=np.uint64)
-        with np.errstate(over="ignore"):
-            h = _mix(h * _U64(31) + _U64(_name_hash(alias)))
-            h = _mix(h ^ part)
+        h = _mix(h * _U64(31) + _U64(_name_hash(alias)))
+        h = _mix(h ^ part)
     return h
 
 
@@ -559,7 +557,7 @@ class Scanner:
         self._keep(chunk, cols, n)
         self.scanned += n
         if chunk.numbering == "none":
-            self.requests += 1
+            self.requests += chunk.requests
 
     def _stratum_keys(self, cols: dict[str, Column], n: int) -> list[tuple]:
         """Per row: (request type, padded batch, size class of each unknown dim)."""
@@ -661,6 +659,8 @@ class TrafficScan:
         self.scanners: dict[str, Scanner] = {}
         self.records = 0
         self.dropped: Counter = Counter()
+        self._buffer: dict[tuple, list[dict[str, np.ndarray]]] = {}
+        self._buffered = 0
 
     def _scanner(self, name: str) -> Scanner:
         sc = self.scanners.get(name)
@@ -681,16 +681,42 @@ class TrafficScan:
             return
         for req in requests:
             n = batch_of(req.inputs)
-            chunk = Chunk(0, {a: (f"input {a!r}", v) for a, v in sorted(req.inputs.items())},
-                          user_batch=True, numbering="none",
-                          label=f"a {req.request_type} request to {req.signature!r}",
-                          stratum=(req.request_type, self.spec.padded(n)))
-            try:
-                self._scanner(req.signature).add(chunk)
-            except DatasetError as why:
-                self.dropped[str(why).split(". ")[0]] += 1
+            stratum = (req.request_type, self.spec.padded(n))
+            if any(np.ndim(v) == 0 for v in req.inputs.values()):  # a scalar is shared, not stacked
+                self._add_chunk(req.signature, stratum, req.inputs, 1)
+                continue
+            key = (req.signature, stratum,
+                   tuple((a, v.shape[1:], v.dtype.str) for a, v in sorted(req.inputs.items())))
+            self._buffer.setdefault(key, []).append(req.inputs)
+            self._buffered += n
+        if self._buffered >= _FLUSH_ROWS:
+            self.flush()
+
+    def flush(self) -> None:
+        """Scan buffered requests: same signature, stratum and row shapes become one
+        chunk, so per-chunk work (hashing, statistics) is paid per thousand rows."""
+        buffer, self._buffer, self._buffered = self._buffer, {}, 0
+        for (name, stratum, _), reqs in sorted(buffer.items(), key=lambda kv: repr(kv[0])):
+            inputs = {a: np.concatenate([r[a] for r in reqs]) for a in reqs[0]}
+            self._add_chunk(name, stratum, inputs, len(reqs))
+
+    def _add_chunk(self, name: str, stratum: tuple[str, int], inputs: dict[str, np.ndarray],
+                   requests: int) -> None:
+        chunk = Chunk(0, {a: (f"input {a!r}", v) for a, v in sorted(inputs.items())},
+                      user_batch=True, numbering="none",
+                      label=f"a {stratum[0]} request to {name!r}", stratum=stratum, requests=requests)
+        try:
+            self._scanner(name).add(chunk)
+        except DatasetError as why:
+            self.dropped[str(why).split(". ")[0]] += requests
+
+    def __getstate__(self) -> dict:
+        self.flush()  # an accumulator travels (Beam) without a buffer
+        return self.__dict__
 
     def merge(self, other: "TrafficScan") -> "TrafficScan":
+        self.flush()
+        other.flush()
         self.records += other.records
         self.dropped.update(other.dropped)
         for name, sc in other.scanners.items():
@@ -701,6 +727,7 @@ class TrafficScan:
         return self
 
     def finish(self, source: str, vocab_min_count: int = VOCAB_MIN_COUNT) -> "TrafficSelection":
+        self.flush()
         samples = {}
         for name in sorted(self.scanners):
             sample = self.scanners[name].finish(source, self.spec.k, self.spec.seed, vocab_min_count,

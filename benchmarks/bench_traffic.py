@@ -172,7 +172,7 @@ def _kib(field: str) -> int:
 def child(args) -> None:
     import gc
 
-    select(args.model, args.warm)  # imports, kernels, allocator set-up: not charged to the pass
+    select(args.model, args.warm, args.k)  # imports, kernels, allocator set-up: not charged to the pass
     gc.collect()
     try:
         with open("/proc/self/clear_refs", "w") as f:
@@ -182,7 +182,7 @@ def child(args) -> None:
         import resource
 
         before, method = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, "ru_maxrss"
-    sel = select(args.model, args.path)
+    sel = select(args.model, args.path, args.k)
     if method == "VmHWM":
         after = _kib("VmHWM")
     else:
@@ -192,9 +192,9 @@ def child(args) -> None:
     print(json.dumps({"delta_kib": after - before, "method": method, "records": sel.records}))
 
 
-def peak(model: str, path: str, warm: str) -> dict:
+def peak(model: str, path: str, warm: str, k: int) -> dict:
     out = subprocess.run([sys.executable, os.path.abspath(__file__), "--child", "--model", model,
-                          "--path", path, "--warm", warm], capture_output=True, text=True, check=True,
+                          "--path", path, "--warm", warm, "--k", str(k)], capture_output=True, text=True, check=True,
                          env={**os.environ, "PYTHONPATH": ROOT})
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -217,7 +217,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=10_000, help="requests in the throughput files")
     ap.add_argument("--mem-n", type=int, default=5_000, help="requests in the small memory file (large: 10x)")
+    ap.add_argument("--mem-k", type=int, default=32,
+                    help="rows kept per stratum in the memory passes (small enough that the small "
+                         "log already fills every stratum: memory is O(k x strata), then flat)")
     ap.add_argument("--beam-n", type=int, default=5_000)
+    ap.add_argument("--k", type=int, default=256, help=argparse.SUPPRESS)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--no-write", action="store_true")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
@@ -255,7 +259,7 @@ def main() -> None:
         warm, _ = write_traffic(tmp, 200, 4, "warm")
         small, _ = write_traffic(tmp, args.mem_n, 5, "small")
         large, _ = write_traffic(tmp, 10 * args.mem_n, 6, "large")
-        mem = {name: peak(model, path, warm) for name, path in (("small", small), ("large", large))}
+        mem = {name: peak(model, path, warm, args.mem_k) for name, path in (("small", small), ("large", large))}
         ratio = mem["large"]["delta_kib"] / max(mem["small"]["delta_kib"], 1)
         print(f"memory: peak +{mem['small']['delta_kib']} KiB ({args.mem_n} requests) vs "
               f"+{mem['large']['delta_kib']} KiB ({10 * args.mem_n}); ratio {ratio:.2f} ({mem['small']['method']})")
@@ -271,11 +275,12 @@ def main() -> None:
                      f"plain read {t_plain:.2f} s | {t_sel:.2f} s | {t_plain / t_sel:.2f} | {target} |")
     table.append(f"| Beam DirectRunner (in_memory), {args.beam_n} logged requests | read+count {t_count:.2f} s | "
                  f"{t_bsel:.2f} s | {t_count / t_bsel:.2f} | >= 0.7 |")
-    table.append(f"| peak memory, {args.mem_n} vs {10 * args.mem_n} logged requests | "
+    table.append(f"| peak memory, {args.mem_n} vs {10 * args.mem_n} logged requests (k={args.mem_k}) | "
                  f"+{mem['small']['delta_kib'] / 1024:.1f} MiB | +{mem['large']['delta_kib'] / 1024:.1f} MiB | "
                  f"{ratio:.2f} | ~1 |")
     body = "\n".join(table) + f"\n\nConditions: {conditions}. Command: `python benchmarks/bench_traffic.py " \
-        f"--n {args.n} --mem-n {args.mem_n} --beam-n {args.beam_n} --repeats {args.repeats}`."
+        f"--n {args.n} --mem-n {args.mem_n} --mem-k {args.mem_k} --beam-n {args.beam_n} " \
+        f"--repeats {args.repeats}`."
     print("\n" + body)
     if not args.no_write:
         replace_section(os.path.join(ROOT, "benchmarks", "RESULTS.md"), body,

@@ -97,7 +97,9 @@ def _dense_hashes(arr: np.ndarray) -> np.ndarray:
     """Per-row hash of an array with a leading row axis: its values' bytes and its row shape."""
     n = arr.shape[0]
     if arr.dtype == object:
-        flat = [v if isinstance(v, bytes) else bytes(v) for v in arr.reshape(-1).tolist()]
+        flat = arr.reshape(-1).tolist()
+        if not all(type(v) is bytes for v in flat):
+            flat = [v if isinstance(v, bytes) else bytes(v) for v in flat]
         words = _string_words(flat).reshape(n, -1)
     else:
         raw = np.ascontiguousarray(arr).reshape(n, -1).view(np.uint8)

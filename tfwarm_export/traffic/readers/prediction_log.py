@@ -9,6 +9,8 @@ records cannot be replayed and are dropped with that reason.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import tensorflow as tf
 from google.protobuf import message as pb_message
@@ -74,14 +76,12 @@ def decode_log(record: bytes | prediction_log_pb2.PredictionLog, spec: TrafficSp
             if alias not in sig.inputs:
                 raise Dropped(f"input {alias!r} is not in signature {sig.name!r}")
         dtypes = {a: tf.as_dtype(t.dtype) for a, t in req.inputs.items()}
-        check_predict(sig, {a: _shape_only(t) for a, t in req.inputs.items()}, dtypes)
+        shapes = {a: _shape_only(t) for a, t in req.inputs.items()}
+        check_predict(sig, shapes, dtypes)
         try:
-            inputs = {a: tf.make_ndarray(t) for a, t in req.inputs.items()}
+            inputs = {a: _ndarray(t, shapes[a]) for a, t in req.inputs.items()}
         except (TypeError, ValueError) as e:
             raise Dropped(f"a tensor of signature {sig.name!r} cannot be decoded ({type(e).__name__})") from None
-        for a, arr in inputs.items():
-            if arr.dtype.kind == "S":  # make_ndarray gives fixed-width bytes: NULs would be lost
-                inputs[a] = np.array(list(req.inputs[a].string_val), dtype=object).reshape(arr.shape)
         return [LoggedRequest(sig.name, "predict", inputs)]
     if kind in ("classify_log", "regress_log"):
         what = kind.split("_")[0]
@@ -107,6 +107,33 @@ def decode_log(record: bytes | prediction_log_pb2.PredictionLog, spec: TrafficSp
     if kind in ("session_run_log", "predict_streamed_log"):
         raise Dropped(f"{kind} records cannot be replayed (TF Serving fails the load on them)")
     raise Dropped("a PredictionLog has no log type")
+
+
+_NUMERIC = {int(d.as_datatype_enum): np.dtype(d.as_numpy_dtype).newbyteorder("<")
+            for d in (tf.float16, tf.bfloat16, tf.float32, tf.float64, tf.int8, tf.int16, tf.int32,
+                      tf.int64, tf.uint8, tf.uint16, tf.uint32, tf.uint64, tf.bool,
+                      tf.complex64, tf.complex128)}
+_STRING = int(tf.string.as_datatype_enum)
+
+
+def _ndarray(t, shape: tuple[int, ...]) -> np.ndarray:
+    """``tf.make_ndarray``, with the two layouts ``tf.make_tensor_proto`` writes taken
+    in one numpy call: raw ``tensor_content`` (little-endian, as TensorFlow defines it)
+    and ``string_val`` (kept as ``bytes`` objects: fixed-width numpy bytes would drop
+    trailing NULs). Every other layout goes through ``tf.make_ndarray``; a request log
+    has millions of tensors, and make_ndarray's Python set-up would dominate the scan."""
+    size = math.prod(shape)
+    np_dtype = _NUMERIC.get(t.dtype)
+    if np_dtype is not None and t.tensor_content and np_dtype.itemsize * size == len(t.tensor_content):
+        return np.frombuffer(t.tensor_content, np_dtype).reshape(shape)
+    if t.dtype == _STRING and len(t.string_val) == size:
+        arr = np.empty(size, dtype=object)
+        arr[:] = list(t.string_val)
+        return arr.reshape(shape)
+    arr = tf.make_ndarray(t)
+    if arr.dtype.kind == "S":
+        arr = np.array(arr.tolist(), dtype=object).reshape(arr.shape)
+    return arr
 
 
 def _shape_only(t) -> tuple[int, ...]:

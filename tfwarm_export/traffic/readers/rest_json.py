@@ -125,33 +125,68 @@ def _shape(v: Any) -> list[int]:
     return shape
 
 
-def _fill(v: Any, level: int, shape: list[int], dtype: tf.DType, alias: str, out: list) -> None:
-    """``FillTensorProto``: every leaf at depth == rank, every list of the expected size."""
-    if not isinstance(v, list):
-        if level != len(shape):
+def _flatten(v: Any, shape: list[int], alias: str) -> list:
+    """Leaves in order, with ``FillTensorProto``'s structure checks done a list at a time."""
+    if len(shape) == 0:
+        if isinstance(v, list):
+            raise Dropped(f"input {alias!r}: a list is nested deeper than the tensor's rank")
+        return [v]
+    out: list = []
+    stack = [(v, 0)]
+    last = len(shape) - 1
+    while stack:
+        item, level = stack.pop()
+        if not isinstance(item, list):
             raise Dropped(f"input {alias!r}: a JSON value is at the wrong nesting level (ragged list)")
-        out.append(_leaf(v, dtype, alias))
-        return
-    if level >= len(shape):
-        raise Dropped(f"input {alias!r}: a list is nested deeper than the tensor's rank")
-    if len(v) != shape[level]:
-        raise Dropped(f"input {alias!r}: lists at level {level} have different sizes (ragged list)")
-    for item in v:
-        _fill(item, level + 1, shape, dtype, alias, out)
+        if len(item) != shape[level]:
+            raise Dropped(f"input {alias!r}: lists at level {level} have different sizes (ragged list)")
+        if level == last:
+            if any(type(x) is list for x in item):
+                raise Dropped(f"input {alias!r}: a list is nested deeper than the tensor's rank")
+            out.extend(item)
+        else:
+            stack.extend((x, level + 1) for x in reversed(item))
+    return out
 
 
 def json_tensor(v: Any, dtype: tf.DType, alias: str) -> np.ndarray:
-    """A JSON value as the tensor TF Serving would build for an input of ``dtype``."""
+    """A JSON value as the tensor TF Serving would build for an input of ``dtype``.
+
+    Whole-list type checks first (one ``set(map(type, ...))``); only a list that
+    fails them is walked value by value, to raise TF Serving's exact error."""
     shape = _shape(v)
-    flat: list = []
-    _fill(v, 0, shape, dtype, alias, flat)
-    if dtype == tf.string:
+    flat = _flatten(v, shape, alias)
+    types = set(map(type, flat))
+    arr = None
+    if dtype == tf.string and types <= {str}:
         arr = np.empty(len(flat), dtype=object)
-        arr[:] = flat
-    elif dtype in (tf.int8, tf.int16, tf.uint8):  # int_val is int32; the tensor casts (wraps)
-        arr = np.array(flat, dtype=np.int64).astype(np.int32).astype(dtype.as_numpy_dtype)
-    else:
-        arr = np.array(flat, dtype=dtype.as_numpy_dtype)
+        arr[:] = [x.encode("utf-8") for x in flat]
+    elif dtype == tf.bool and types <= {bool}:
+        arr = np.array(flat, dtype=bool)
+    elif dtype in _FLOAT_MAX_INT and types <= {int, float}:
+        ints = [x for x in flat if type(x) is int] if int in types else []
+        floats = np.array(flat, dtype=np.float64)
+        finite = floats[np.isfinite(floats)]
+        too_big = dtype == tf.float32 and finite.size and np.abs(finite).max() > np.finfo(np.float32).max
+        if not too_big and (not ints or max(map(abs, ints)) <= _FLOAT_MAX_INT[dtype]):
+            arr = floats.astype(dtype.as_numpy_dtype)
+    elif dtype in _INT_RANGE and types <= {int}:
+        lo, hi = _INT_RANGE[dtype]
+        if not flat or (lo <= min(flat) and max(flat) <= hi):
+            wide = np.uint64 if dtype == tf.uint64 else np.int64
+            arr = np.array(flat, dtype=wide)
+            if dtype in (tf.int8, tf.int16, tf.uint8):  # int_val is int32; the tensor casts (wraps)
+                arr = arr.astype(np.int32)
+            arr = arr.astype(dtype.as_numpy_dtype)
+    if arr is None:  # the slow path raises the precise reason (or decodes b64 strings)
+        leaves = [_leaf(x, dtype, alias) for x in flat]
+        if dtype == tf.string:
+            arr = np.empty(len(leaves), dtype=object)
+            arr[:] = leaves
+        elif dtype in (tf.int8, tf.int16, tf.uint8):
+            arr = np.array(leaves, dtype=np.int64).astype(np.int32).astype(dtype.as_numpy_dtype)
+        else:
+            arr = np.array(leaves, dtype=dtype.as_numpy_dtype)
     return arr.reshape(shape)
 
 

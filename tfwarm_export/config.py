@@ -42,8 +42,8 @@ class WarmupConfig:
         or -1 marks the batch dimension.
       dataset: user data to sample instead of synthesising values.
       dataset_sample_size / dataset_max_scan: rows kept per stratum (the smallest
-        hash(seed, row); also for traffic) and
-        rows scanned at most.
+        hash(seed, row); also for traffic) and rows scanned at most (datasets only:
+        a traffic scan reads every request, so its drop counts are complete).
       max_buckets / bucket_quantiles: sizes warmed per variable dimension seen in
         the data: every distinct size when there are at most ``max_buckets``,
         else the sizes at these quantiles (default evenly spaced, max included).

@@ -50,6 +50,9 @@ _INT_RANGE = {tf.int32: (-2**31, 2**31 - 1), tf.int16: (-2**31, 2**31 - 1),
               tf.int8: (-2**31, 2**31 - 1), tf.uint8: (-2**31, 2**31 - 1),
               tf.int64: (-2**63, 2**63 - 1), tf.uint32: (0, 2**32 - 1), tf.uint64: (0, 2**64 - 1)}
 _FLOAT_MAX_INT = {tf.float32: 2**24 - 1, tf.float64: 2**53 - 1}
+_KIND = {tf.string: "string", tf.bool: "bool", **{d: "float" for d in _FLOAT_MAX_INT},
+         **{d: "int" for d in _INT_RANGE}}
+_F32_MAX = float(np.finfo(np.float32).max)
 
 
 def _type_name(v: Any) -> str:
@@ -157,20 +160,23 @@ def json_tensor(v: Any, dtype: tf.DType, alias: str) -> np.ndarray:
     shape = _shape(v)
     flat = _flatten(v, shape, alias)
     types = set(map(type, flat))
+    kind = _KIND.get(dtype)
     arr = None
-    if dtype == tf.string and types <= {str}:
+    if kind == "string" and types <= {str}:
         arr = np.empty(len(flat), dtype=object)
         arr[:] = [x.encode("utf-8") for x in flat]
-    elif dtype == tf.bool and types <= {bool}:
+    elif kind == "bool" and types <= {bool}:
         arr = np.array(flat, dtype=bool)
-    elif dtype in _FLOAT_MAX_INT and types <= {int, float}:
+    elif kind == "float" and types <= {int, float}:
         ints = [x for x in flat if type(x) is int] if int in types else []
         floats = np.array(flat, dtype=np.float64)
-        finite = floats[np.isfinite(floats)]
-        too_big = dtype == tf.float32 and finite.size and np.abs(finite).max() > np.finfo(np.float32).max
+        too_big = False
+        if dtype == tf.float32 and floats.size:
+            finite = floats[np.isfinite(floats)]
+            too_big = bool(finite.size) and float(np.abs(finite).max()) > _F32_MAX
         if not too_big and (not ints or max(map(abs, ints)) <= _FLOAT_MAX_INT[dtype]):
             arr = floats.astype(dtype.as_numpy_dtype)
-    elif dtype in _INT_RANGE and types <= {int}:
+    elif kind == "int" and types <= {int}:
         lo, hi = _INT_RANGE[dtype]
         if not flat or (lo <= min(flat) and max(flat) <= hi):
             wide = np.uint64 if dtype == tf.uint64 else np.int64
@@ -191,7 +197,8 @@ def json_tensor(v: Any, dtype: tf.DType, alias: str) -> np.ndarray:
 
 
 def _instances(items: list, sig, spec_dtype) -> dict[str, np.ndarray]:
-    """``FillTensorMapFromInstancesList``."""
+    """``FillTensorMapFromInstancesList``: the same checks, then one conversion per
+    input over all instances (each instance is a row of the batch)."""
     if not items:
         raise Dropped("no values in 'instances' array")
     names = sorted(sig.inputs)
@@ -199,32 +206,29 @@ def _instances(items: list, sig, spec_dtype) -> dict[str, np.ndarray]:
     if not first_obj and len(names) > 1:
         raise Dropped(f"'instances' is a plain list, but signature {sig.name!r} has "
                       f"{len(names)} inputs: each instance must be an object keyed by them")
-    columns: dict[str, list[np.ndarray]] = {}
+    columns: dict[str, list] = {}
+    want = set(names)
     for item in items:
         is_obj = isinstance(item, dict) and not _is_b64(item)
         if first_obj != is_obj:
             raise Dropped("'instances' mixes objects and plain values")
-        pairs = item.items() if is_obj else [(names[0], item)]
-        for name, value in pairs:
+        if not is_obj:
+            columns.setdefault(names[0], []).append(item)
+            continue
+        for name, value in item.items():
             if name not in sig.inputs:
                 raise Dropped(f"input {name!r} is not in signature {sig.name!r}")
-            arr = json_tensor(value, spec_dtype(name), name)
-            prev = columns.setdefault(name, [])
-            if prev and prev[0].shape != arr.shape:
-                raise Dropped(f"input {name!r}: instances have different shapes")
-            prev.append(arr)
-        if is_obj and set(item) != set(names):
-            missing = sorted(set(names) - set(item))
+            columns.setdefault(name, []).append(value)
+        if item.keys() != want:
+            missing = sorted(want - set(item))
             raise Dropped(f"instances must have every input of signature {sig.name!r}; "
                           f"input {missing[0]!r} is missing")
-    return {name: np.stack(arrs) if arrs[0].dtype != object else _stack_objects(arrs)
-            for name, arrs in columns.items()}
-
-
-def _stack_objects(arrs: list[np.ndarray]) -> np.ndarray:
-    out = np.empty((len(arrs),) + arrs[0].shape, dtype=object)
-    for i, a in enumerate(arrs):
-        out[i] = a
+    out = {}
+    for name, values in columns.items():
+        first = _shape(values[0])
+        if any(_shape(v) != first for v in values[1:]):
+            raise Dropped(f"input {name!r}: instances have different shapes")
+        out[name] = json_tensor(values, spec_dtype(name), name)
     return out
 
 

@@ -98,7 +98,7 @@ def _dense_hashes(arr: np.ndarray) -> np.ndarray:
     n = arr.shape[0]
     if arr.dtype == object:
         flat = arr.reshape(-1).tolist()
-        if not all(type(v) is bytes for v in flat):
+        if set(map(type, flat)) != {bytes}:
             flat = [v if isinstance(v, bytes) else bytes(v) for v in flat]
         words = _string_words(flat).reshape(n, -1)
     else:
@@ -561,11 +561,12 @@ class Scanner:
         if chunk.numbering == "none":
             self.requests += chunk.requests
 
-    def _stratum_keys(self, cols: dict[str, Column], n: int) -> list[tuple]:
-        """Per row: (request type, padded batch, size class of each unknown dim)."""
+    def _stratum_keys(self, cols: dict[str, Column], n: int) -> list[tuple] | tuple:
+        """Per row: the size class of each unknown dim; one tuple when every column is
+        dense (all rows share it)."""
         keys = sorted(k for k in self.size_counts if k[0] in cols)
         if all(c.dense is not None for c in cols.values()):
-            return [tuple(size_class(cols[a].dense.shape[ax]) for a, ax in keys)] * n
+            return tuple(size_class(cols[a].dense.shape[ax]) for a, ax in keys)
         out = []
         for i in range(n):
             cls = []
@@ -578,9 +579,13 @@ class Scanner:
 
     def _keep(self, chunk: Chunk, cols: dict[str, Column], n: int) -> None:
         hashes = row_hashes(cols, n, self.seed)
+        keys = self._stratum_keys(cols, n)
         groups: dict[tuple, list[int]] = {}
-        for i, key in enumerate(self._stratum_keys(cols, n)):
-            groups.setdefault(chunk.stratum + key, []).append(i)
+        if isinstance(keys, tuple):  # dense: the whole chunk is one stratum
+            groups[chunk.stratum + keys] = range(n)
+        else:
+            for i, key in enumerate(keys):
+                groups.setdefault(chunk.stratum + key, []).append(i)
         for key, idx in sorted(groups.items()):
             stratum = self.strata.get(key)
             if stratum is None:

@@ -249,7 +249,8 @@ def run_version(target: VersionTarget, action: str, config: Any, per_model_batch
         if note:
             row.notes.append(note)
         if action == CHECK:
-            report = api.check(target.path, tags=tuple(config.tags), batching_parameters=batching)
+            report = api.check(target.path, tags=tuple(config.tags), batching_parameters=batching,
+                               replay=config.replay)
             row.records = report.num_records
             if not report.ok:
                 raise TfwarmError("\n".join(report.problems))

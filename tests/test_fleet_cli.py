@@ -22,7 +22,7 @@ from tfwarm_export.cli import build_parser, main
 from tfwarm_export.errors import ConfigKeyError, ModelConfigError
 from tfwarm_export.warmup_file import warmup_path
 
-from conftest import REPO, copy_model
+from conftest import REPO
 
 TF_STARTUP = re.compile(r"absl::InitializeLog|cudart_stub|cpu_feature_guard|oneDNN|cuda_platform|"
                         r"^[IWE]0000 ", re.M)

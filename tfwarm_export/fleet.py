@@ -259,7 +259,8 @@ def run_version(target: VersionTarget, action: str, config: Any, per_model_batch
             status = WARMED
             if not config.overwrite and tf.io.gfile.exists(warmup_path(target.path)):
                 try:
-                    report = api.check(target.path, tags=tuple(config.tags), batching_parameters=batching)
+                    report = api.check(target.path, tags=tuple(config.tags), batching_parameters=batching,
+                                       replay=config.replay)
                 except TfwarmError as e:
                     problems = [str(e)]
                 else:

@@ -48,7 +48,7 @@ ADD, CHECK = "add", "check"
 WARMED, KEPT, REWARMED, CHECKED, FAILED = "warmed", "kept", "rewarmed", "ok", "FAILED"
 OK_STATUSES = (WARMED, KEPT, REWARMED, CHECKED)
 SAVED_MODEL_FILES = ("saved_model.pb", "saved_model.pbtxt")
-_VERSION_RE = re.compile(r"\s*-?\d+\s*")
+_VERSION_RE = re.compile(r"[ \t\n\v\f\r]*-?[0-9]+[ \t\n\v\f\r]*")  # ASCII only, like safe_strto64
 _INT64_MAX = 2**63 - 1
 
 log = logging.getLogger("tfwarm_export.fleet")

@@ -117,6 +117,26 @@ def test_existing_valid_file_is_kept_unless_overwrite(mixed_src, tmp_path):
     assert tw.check(target.path).ok
 
 
+def test_per_model_batching_file(mixed_src, tmp_path):
+    """--per-model-batching: a version's batching_params.pbtxt, or unbatched without one."""
+    base = tmp_path / "m"
+    _version(mixed_src, base, "1")
+    _version(mixed_src, base, "2")
+    (base / "1" / fleet.PER_MODEL_BATCHING_FILE).write_text(
+        "max_batch_size { value: 4 }\nallowed_batch_sizes: 2\nallowed_batch_sizes: 4\n")
+    global_batching = tw.parse_batching_parameters(BATCHING_TEXT)
+    config = tw.WarmupConfig(batching_parameters=global_batching)
+    own = fleet.run_version(fleet.VersionTarget("m", 1, str(base / "1")), "add", config, per_model_batching=True)
+    assert own.status == fleet.WARMED and own.notes == [f"batching from {fleet.PER_MODEL_BATCHING_FILE}"]
+    assert tw.check(str(base / "1"), batching_parameters=str(base / "1" / fleet.PER_MODEL_BATCHING_FILE)).coverage \
+        == {"other": [2, 4], "serving_default": [2, 4]}
+    bare = fleet.run_version(fleet.VersionTarget("m", 2, str(base / "2")), "add", config, per_model_batching=True)
+    assert bare.status == fleet.WARMED and "unbatched" in bare.notes[0] and bare.records == 2
+    common = fleet.run_version(fleet.VersionTarget("m", 2, str(base / "2")), "add",
+                               config.replace(overwrite=True))
+    assert common.records == 4  # without the flag, TF Serving's one batching file: sizes 2 and 8
+
+
 def _policy_model(policy: str, base, **kw) -> fleet.ServedModel:
     return fleet.ServedModel(name="m", base_path=str(base), platform="tensorflow", policy=policy, **kw)
 

@@ -35,9 +35,10 @@ Run 'tfwarm COMMAND --help' for the options of a command."""
 
 FLEET_EPILOG = """\
 With --model-config-file, DIR is left out: the versions come from the config's
-base_path and model_version_policy, found as TF Serving finds them, and each
-version runs in its own process (--jobs at a time). One table is printed; the
-exit status is 1 if any version failed, and its error is shown in full."""
+base_path and model_version_policy, found as TF Serving finds them. Versions run
+in worker processes (--jobs at a time), each loaded into a fresh graph and
+session. One table is printed; the exit status is 1 if any version failed, and
+its error is shown in full."""
 
 
 def _add_fleet_args(p: argparse.ArgumentParser) -> None:
@@ -46,7 +47,7 @@ def _add_fleet_args(p: argparse.ArgumentParser) -> None:
                    help="the file given to tensorflow_model_server --model_config_file "
                         "(text ModelServerConfig); '-' reads it from stdin")
     g.add_argument("--jobs", type=int, default=1, metavar="N",
-                   help="versions processed at once, each in its own process (default 1)")
+                   help="worker processes, each working on one version at a time (default 1)")
     g.add_argument("--per-model-batching", action="store_true",
                    help="use each version's batching_params.pbtxt instead of --batching-parameters, "
                         "as tensorflow_model_server --enable_per_model_batching_params does")

@@ -19,8 +19,10 @@ TF Serving picks a numeric directory even when it holds no ``saved_model.pb``
 and then fails to load it (an export still being written, say). Such a version
 is reported as failed, with that reason, rather than silently passed over.
 
-Each version is warmed (``add``) or checked (``check``) in a process of its own,
-so every model loads its own graph and one crash or failure stops nothing else.
+Each version is warmed (``add``) or checked (``check``) in a worker process (up to
+``jobs`` of them, each starting TensorFlow once), never in the caller's: every
+version loads into a fresh graph and session of its own, a failure is that
+version's row, and a crashed worker fails only the version in hand.
 """
 from __future__ import annotations
 
@@ -387,8 +389,8 @@ def run_fleet(models: Sequence[ServedModel] | str | os.PathLike, action: str = A
     ``config``/``options`` are ``WarmupConfig`` fields applied to every version
     (its ``batching_parameters`` is TF Serving's one ``--batching_parameters_file``;
     ``per_model_batching`` uses each version's ``batching_params.pbtxt`` instead,
-    as ``--enable_per_model_batching_params`` does). Up to ``jobs`` versions run at
-    once, each in a fresh process. Existing files that pass ``check`` are kept
+    as ``--enable_per_model_batching_params`` does). Up to ``jobs`` worker processes
+    run versions at once, each version in a fresh graph and session. Existing files that pass ``check`` are kept
     unless ``overwrite``. Never raises for one version: its row says why it failed.
     """
     from tfwarm_export.batching import BatchingConfig, load_batching_parameters

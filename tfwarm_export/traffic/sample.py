@@ -38,6 +38,7 @@ from typing import Iterator, Mapping, Sequence
 
 import tensorflow as tf
 
+from tfwarm_export import progress
 from tfwarm_export.errors import DatasetError, SignatureError
 from tfwarm_export.signatures import SignatureInfo, TensorSpec
 from tfwarm_export.traffic.readers.files import (PREDICTION_LOG, REST_JSON, TrafficFile,
@@ -111,10 +112,13 @@ def sample_dataset(dataset, signature: SignatureInfo | Mapping[str, TensorSpec],
         chunks = dataset_chunks(dataset, inputs, required, sig_name, batched, max_scan)
     else:
         source, chunks = numpy_chunks(dataset, inputs, required, sig_name)
-    for chunk in chunks:
-        scanner.add(chunk)
-        if scanner.done:
-            break
+    with progress.bar(total=max_scan, desc=f"scan data for {sig_name}", unit="row") as scan_bar:
+        for chunk in chunks:
+            before = scanner.scanned
+            scanner.add(chunk)
+            scan_bar.update(scanner.scanned - before)
+            if scanner.done:
+                break
     return scanner.finish(source, k, seed, vocab_min_count)
 
 
@@ -177,9 +181,11 @@ def sample_traffic(files: Sequence[TrafficFile], spec: TrafficSpec, source: str 
     """
     combiner = SelectionCombiner(spec, source or describe_sources(list(files)), vocab_min_count)
     acc = combiner.create_accumulator()
-    for f in files:
-        for element in read_elements(f):
-            combiner.add_input(acc, element)
+    with progress.bar(desc="select traffic", unit="request") as bar:
+        for f in files:
+            for element in read_elements(f):
+                combiner.add_input(acc, element)
+                bar.update(1)
     return combiner.extract_output(acc)
 
 

@@ -15,8 +15,8 @@ import tensorflow as tf
 
 from tfwarm_export.errors import DatasetError
 from tfwarm_export.signatures import TensorSpec
-from tfwarm_export.traffic import privacy
 from tfwarm_export.traffic.privacy import privacy_note
+from tfwarm_export.traffic.privacy import synthesize as synthesize_shapes_only
 from tfwarm_export.traffic.readers.files import PREDICTION_LOG, REST_JSON, TF_EXAMPLE
 from tfwarm_export.traffic.readers.prediction_log import decode_log
 from tfwarm_export.traffic.readers.rest_json import decode_body
@@ -362,7 +362,7 @@ class DataSample:
     def synthesize(self, batch_size: int, bucket: Mapping[SizeKey, int] | None = None,
                    rng: RngLike = None) -> dict[str, np.ndarray]:
         """``privacy="shapes_only"`` values for one request; see ``privacy.synthesize``."""
-        return privacy.synthesize(self, batch_size, bucket, rng)
+        return synthesize_shapes_only(self, batch_size, bucket, rng)
 
     def to_dict(self, privacy: str = "copy", max_buckets: int = 8) -> dict:
         """Summary for reports. Values are summarised (ranges, vocabulary

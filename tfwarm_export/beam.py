@@ -17,12 +17,15 @@ Install with ``pip install tfwarm_export[beam]``.
 """
 from __future__ import annotations
 
+import logging
 import os
 import pickle
 import tempfile
 import uuid
 from typing import Any, Iterable, Sequence
 
+_disabled = logging.root.manager.disable
+logging.disable(logging.WARNING)  # Beam logs optional-GCP-client notices at import; not ours to show
 try:
     import apache_beam as beam
     from apache_beam.io import fileio
@@ -31,6 +34,8 @@ try:
 except ImportError as e:  # pragma: no cover - exercised only without the extra
     raise ImportError("tfwarm_export.beam needs Apache Beam: pip install 'tfwarm_export[beam]' "
                       "(apache-beam>=2.50)") from e
+finally:
+    logging.disable(_disabled)
 
 import tensorflow as tf
 from tensorflow_serving.apis import prediction_log_pb2

@@ -327,6 +327,10 @@ def _plan_signature(model: ModelSignatures, sig: SignatureInfo, config: WarmupCo
                                          feature_domains=feature_domains, defaulted=())
             continue
         shape, variants, defaulted = _input_shapes(sig, spec, config)
+        if domain is None and spec.dtype == tf.string:  # bytes a graph decoder reads
+            size = config.image_size
+            size = _lookup(size, sig.name, spec.alias) if isinstance(size, Mapping) else size
+            domain = analysis.find_decoder_domain(model.meta_graph, spec.name, model.export_dir, size)
         if domain is None:
             domain = analysis.find_value_domains(model.meta_graph, {spec.alias: spec.name}, None,
                                               export_dir=model.export_dir).get(spec.alias)

@@ -15,6 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfwarm_export.domains import Domain
+from tfwarm_export.encoders import encode_array
 from tfwarm_export.errors import PlanError
 from tfwarm_export.examples import synthesize_examples
 
@@ -46,6 +47,8 @@ def _random_strings(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndar
 def _from_domain(domain: Domain, dtype: tf.DType, shape: tuple[int, ...],
                  rng: np.random.Generator) -> np.ndarray:
     np_dtype = object if dtype == tf.string else dtype.as_numpy_dtype
+    if domain.encoding is not None and dtype == tf.string:
+        return encode_array(domain.encoding, shape, rng)
     if domain.constant is not None:
         value = np.asarray(domain.constant)
         if dtype == tf.string:

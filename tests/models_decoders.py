@@ -180,3 +180,83 @@ BUILDERS = {
     "decode_raw": raw_bytes,
     "parse_tensor": serialized_tensor,
 }
+
+
+def decoder_zoo(export_dir) -> str:
+    """One SavedModel, one signature per less common decoder path (saved once for the tests)."""
+
+    def sig(*specs):
+        return tf.function(input_signature=list(specs))
+
+    class M(tf.Module):
+        def __init__(self):
+            super().__init__()
+            self.emb = _dense(30, 2, 4)
+
+        @sig(tf.TensorSpec([None], tf.string, name="gif"))
+        def gif(self, gif):
+            return {"y": tf.map_fn(lambda b: tf.reduce_mean(tf.cast(tf.io.decode_gif(b), tf.float32)), gif,
+                                fn_output_signature=tf.float32)}
+
+        @sig(tf.TensorSpec([None], tf.string, name="bmp"))
+        def bmp(self, bmp):
+            return {"y": tf.map_fn(lambda b: tf.reduce_mean(tf.cast(tf.io.decode_bmp(b, channels=4),
+                                                                     tf.float32)), bmp,
+                                fn_output_signature=tf.float32)}
+
+        @sig(tf.TensorSpec([None], tf.string, name="webp"))
+        def webp(self, webp):
+            return {"y": tf.map_fn(lambda b: tf.reduce_mean(tf.cast(tf.io.decode_webp(b, channels=3),
+                                                                     tf.float32)), webp,
+                                fn_output_signature=tf.float32)}
+
+        @sig(tf.TensorSpec([None], tf.string, name="jpeg"))
+        def vectorized(self, jpeg):
+            def one(b):
+                img = tf.ensure_shape(tf.io.decode_jpeg(b, channels=3), [20, 30, 3])
+                return tf.reduce_mean(tf.cast(img, tf.float32))
+
+            return {"y": tf.vectorized_map(one, jpeg)}
+
+        @sig(tf.TensorSpec([None], tf.string, name="image"))
+        def jpeg_or_png(self, image):
+            def one(b):
+                return tf.cond(tf.io.is_jpeg(b),
+                               lambda: tf.image.resize(tf.io.decode_jpeg(b, channels=3), [10, 10]),
+                               lambda: tf.image.resize(tf.io.decode_png(b, channels=3), [10, 10]))
+
+            return {"y": tf.map_fn(one, image, fn_output_signature=tf.TensorSpec([10, 10, 3], tf.float32))}
+
+        @sig(tf.TensorSpec([None], tf.string, name="json"))
+        def json_example(self, json):
+            f = tf.io.parse_example(tf.io.decode_json_example(json), {
+                "age": tf.io.FixedLenFeature([1], tf.float32),
+                "bucket": tf.io.FixedLenFeature([], tf.int64, default_value=0)})
+            return {"y": f["age"][:, 0] + tf.reduce_sum(tf.gather(self.emb, f["bucket"]), axis=1)}
+
+        @sig(tf.TensorSpec([None], tf.string, name="padded"))
+        def padded_raw(self, padded):
+            return {"y": tf.io.decode_raw(padded, tf.int16, little_endian=False, fixed_length=12)}
+
+        @sig(tf.TensorSpec([None], tf.string, name="line"))
+        def csv_options(self, line):
+            a, c, d = tf.io.decode_csv(line, record_defaults=[[0], tf.constant([], tf.string), [1.5]],
+                                       field_delim=";", na_value="NA", select_cols=[0, 2, 3])
+            return {"y": tf.cast(a, tf.float32) + d + tf.cast(tf.strings.length(c), tf.float32)}
+
+        @sig(tf.TensorSpec([None], tf.string, name="ids"))
+        def ids_as_strings(self, ids):
+            return {"y": tf.gather(self.emb, tf.strings.to_number(ids, out_type=tf.int64))}
+
+        @sig(tf.TensorSpec([None], tf.string, name="jpeg"))
+        def needs_300(self, jpeg):
+            img = tf.io.decode_jpeg(jpeg[0], channels=3)
+            with tf.control_dependencies([tf.debugging.assert_equal(tf.shape(img)[0], 300)]):
+                return {"y": tf.reduce_mean(tf.cast(img, tf.float32), axis=[0, 1])}
+
+    m = M()
+    export_dir = os.fspath(export_dir)
+    names = ["gif", "bmp", "webp", "vectorized", "jpeg_or_png", "json_example", "padded_raw",
+             "csv_options", "ids_as_strings", "needs_300"]
+    tf.saved_model.save(m, export_dir, signatures={n: getattr(m, n) for n in names})
+    return export_dir

@@ -61,6 +61,12 @@ def _fix_hint(record: PlannedRecord) -> str:
         if inp.kind == "tensor" and inp.domain is None:
             hints.append(f"input {inp.alias!r} has no known value domain: overrides="
                          f"{{'{record.signature}/{inp.alias}': (low, high)}} or a list of valid values")
+        elif inp.kind == "tensor" and inp.domain.encoding is not None:
+            size = (f", or another image size: image_size={{'{record.signature}/{inp.alias}': (h, w)}} "
+                    f"(CLI --image-size {inp.alias}=HxW)" if hasattr(inp.domain.encoding, "height") else "")
+            hints.append(f"input {inp.alias!r} feeds {inp.domain.source.removeprefix('decoded: ')}: give "
+                         f"values it accepts with overrides={{'{record.signature}/{inp.alias}': "
+                         f"[b'<encoded value>', ...]}}{size}")
         elif inp.kind == "tensor" and inp.domain.user:
             hints.append(f"input {inp.alias!r} uses your override ({inp.domain.describe()}), kept in "
                          f"the retry: change overrides['{record.signature}/{inp.alias}']")

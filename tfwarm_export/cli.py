@@ -62,6 +62,21 @@ def _value(text: str) -> tuple[str, Any]:
     return alias, value
 
 
+def _image_size(text: str) -> tuple[str | None, tuple[int, int]]:
+    # [ALIAS=]HxW  e.g. 224x224 | image_bytes=320x240
+    alias, _, size = text.rpartition("=")
+    try:
+        h, _, w = size.lower().partition("x")
+        hw = (int(h), int(w or h))
+        if min(hw) < 1:
+            raise ValueError
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--image-size expects [ALIAS=]HxW with positive sizes (e.g. 224x224 or image=320x240), "
+            f"got {text!r}") from None
+    return alias or None, hw
+
+
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("export_dir", help="SavedModel version directory (the one holding saved_model.pb)")
     p.add_argument("--tags", default="serve", help="MetaGraph tag set, comma-separated (default: serve)")
@@ -91,6 +106,9 @@ def _plan_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-scan", type=int, default=None, help="stop scanning --examples after N records")
     p.add_argument("--max-buckets", type=int, default=8,
                    help="most sizes warmed per variable dimension seen in the data (default 8)")
+    p.add_argument("--image-size", type=_image_size, action="append", default=[], metavar="[ALIAS=]HxW",
+                   help="size of images written for inputs an image decoder reads (default: the "
+                        "graph's resize target, else 224x224)")
     p.add_argument("--multi-inference", action="store_true",
                    help="also write MultiInference records (needs --model-name)")
     p.add_argument("--include-stateful", action="store_true",
@@ -118,6 +136,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _image_sizes(given: list) -> Any:
+    """One size for every input (HxW), or a dict per alias (ALIAS=HxW)."""
+    if not given:
+        return None
+    per_alias = {alias: hw for alias, hw in given if alias}
+    if per_alias and len(per_alias) != len(given):
+        from tfwarm_export.errors import PlanError
+
+        raise PlanError("--image-size: give either one HxW for every image input or ALIAS=HxW for "
+                        "each, not both.")
+    return per_alias or given[-1][1]
+
+
 def _config(args: argparse.Namespace):
     from tfwarm_export.config import WarmupConfig
 
@@ -141,6 +172,7 @@ def _config(args: argparse.Namespace):
         dataset_sample_size=args.sample_size,
         dataset_max_scan=args.max_scan,
         max_buckets=args.max_buckets,
+        image_size=_image_sizes(args.image_size),
         overwrite=getattr(args, "overwrite", False),
         replay=not getattr(args, "no_replay", False),
     )

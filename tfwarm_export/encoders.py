@@ -77,7 +77,10 @@ def encode_image(pixels: np.ndarray, fmt: str, what: str = "an image decoder") -
 
 
 def _image(enc: ImageEncoding, rng: np.random.Generator) -> bytes:
-    return encode_image(noise_image(enc.height, enc.width, enc.channels, rng), enc.formats[0], enc.op)
+    pixels = noise_image(enc.height, enc.width, enc.channels, rng)
+    if enc.formats[0] in ("PNG", "GIF"):  # lossless: 8 levels per channel keep a 224x224 PNG ~16 KB
+        pixels = pixels // 32 * 32 + 16
+    return encode_image(pixels, enc.formats[0], enc.op)
 
 
 # --------------------------------------------------------------------------- text

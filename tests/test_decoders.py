@@ -270,3 +270,55 @@ def test_console_add_and_check_on_image_model(decoder_models, tmp_path):
                               text=True, env=env, timeout=300)
         assert proc.returncode == 0, proc.stderr
         assert "Traceback" not in proc.stderr + proc.stdout
+
+
+def _user_jpegs(n: int) -> list[bytes]:
+    rng = np.random.default_rng(42)
+    return [encode_image(noise_image(30, 40, 3, rng), "JPEG") for _ in range(n)]
+
+
+def test_shapes_only_learns_image_form_and_writes_no_user_bytes(decoder_models, tmp_path):
+    photos = _user_jpegs(6)
+    d = copy_model(decoder_models["jpeg_map_fn"], tmp_path / "a")
+    report = tw.add_warmup(d, batch_sizes=[1, 4], dataset={"image_bytes": np.array(photos, dtype=object)},
+                           privacy="shapes_only")
+    assert report.ok
+    written = [b for log in read_logs(warmup_path(d))
+               for b in tf.make_ndarray(log.predict_log.request.inputs["image_bytes"])]
+    assert len(written) == 5 and not set(written) & set(photos)
+    for b in written:  # the learned form: JPEG, 30x40, RGB
+        assert tf.io.decode_jpeg(b).shape == (30, 40, 3)
+    d = copy_model(decoder_models["jpeg_map_fn"], tmp_path / "b")
+    tw.add_warmup(d, dataset={"image_bytes": np.array(photos, dtype=object)})  # rows: copied, and said so
+    assert _inputs(d)["image_bytes"][0] in photos
+
+
+def test_shapes_only_base64_images(decoder_models, tmp_path):
+    user = [base64.urlsafe_b64encode(tf.io.encode_jpeg(np.full((9, 9, 1), i * 20, np.uint8)).numpy())
+            for i in range(4)]
+    d = copy_model(decoder_models["base64_jpeg"], tmp_path)
+    assert tw.add_warmup(d, batch_sizes=[3], dataset={"b64": np.array(user, dtype=object)},
+                         privacy="shapes_only").ok
+    for b in _inputs(d)["b64"]:
+        assert b not in user and tf.io.decode_jpeg(base64.urlsafe_b64decode(b)).shape == (9, 9, 1)
+
+
+def test_shapes_only_csv_and_number_strings(decoder_models, tmp_path):
+    lines = [f"{10 + i}.25,{i},{['paris', 'rome', ''][i % 3]},{i * 1.5:.1f}".encode() for i in range(9)]
+    d = copy_model(decoder_models["csv"], tmp_path / "csv")
+    assert tw.add_warmup(d, batch_sizes=[6], dataset={"line": np.array(lines, dtype=object)},
+                         privacy="shapes_only").ok
+    user_fields = {f for ln in lines for f in ln.decode().split(",")} - {"", "paris", "rome", "0"}
+    out = [b.decode().split(",") for b in _inputs(d)["line"]]
+    assert {len(f) for f in out} == {4} and any(f[2] == "" for f in out)
+    assert all(f[2] in ("", "paris", "rome") for f in out)  # categories seen twice, nothing else
+    assert not {x for f in out for x in (f[0], f[3])} & user_fields
+    assert all(10 <= float(f[0]) <= 18.25 and len(f[0].split(".")[1]) == 2 for f in out)
+
+    amounts = np.array([[f"{a}.{b:02d}" for a, b in ((i, 3 * i), (i + 7, i), (2 * i, 50))]
+                        for i in range(1, 9)], dtype=object).astype(bytes).astype(object)
+    d = copy_model(decoder_models["number_strings"], tmp_path / "num")
+    assert tw.add_warmup(d, batch_sizes=[4], dataset={"amounts": amounts}, privacy="shapes_only").ok
+    got = _inputs(d)["amounts"]
+    assert got.shape == (4, 3) and not set(got.ravel()) & set(amounts.ravel())
+    assert all(1.0 <= float(x) <= 16.5 for x in got.ravel())

@@ -62,10 +62,8 @@ def encode_image(pixels: np.ndarray, fmt: str, what: str = "an image decoder") -
     if fmt == "PNG":
         return tf.io.encode_png(pixels).numpy()
     Image = _pillow(fmt, what)
-    if channels == 1:
-        img = Image.fromarray(pixels[..., 0], mode="L")
-    else:
-        img = Image.fromarray(pixels, mode="RGBA" if channels == 4 else "RGB")
+    # fromarray infers L / RGB / RGBA from the array's shape (uint8 [h, w] / [h, w, 3|4]).
+    img = Image.fromarray(np.ascontiguousarray(pixels[..., 0] if channels == 1 else pixels))
     if fmt == "GIF" and img.mode != "RGB":
         img = img.convert("RGB")
     buf = io.BytesIO()

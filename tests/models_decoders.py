@@ -260,3 +260,34 @@ def decoder_zoo(export_dir) -> str:
              "csv_options", "ids_as_strings", "needs_300"]
     tf.saved_model.save(m, export_dir, signatures={n: getattr(m, n) for n in names})
     return export_dir
+
+
+def tf1_jpeg_map_fn(export_dir) -> str:
+    """A TF1 builder export with v1 control flow: map_fn over JPEG bytes is a TensorArray loop
+    (TensorArrayScatterV3 -> Enter/Merge/Switch frame -> TensorArrayReadV3), as in TF Serving's
+    ResNet example era models."""
+    export_dir = os.fspath(export_dir)
+    from tensorflow.python.ops import control_flow_util
+
+    was_v2 = control_flow_util.ENABLE_CONTROL_FLOW_V2
+    tf.compat.v1.disable_control_flow_v2()
+    try:
+        graph = tf.Graph()
+        with graph.as_default():
+            images = tf.compat.v1.placeholder(tf.string, [None], name="image_bytes")
+
+            def one(b):
+                img = tf.cast(tf.io.decode_jpeg(b, channels=3), tf.float32)
+                return tf.image.resize(img, [20, 20])
+
+            pixels = tf.map_fn(one, images, dtype=tf.float32)
+            score = tf.reduce_mean(pixels, axis=[1, 2, 3], name="score")
+            with tf.compat.v1.Session(graph=graph) as sess:
+                builder = tf.compat.v1.saved_model.Builder(export_dir)
+                sig = tf.compat.v1.saved_model.predict_signature_def({"image_bytes": images}, {"score": score})
+                builder.add_meta_graph_and_variables(sess, ["serve"], signature_def_map={"serving_default": sig})
+                builder.save()
+    finally:
+        if was_v2:
+            tf.compat.v1.enable_control_flow_v2()
+    return export_dir

@@ -27,7 +27,7 @@ from tfwarm_export.synth import SAFE, record_values
 from tfwarm_export.warmup_file import read_logs, warmup_path
 
 from conftest import copy_model
-from models_decoders import BUILDERS, decoder_zoo
+from models_decoders import BUILDERS, decoder_zoo, tf1_jpeg_map_fn
 
 
 @pytest.fixture(scope="session")
@@ -234,6 +234,13 @@ def test_analysis_walks_into_while_and_if_bodies(decoder_models):
     model = read_signatures(decoder_models["jpeg_map_fn"])
     f = model.signatures["serving_default"].inputs["image_bytes"].name
     assert analysis.find_encoding(model.meta_graph, f, image_size=32).height == 32
+
+
+def test_tf1_builder_map_fn_tensor_array(tmp_path, capsys):
+    """TF1 control flow: TensorArrayScatterV3 -> while frame -> TensorArrayReadV3 -> DecodeJpeg."""
+    d = tf1_jpeg_map_fn(tmp_path / "tf1" / "1")
+    out = _add_and_check(d, capsys, "--batch-sizes", "1,3")
+    assert "decoded: DecodeJpeg 20x20x3" in out
 
 
 @pytest.mark.parametrize("fmt, decode", [

@@ -221,6 +221,22 @@ def _content_passthrough(node: Node, pos: int) -> Sequence[int]:
         return (0,)
     if op in ("StringSplitV2", "StringSplit"):  # a single-token string splits into itself
         return (1,) if pos == 0 else ()
+    return _tensor_array_flow(node, pos)
+
+
+# TF1 map_fn: values go into a TensorArray (scatter/write) and come out of reads/gathers that
+# take the writer's flow tensor; following the flow links each read to what was written.
+_TA_WRITES = frozenset({"TensorArrayScatterV3", "TensorArrayScatterV2", "TensorArrayWriteV3",
+                        "TensorArrayWriteV2"})
+_TA_READS = frozenset({"TensorArrayReadV3", "TensorArrayReadV2", "TensorArrayGatherV3",
+                       "TensorArrayGatherV2"})
+
+
+def _tensor_array_flow(node: Node, pos: int) -> Sequence[int]:
+    if node.op in _TA_WRITES and pos == 2:
+        return (0,)
+    if node.op in _TA_READS and pos == 2:
+        return (0,)
     return ()
 
 
@@ -245,7 +261,11 @@ def _image_passthrough(node: Node, pos: int) -> Sequence[int]:
         return (0,)
     if node.op == "TensorListSetItem":
         return (0,) if pos == 2 else ()
-    return ()
+    if node.op in ("Switch", "RefSwitch"):
+        return (0, 1) if pos == 0 else ()
+    if node.op in ("Merge", "RefMerge"):
+        return (0,)
+    return _tensor_array_flow(node, pos)
 
 
 def _int_list(v: np.ndarray | None) -> list[int] | None:

@@ -291,3 +291,21 @@ def tf1_jpeg_map_fn(export_dir) -> str:
         if was_v2:
             tf.compat.v1.enable_control_flow_v2()
     return export_dir
+
+
+def example_with_image(export_dir) -> str:
+    """A serialized tf.Example with an ``image/encoded`` JPEG feature, parsed then decoded
+    (TF object detection API's ``tf_example`` input), plus a float feature."""
+
+    class M(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+        def serve(self, examples):
+            f = tf.io.parse_example(examples, {
+                "image/encoded": tf.io.FixedLenFeature([], tf.string),
+                "weight": tf.io.FixedLenFeature([1], tf.float32, default_value=[1.0])})
+            images = tf.map_fn(lambda b: tf.image.resize(tf.io.decode_jpeg(b, channels=3), [14, 14]),
+                               f["image/encoded"], fn_output_signature=tf.TensorSpec([14, 14, 3], tf.float32))
+            return {"y": tf.reduce_mean(images, axis=[1, 2, 3]) * f["weight"][:, 0]}
+
+    m = M()
+    return _save(m, export_dir, m.serve)

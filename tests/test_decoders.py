@@ -27,7 +27,7 @@ from tfwarm_export.synth import SAFE, record_values
 from tfwarm_export.warmup_file import read_logs, warmup_path
 
 from conftest import copy_model
-from models_decoders import BUILDERS, decoder_zoo, tf1_jpeg_map_fn
+from models_decoders import BUILDERS, decoder_zoo, example_with_image, tf1_jpeg_map_fn
 
 
 @pytest.fixture(scope="session")
@@ -241,6 +241,18 @@ def test_tf1_builder_map_fn_tensor_array(tmp_path, capsys):
     d = tf1_jpeg_map_fn(tmp_path / "tf1" / "1")
     out = _add_and_check(d, capsys, "--batch-sizes", "1,3")
     assert "decoded: DecodeJpeg 20x20x3" in out
+
+
+def test_tf_example_feature_the_graph_decodes(tmp_path, capsys):
+    d = example_with_image(tmp_path / "ex" / "1")
+    assert main(["add", d, "--batch-sizes", "3"]) == 0, capsys.readouterr().err
+    assert main(["check", d]) == 0
+    report = tw.plan(d)
+    (inp,) = report.records[0].inputs
+    assert inp.kind == "examples" and inp.feature_domains["image/encoded"].source == "decoded: DecodeJpeg 14x14x3"
+    for b in _inputs(d)["examples"]:
+        jpeg = tf.train.Example.FromString(b).features.feature["image/encoded"].bytes_list.value[0]
+        assert tf.io.decode_jpeg(jpeg).shape == (14, 14, 3)
 
 
 @pytest.mark.parametrize("fmt, decode", [

@@ -4,7 +4,8 @@ Random strings fail ``DecodeJpeg``, ``DecodeCSV`` or ``StringToNumber``, so a
 string input that reaches one gets bytes that op accepts: images made with
 ``tf.io.encode_jpeg``/``encode_png`` (and Pillow for GIF, BMP and WebP, which TF
 cannot write), CSV lines typed per field, decimal strings, web-safe base64 of
-the inner encoding, raw bytes, serialized ``TensorProto``s and JSON tf.Examples.
+the inner encoding, raw bytes and serialized ``TensorProto``s (JSON tf.Examples are
+built in ``examples.py`` from the same tf.Example synthesis).
 Pixels are smooth seeded noise, so a 224x224 JPEG stays a few KB, and
 everything derives from the rng: the same seed gives the same bytes.
 """
@@ -17,14 +18,11 @@ from typing import Any
 
 import numpy as np
 import tensorflow as tf
-from google.protobuf import json_format
 
 from tfwarm_export.analysis.decoders import (Base64Encoding, CsvEncoding, CsvField, ImageEncoding,
-                                             JsonExampleEncoding, NumberEncoding, RawEncoding,
-                                             TensorProtoEncoding)
+                                             NumberEncoding, RawEncoding, TensorProtoEncoding)
 from tfwarm_export.domains import Domain
 from tfwarm_export.errors import PlanError
-from tfwarm_export.examples import synthesize_example_protos
 
 _LETTERS = np.array(list(string.ascii_lowercase))
 JPEG_QUALITY = 75
@@ -186,12 +184,6 @@ def _tensor_proto(enc: TensorProtoEncoding, rng: np.random.Generator) -> bytes:
     return tf.make_tensor_proto(values, dtype=enc.dtype).SerializeToString(deterministic=True)
 
 
-def _json_examples(enc: JsonExampleEncoding, n: int, rng: np.random.Generator) -> list[bytes]:
-    protos = synthesize_example_protos(enc.spec, 1 if enc.zero else n, rng, dict(enc.feature_domains))
-    texts = [json_format.MessageToJson(p, indent=None, sort_keys=True).encode("utf-8") for p in protos]
-    return (texts * n)[:n]
-
-
 # --------------------------------------------------------------------------- dispatch
 
 
@@ -210,20 +202,16 @@ def encode_one(enc: Any, rng: np.random.Generator, row: int = 0) -> bytes:
         return _raw(enc, rng)
     if isinstance(enc, TensorProtoEncoding):
         return _tensor_proto(enc, rng)
-    if isinstance(enc, JsonExampleEncoding):
-        return _json_examples(enc, 1, rng)[0]
-    raise PlanError(f"no encoder for {type(enc).__name__}")
+    raise PlanError(f"no encoder for {type(enc).__name__} here (JSON tf.Examples come from "
+                    "examples.json_examples)")
 
 
 def encode_array(enc: Any, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
     """A string array of ``shape`` whose every element ``enc``'s decoder accepts."""
     n = int(np.prod(shape, dtype=np.int64))
     out = np.empty(n, dtype=object)
-    if isinstance(enc, JsonExampleEncoding):
-        out[:] = _json_examples(enc, n, rng)
-    else:
-        for i in range(n):
-            out[i] = encode_one(enc, rng, i)
+    for i in range(n):
+        out[i] = encode_one(enc, rng, i)
     return out.reshape(shape)
 
 

@@ -316,6 +316,9 @@ def _plan_signature(model: ModelSignatures, sig: SignatureInfo, config: WarmupCo
             variants = [tuple(DEFAULT_DIM_SIZE if d is None else d for d in shape[1:])]
             feature_domains = analysis.find_value_domains(model.meta_graph, {spec.alias: spec.name}, example_spec,
                                                        export_dir=model.export_dir)
+            for key, dom in analysis.find_feature_decoder_domains(  # e.g. image/encoded -> DecodeJpeg
+                    model.meta_graph, example_spec, model.export_dir, config.image_size).items():
+                feature_domains.setdefault(key, dom)
             keys = [example_spec.domain_key(f.key) for f in example_spec.context_features()]
             keys += [example_spec.domain_key(f.key, True) for f in example_spec.feature_list_features()]
             for key in list(feature_domains) + keys:

@@ -17,7 +17,7 @@ import tensorflow as tf
 from tfwarm_export.domains import Domain
 from tfwarm_export.encoders import encode_array
 from tfwarm_export.errors import PlanError
-from tfwarm_export.examples import synthesize_examples
+from tfwarm_export.examples import json_examples, synthesize_examples
 
 _LETTERS = np.array(list(string.ascii_lowercase))
 
@@ -47,8 +47,9 @@ def _random_strings(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndar
 def _from_domain(domain: Domain, dtype: tf.DType, shape: tuple[int, ...],
                  rng: np.random.Generator) -> np.ndarray:
     np_dtype = object if dtype == tf.string else dtype.as_numpy_dtype
-    if domain.encoding is not None and dtype == tf.string:
-        return encode_array(domain.encoding, shape, rng)
+    if domain.encoding is not None and dtype == tf.string:  # bytes a graph decoder reads
+        make = json_examples if domain.encoding.op == "DecodeJSONExample" else encode_array
+        return make(domain.encoding, shape, rng)
     if domain.constant is not None:
         value = np.asarray(domain.constant)
         if dtype == tf.string:

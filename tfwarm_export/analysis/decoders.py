@@ -12,14 +12,14 @@ values stage's job (``tfwarm_export.encoders``); this module only reads the grap
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 import tensorflow as tf
 
 from tfwarm_export.analysis.index import IDENTITY_OPS, GraphIndex, Node, Ref, index_for
 from tfwarm_export.analysis.parse_specs import find_parsers, merge_specs
-from tfwarm_export.analysis.value_domains import find_value_domains, value_domain
+from tfwarm_export.analysis.value_domains import find_value_domains, locate_parsers, value_domain
 from tfwarm_export.domains import Domain
 from tfwarm_export.example_spec import ExampleSpec
 
@@ -508,6 +508,12 @@ def find_encoding(meta_graph_def, tensor_name: str, export_dir: str | None = Non
     return None if start is None else _find(idx, start, export_dir, image_size)
 
 
+def _domain(enc: Encoding) -> Domain:
+    small = enc.smallest()
+    return Domain(encoding=enc, source=f"decoded: {enc.describe()}",
+                  safe=Domain(encoding=small, source=f"safe: {small.describe()}"))
+
+
 def find_decoder_domain(meta_graph_def, tensor_name: str, export_dir: str | None = None,
                         image_size: tuple[int, int] | int | None = None) -> Domain | None:
     """A ``Domain`` whose values the decoders after ``tensor_name`` accept, or None.
@@ -516,13 +522,27 @@ def find_decoder_domain(meta_graph_def, tensor_name: str, export_dir: str | None
     is its smallest valid value (a 1x1 image, a line of defaults, "0").
     """
     enc = find_encoding(meta_graph_def, tensor_name, export_dir, image_size)
-    if enc is None:
-        return None
-    small = enc.smallest()
-    return Domain(encoding=enc, source=f"decoded: {enc.describe()}",
-                  safe=Domain(encoding=small, source=f"safe: {small.describe()}"))
+    return None if enc is None else _domain(enc)
 
 
-__all__ = ["find_encoding", "find_decoder_domain", "DECODER_OPS", "IMAGE_DECODERS", "ImageEncoding",
+def find_feature_decoder_domains(meta_graph_def, example_spec: ExampleSpec, export_dir: str | None = None,
+                                 image_size: tuple[int, int] | int | None = None) -> dict[str, Domain]:
+    """Decoder domains of tf.Example string features (``image/encoded`` -> ``DecodeJpeg``),
+    keyed by ``example_spec.domain_key``: the graph parses the example, then decodes the feature.
+    ``image_size`` may be a dict keyed by feature key."""
+    idx = index_for(meta_graph_def)
+    out: dict[str, Domain] = {}
+    for m in locate_parsers(idx, example_spec):
+        for (fl, key), ref in sorted(m.values.items()):
+            size = image_size.get(key) if isinstance(image_size, Mapping) else image_size
+            if isinstance(size, int):
+                size = (size, size)
+            enc = _find(idx, ref, export_dir, size)
+            if enc is not None and not isinstance(enc, JsonExampleEncoding):
+                out.setdefault(example_spec.domain_key(key, fl), _domain(enc))
+    return out
+
+
+__all__ = ["find_encoding", "find_decoder_domain", "find_feature_decoder_domains", "DECODER_OPS", "IMAGE_DECODERS", "ImageEncoding",
            "CsvEncoding", "CsvField", "NumberEncoding", "Base64Encoding", "RawEncoding",
            "TensorProtoEncoding", "JsonExampleEncoding", "Encoding", "DEFAULT_IMAGE_SIZE"]

@@ -15,6 +15,8 @@ import sys
 import numpy as np
 import pytest
 import tensorflow as tf
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import tfwarm_export as tw
 from tfwarm_export import analysis
@@ -341,3 +343,43 @@ def test_shapes_only_csv_and_number_strings(decoder_models, tmp_path):
     got = _inputs(d)["amounts"]
     assert got.shape == (4, 3) and not set(got.ravel()) & set(amounts.ravel())
     assert all(1.0 <= float(x) <= 16.5 for x in got.ravel())
+
+
+_CSV_TYPES = [tf.float32, tf.float64, tf.int32, tf.int64, tf.string]
+csv_fields = st.lists(st.tuples(st.sampled_from(_CSV_TYPES), st.booleans()), min_size=1, max_size=5)
+
+
+@settings(max_examples=12, deadline=None)
+@given(fields=csv_fields, delim=st.sampled_from([",", ";", "|", "\t"]), quote=st.booleans(),
+       na=st.sampled_from(["", "NA"]), skip=st.integers(0, 2), seed=st.integers(0, 2**16))
+def test_property_csv_lines_parse_with_the_models_options(fields, delim, quote, na, skip, seed):
+    """Any record_defaults / delimiter / quoting / na_value / select_cols: every line parses."""
+    defaults, cols = [], []
+    for dtype, required in fields:
+        defaults.append(tf.constant([], dtype) if required else tf.constant([b"d" if dtype == tf.string else 1],
+                                                                           dtype))
+        cols.append(CsvField(dtype, required, None if required else 1))
+    select = list(range(skip, skip + len(fields))) if skip else []
+    layout = [CsvField(None, False)] * skip + cols if skip else cols
+    enc = CsvEncoding(tuple(layout), delim, quote, na)
+    lines = encode_array(enc, (4,), np.random.default_rng(seed))
+    parsed = tf.io.decode_csv(lines, defaults, field_delim=delim, use_quote_delim=quote, na_value=na,
+                              select_cols=select or None)
+    assert len(parsed) == len(fields) and all(p.shape == (4,) for p in parsed)
+    safe = encode_array(enc.smallest(), (2,), np.random.default_rng(seed))
+    tf.io.decode_csv(safe, defaults, field_delim=delim, use_quote_delim=quote, na_value=na,
+                     select_cols=select or None)
+
+
+@settings(max_examples=8, deadline=None)
+@given(dtype=st.sampled_from([tf.int32, tf.int64, tf.float32, tf.float64]),
+       low=st.one_of(st.none(), st.integers(-50, 50)), width=st.integers(1, 100), seed=st.integers(0, 2**16))
+def test_property_number_strings_parse_within_domain(dtype, low, width, seed):
+    from tfwarm_export.domains import Domain
+
+    dom = None if low is None else Domain(low=low, high=low + width)
+    enc = NumberEncoding(dtype, dom)
+    values = tf.strings.to_number(encode_array(enc, (6,), np.random.default_rng(seed)), dtype).numpy()
+    if dom is not None:
+        assert (values >= dom.low).all() and (values < dom.high).all()
+    assert tf.strings.to_number(encode_array(enc.smallest(), (1,), np.random.default_rng(0)), dtype).shape == (1,)

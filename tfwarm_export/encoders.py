@@ -121,10 +121,11 @@ def _text(value: Any) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
-def _csv_field(f: CsvField, enc: CsvEncoding, row: int, rng: np.random.Generator) -> str:
+def _csv_field(f: CsvField, enc: CsvEncoding, row: int, rng: np.random.Generator,
+               fill: bool = False) -> str:
     if f.dtype is None:  # a column select_cols skips: any text
         return "x"
-    if not f.required and (enc.defaults_only or row % 2 == 1):
+    if not f.required and not fill and (enc.defaults_only or row % 2 == 1):
         return enc.na_value  # missing: the op fills the default
     if enc.defaults_only:
         if f.domain is not None and f.domain.choices:
@@ -143,7 +144,10 @@ def _csv_field(f: CsvField, enc: CsvEncoding, row: int, rng: np.random.Generator
 
 def csv_line(enc: CsvEncoding, row: int, rng: np.random.Generator) -> bytes:
     """One record for ``DecodeCSV``: every field typed, optional ones empty in odd rows."""
-    return enc.delim.join(_csv_field(f, enc, row, rng) for f in enc.fields).encode("utf-8")
+    line = enc.delim.join(_csv_field(f, enc, row, rng) for f in enc.fields)
+    if not line:  # one column left empty: an empty line has no fields at all
+        line = enc.na_value or ('""' if enc.use_quote_delim else _csv_field(enc.fields[0], enc, 0, rng, fill=True))
+    return line.encode("utf-8")
 
 
 def _number(enc: NumberEncoding, rng: np.random.Generator) -> bytes:

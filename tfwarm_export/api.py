@@ -149,7 +149,8 @@ def add_warmup(export_dir: str | os.PathLike, config: WarmupConfig | None = None
         if warmup_plan.privacy == "shapes_only":
             report.privacy = (f"privacy='shapes_only': {n} record(s) use values synthesised from what "
                               f"{', '.join(sources)} taught (shapes, lengths, ranges, vocabularies of "
-                              "values seen at least twice); no sampled row is copied into the file.")
+                              "values seen at least twice, the form of encoded images/CSV/numbers); "
+                              "no sampled row is copied into the file.")
         else:
             report.privacy = (f"{n} record(s) carry rows sampled from {', '.join(sources)}. They are "
                               "copied into assets.extra/ and ship with the model artifact to every "

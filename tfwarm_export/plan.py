@@ -139,7 +139,9 @@ class WarmupPlan:
         for r in self.records:
             by_sig.setdefault(r.signature, []).append(r)
         for sig, recs in sorted(by_sig.items()):
-            shapes = ", ".join(f"{i.alias}{list(i.shape)}" for i in recs[0].inputs)
+            shapes = ", ".join(f"{i.alias}{list(i.shape)}" + (f" {i.domain.source}" if i.domain is not None
+                                                               and i.domain.encoding is not None else "")
+                               for i in recs[0].inputs)
             sizes = [str(s) for s in sorted({r.batch_size for r in recs}, key=lambda b: b or 0)]
             lines.append(f"  {sig}: {recs[0].request_type} x{len(recs)} "
                          f"(batch {', '.join(sizes)}; e.g. {shapes})")

@@ -246,6 +246,7 @@ def test_tf1_builder_map_fn_tensor_array(tmp_path, capsys):
 def test_tf_example_feature_the_graph_decodes(tmp_path, capsys):
     d = example_with_image(tmp_path / "ex" / "1")
     assert main(["add", d, "--batch-sizes", "3"]) == 0, capsys.readouterr().err
+    assert "image/encoded: decoded: DecodeJpeg 14x14x3" in capsys.readouterr().out
     assert main(["check", d]) == 0
     report = tw.plan(d)
     (inp,) = report.records[0].inputs

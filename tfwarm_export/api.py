@@ -63,7 +63,7 @@ def _fix_hint(record: PlannedRecord) -> str:
                          f"{{'{record.signature}/{inp.alias}': (low, high)}} or a list of valid values")
         elif inp.kind == "tensor" and inp.domain.encoding is not None:
             size = (f", or another image size: image_size={{'{record.signature}/{inp.alias}': (h, w)}} "
-                    f"(CLI --image-size {inp.alias}=HxW)" if hasattr(inp.domain.encoding, "height") else "")
+                    f"(CLI --image-size {record.signature}/{inp.alias}=HxW)" if hasattr(inp.domain.encoding, "height") else "")
             hints.append(f"input {inp.alias!r} feeds {inp.domain.source.removeprefix('decoded: ')}: give "
                          f"values it accepts with overrides={{'{record.signature}/{inp.alias}': "
                          f"[b'<encoded value>', ...]}}{size}")

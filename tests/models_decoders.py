@@ -254,9 +254,15 @@ def decoder_zoo(export_dir) -> str:
             with tf.control_dependencies([tf.debugging.assert_equal(tf.shape(img)[0], 300)]):
                 return {"y": tf.reduce_mean(tf.cast(img, tf.float32), axis=[0, 1])}
 
+        @sig(tf.TensorSpec([None], tf.string, name="jpeg"))
+        def small_only(self, jpeg):
+            img = tf.io.decode_jpeg(jpeg[0], channels=3)
+            with tf.control_dependencies([tf.debugging.assert_less(tf.shape(img)[0], 100)]):
+                return {"y": tf.reduce_mean(tf.cast(img, tf.float32), axis=[0, 1])}
+
     m = M()
     export_dir = os.fspath(export_dir)
-    names = ["gif", "bmp", "webp", "vectorized", "jpeg_or_png", "json_example", "padded_raw",
+    names = ["small_only", "gif", "bmp", "webp", "vectorized", "jpeg_or_png", "json_example", "padded_raw",
              "csv_options", "ids_as_strings", "needs_300"]
     tf.saved_model.save(m, export_dir, signatures={n: getattr(m, n) for n in names})
     return export_dir

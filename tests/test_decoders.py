@@ -183,7 +183,7 @@ def test_safe_retry_uses_smallest_valid_values(decoder_models):
         plan = tw.plan(decoder_models[name], batch_sizes=[2])
         values, how = record_values(plan.records[0], 0, SAFE)
         assert all(ok(b) for b in values[alias].ravel()), (name, values[alias])
-        assert how[alias].startswith("safe: safe: ")
+        assert how[alias].startswith("safe: smallest valid: ")
 
 
 def test_user_override_wins(decoder_models, tmp_path):
@@ -215,6 +215,14 @@ def test_zoo_formats_branches_and_options(zoo_src, tmp_path):
     ex = json.loads(v["json_example"]["json"][0])
     assert "age" in ex["features"]["feature"]
     assert {int(x) for x in v["ids_as_strings"]["ids"]} <= set(range(30))
+
+
+def test_safe_retry_end_to_end_sends_a_1x1_image(zoo_src, tmp_path):
+    """The model rejects 224x224 (an assert the analysis cannot read); the retry's 1x1 JPEG passes."""
+    d = copy_model(zoo_src, tmp_path)
+    report = tw.add_warmup(d, signatures=["small_only"])
+    assert report.ok and report.results[0].inputs["jpeg"] == "safe: smallest valid: DecodeJpeg 1x1x3"
+    assert tf.io.decode_jpeg(_inputs(d, "small_only")["jpeg"][0]).shape == (1, 1, 3)
 
 
 def test_failure_names_decoder_and_fix(zoo_src, tmp_path):

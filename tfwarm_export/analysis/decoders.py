@@ -511,7 +511,7 @@ def find_encoding(meta_graph_def, tensor_name: str, export_dir: str | None = Non
 def _domain(enc: Encoding) -> Domain:
     small = enc.smallest()
     return Domain(encoding=enc, source=f"decoded: {enc.describe()}",
-                  safe=Domain(encoding=small, source=f"safe: {small.describe()}"))
+                  safe=Domain(encoding=small, source=f"smallest valid: {small.describe()}"))
 
 
 def find_decoder_domain(meta_graph_def, tensor_name: str, export_dir: str | None = None,

@@ -62,11 +62,11 @@ def _fix_hint(record: PlannedRecord) -> str:
             hints.append(f"input {inp.alias!r} has no known value domain: overrides="
                          f"{{'{record.signature}/{inp.alias}': (low, high)}} or a list of valid values")
         elif inp.kind == "tensor" and inp.domain.encoding is not None:
-            size = (f", or another image size: image_size={{'{record.signature}/{inp.alias}': (h, w)}} "
-                    f"(CLI --image-size {record.signature}/{inp.alias}=HxW)" if hasattr(inp.domain.encoding, "height") else "")
+            key = f"{record.signature}/{inp.alias}"
+            size = (f", or another image size: image_size={{'{key}': (h, w)}} (CLI --image-size {key}=HxW)"
+                    if hasattr(inp.domain.encoding, "height") else "")
             hints.append(f"input {inp.alias!r} feeds {inp.domain.source.removeprefix('decoded: ')}: give "
-                         f"values it accepts with overrides={{'{record.signature}/{inp.alias}': "
-                         f"[b'<encoded value>', ...]}}{size}")
+                         f"values it accepts with overrides={{'{key}': [b'<encoded value>', ...]}}{size}")
         elif inp.kind == "tensor" and inp.domain.user:
             hints.append(f"input {inp.alias!r} uses your override ({inp.domain.describe()}), kept in "
                          f"the retry: change overrides['{record.signature}/{inp.alias}']")

@@ -172,7 +172,8 @@ def record_values(record, seed: int, strategy: str = PLANNED, sample: Any = None
             arr = np.empty(len(examples), dtype=object)
             arr[:] = examples
             values[inp.alias] = arr.reshape(inp.shape)
-            decoded = [f"{k}: {d.source}" for k, d in sorted(domains.items()) if d is not None and d.encoding]
+            decoded = [f"{k}: {d.source}" for k, d in sorted(domains.items())
+                       if d is not None and d.encoding is not None]
             how[inp.alias] = f"{strategy} tf.Examples ({'; '.join([inp.example_spec.parser_op] + decoded)})"
         else:
             domain = safe_domain(inp.dtype, inp.domain) if strategy == SAFE else inp.domain

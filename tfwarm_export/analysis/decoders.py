@@ -543,6 +543,7 @@ def find_feature_decoder_domains(meta_graph_def, example_spec: ExampleSpec, expo
     return out
 
 
-__all__ = ["find_encoding", "find_decoder_domain", "find_feature_decoder_domains", "DECODER_OPS", "IMAGE_DECODERS", "ImageEncoding",
-           "CsvEncoding", "CsvField", "NumberEncoding", "Base64Encoding", "RawEncoding",
-           "TensorProtoEncoding", "JsonExampleEncoding", "Encoding", "DEFAULT_IMAGE_SIZE"]
+__all__ = ["find_encoding", "find_decoder_domain", "find_feature_decoder_domains", "DECODER_OPS",
+           "IMAGE_DECODERS", "ImageEncoding", "CsvEncoding", "CsvField", "NumberEncoding",
+           "Base64Encoding", "RawEncoding", "TensorProtoEncoding", "JsonExampleEncoding", "Encoding",
+           "DEFAULT_IMAGE_SIZE"]

@@ -97,10 +97,14 @@ def test_image_size_option_and_default_size_stays_small(decoder_models, tmp_path
     assert plan.records[0].inputs[0].domain.source == "decoded: DecodeJpeg 224x224x3"
     value = record_values(plan.records[0], 0)[0]["image_bytes"][0]
     assert len(value) < 12_000  # a few KB, not a raw 150 KB dump
+    with pytest.raises(tw.TfwarmError, match="image_size key 'image_byte' names no input.*Did you mean"):
+        tw.plan(d, image_size={"image_byte": (8, 8)})
+    with pytest.raises(tw.TfwarmError, match=r"image_size\['image_bytes'\] must be"):
+        tw.plan(d, image_size={"image_bytes": (0, 8)})
     with pytest.raises(SystemExit) as e:
         main(["inspect", d, "--image-size", "bad"])
     assert e.value.code == 2
-    assert "--image-size expects" in capsys.readouterr().err
+    assert "argument --image-size: expected [ALIAS=]HxW" in capsys.readouterr().err
 
 
 def test_decode_image_beside_float_input(decoder_models, tmp_path):

@@ -8,7 +8,10 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 import numpy as np
+import tensorflow as tf
 
+from tfwarm_export.learned_encodings import draw as draw_learned
+from tfwarm_export.learned_encodings import learn_from_rows
 from tfwarm_export.traffic.rows import RngLike, SizeKey, as_rng, fill_value, np_dtype
 from tfwarm_export.traffic.stats import ValueStats
 
@@ -37,6 +40,11 @@ def synthesize(sample: Any, batch_size: int, bucket: Mapping[SizeKey, int] | Non
             flat = np.empty(n * int(np.prod(target, dtype=np.int64)), dtype=object)
             flat[:] = [stats.synthesize_one(rng, sample.vocab_min_count) for _ in range(flat.size)]
             out[alias] = flat.reshape(target if sample.is_scalar_input(alias) else (n,) + target)
+            continue
+        learned = learn_from_rows(sample.rows, alias) if dtype == tf.string else None
+        if learned is not None:  # encoded images, CSV lines, number strings: new values of that form
+            scalar = sample.is_scalar_input(alias)
+            out[alias] = draw_learned(learned, target if scalar else (batch_size,) + target, rng)
             continue
         stats = sample.value_stats.get(alias) or ValueStats.for_dtype(dtype)
         if sample.is_scalar_input(alias):

@@ -94,6 +94,9 @@ def test_rest_json_structure_rules():
         {"inputs": {"x": [[1, 2]]}}, two)
     assert "different shapes" in dropped({"instances": [{"x": [1, 2], "y": 1}, {"x": [1, 2, 3], "y": 1}]}, two)
     assert "ragged" in dropped({"inputs": {"x": [[1, 2], [3]], "y": [1, 2]}}, two)
+    assert "ragged" in dropped({"inputs": {"x": [[1, 2], 3], "y": [1, 2]}}, two)
+    assert "nested deeper" in dropped({"inputs": {"x": [[1, [2]]], "y": [1]}}, two)
+    assert "different shapes" in dropped({"instances": [{"x": [1, 2], "y": 1}, {"x": [1, 2], "y": [1]}]}, two)
     assert "not both" in dropped({"instances": [], "inputs": []}, two)
     assert "no values" in dropped({"instances": []}, two)
     assert "missing 'inputs' or 'instances'" in dropped({"signature_name": "serving_default"}, two)
@@ -189,6 +192,39 @@ def predict_log(sig: str, **inputs) -> prediction_log_pb2.PredictionLog:
     for alias, value in inputs.items():
         req.inputs[alias].CopyFrom(tf.make_tensor_proto(value))
     return prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=req))
+
+
+def test_prediction_log_layout_memo_changes_no_verdict():
+    """decode_log remembers validation per layout (signature, aliases, dtypes, shapes):
+    every repeat of a layout must get the verdict a fresh decode gives, and values
+    are still decoded per request."""
+    from tfwarm_export.traffic.readers.prediction_log import decode_log
+
+    sig = spec_of(x=(tf.float32, (None, 2)), tag=(tf.string, (None,)))
+    spec = traffic_spec({sig.name: sig})
+    logs = [predict_log("", x=np.array([[1, 2]], np.float32), tag=np.array([b"a"], object)),
+            predict_log("", x=np.array([[3, 4]], np.float32), tag=np.array([b"b"], object)),
+            predict_log("", x=np.array([[1, 2]], np.float64), tag=np.array([b"a"], object)),
+            predict_log("", x=np.array([[1, 2, 3]], np.float32), tag=np.array([b"a"], object)),
+            predict_log("nope", x=np.array([[1, 2]], np.float32), tag=np.array([b"a"], object)),
+            predict_log("", x=np.array([[5, 6]], np.float32), tag=np.array([b"c"], object))]
+
+    def verdicts(memo):
+        out = []
+        for log in logs * 2:
+            try:
+                req, = decode_log(log.SerializeToString(), spec, memo)
+                out.append({a: v.tolist() for a, v in req.inputs.items()})
+            except Dropped as why:
+                out.append(str(why))
+        return out
+
+    memo: dict = {}
+    got = verdicts(memo)
+    assert got == verdicts(None)
+    assert len(memo) == 4  # four layouts among twelve requests
+    assert got[1] == {"x": [[3.0, 4.0]], "tag": [b"b"]} and got[5]["tag"] == [b"c"]
+    assert "is float64" in got[2] and "axis 1 is 3" in got[3] and "'nope'" in got[4]
 
 
 def example(**features) -> tf.train.Example:

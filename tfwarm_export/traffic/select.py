@@ -44,7 +44,7 @@ from tfwarm_export.traffic.stats import (
     choose_buckets,
     looks_like_examples,
 )
-from tfwarm_export.traffic.validate import Dropped, LoggedRequest, TrafficSpec, batch_of
+from tfwarm_export.traffic.validate import Dropped, LoggedRequest, TrafficSpec
 
 DEFAULT_K = 256
 _FLUSH_ROWS = 4096  # traffic rows buffered before they are scanned as chunks
@@ -57,11 +57,15 @@ _U64 = np.uint64
 _GOLDEN = 0x9E3779B97F4A7C15
 
 
+_S30, _S27, _S31 = _U64(30), _U64(27), _U64(31)
+_M1, _M2 = _U64(0xBF58476D1CE4E5B9), _U64(0x94D049BB133111EB)
+
+
 def _mix(h: np.ndarray) -> np.ndarray:
     """splitmix64's finaliser, elementwise on uint64 (wraps mod 2**64)."""
-    h = (h ^ (h >> _U64(30))) * _U64(0xBF58476D1CE4E5B9)
-    h = (h ^ (h >> _U64(27))) * _U64(0x94D049BB133111EB)
-    return h ^ (h >> _U64(31))
+    h = (h ^ (h >> _S30)) * _M1
+    h = (h ^ (h >> _S27)) * _M2
+    return h ^ (h >> _S31)
 
 
 _POWERS = np.ones(1, dtype=np.uint64)
@@ -649,7 +653,7 @@ class Scanner:
 # --------------------------------------------------------------------------- traffic combiner
 
 
-DECODERS: dict[str, Callable[[Any, TrafficSpec], list[LoggedRequest]]] = {
+DECODERS: dict[str, Callable[[Any, TrafficSpec, dict], list[LoggedRequest]]] = {
     REST_JSON: decode_body,
     PREDICTION_LOG: decode_log,
     TF_EXAMPLE: decode_example_record,
@@ -668,6 +672,7 @@ class TrafficScan:
         self.dropped: Counter = Counter()
         self._buffer: dict[tuple, list[dict[str, np.ndarray]]] = {}
         self._buffered = 0
+        self._memo: dict = {}  # the decoders' per-layout validation verdicts (see decode_log)
 
     def _scanner(self, name: str) -> Scanner:
         sc = self.scanners.get(name)
@@ -682,19 +687,24 @@ class TrafficScan:
         kind, payload = element
         self.records += 1
         try:
-            requests = DECODERS[kind](payload, self.spec)
+            requests = DECODERS[kind](payload, self.spec, self._memo)
         except Dropped as why:
             self.dropped[str(why)] += 1
             return
         for req in requests:
-            n = batch_of(req.inputs)
-            stratum = (req.request_type, self.spec.padded(n))
-            if any(np.ndim(v) == 0 for v in req.inputs.values()):  # a scalar is shared, not stacked
+            n, scalar, rows = 0, False, []
+            for alias, v in sorted(req.inputs.items()):
+                shape = v.shape
+                if shape:
+                    n = n or shape[0]
+                    rows.append((alias, shape[1:], v.dtype.str))
+                else:
+                    scalar = True
+            stratum = (req.request_type, self.spec.padded(n or 1))
+            if scalar:  # a scalar is shared by the rows, not stacked
                 self._add_chunk(req.signature, stratum, req.inputs, 1)
                 continue
-            key = (req.signature, stratum,
-                   tuple((a, v.shape[1:], v.dtype.str) for a, v in sorted(req.inputs.items())))
-            self._buffer.setdefault(key, []).append(req.inputs)
+            self._buffer.setdefault((req.signature, stratum, tuple(rows)), []).append(req.inputs)
             self._buffered += n
         if self._buffered >= _FLUSH_ROWS:
             self.flush()
@@ -719,7 +729,7 @@ class TrafficScan:
 
     def __getstate__(self) -> dict:
         self.flush()  # an accumulator travels (Beam) without a buffer
-        return self.__dict__
+        return {**self.__dict__, "_memo": {}}
 
     def merge(self, other: "TrafficScan") -> "TrafficScan":
         self.flush()

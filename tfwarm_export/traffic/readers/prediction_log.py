@@ -58,8 +58,34 @@ def _examples(request_input, what: str) -> np.ndarray:
     return arr
 
 
-def decode_log(record: bytes | prediction_log_pb2.PredictionLog, spec: TrafficSpec) -> list[LoggedRequest]:
-    """One PredictionLog as the request(s) it makes of each signature."""
+def _check_inputs(req, spec: TrafficSpec) -> tuple[str, dict[str, tuple]]:
+    """Signature, method, aliases, dtypes and shapes of a PredictRequest, from the
+    tensors' metadata only (no value is decoded): the signature's name and each
+    input's (shape, size, numpy dtype of a raw layout), or ``Dropped``."""
+    sig = spec.signature(req.model_spec.signature_name)
+    check_method(sig, "predict")
+    for alias in sorted(req.inputs):
+        if alias not in sig.inputs:
+            raise Dropped(f"input {alias!r} is not in signature {sig.name!r}")
+    dtypes = {a: tf.as_dtype(t.dtype) for a, t in req.inputs.items()}
+    shapes = {a: _shape_only(t) for a, t in req.inputs.items()}
+    check_predict(sig, shapes, dtypes)
+    return sig.name, {a: (shape, math.prod(shape), _NUMERIC.get(req.inputs[a].dtype))
+                      for a, shape in shapes.items()}
+
+
+_MEMO_CAP = 4096  # distinct (signature, aliases, dtypes, shapes) layouts remembered
+
+
+def decode_log(record: bytes | prediction_log_pb2.PredictionLog, spec: TrafficSpec,
+               memo: dict | None = None) -> list[LoggedRequest]:
+    """One PredictionLog as the request(s) it makes of each signature.
+
+    ``memo`` (owned by the caller, one per scan) remembers the verdict of the
+    validation per request *layout* (signature name, and each input's alias,
+    dtype enum and serialized shape): a log repeats a handful of layouts, so
+    most requests are validated by one dict lookup. The verdict is a function
+    of the layout alone, so a memo changes no result."""
     if isinstance(record, prediction_log_pb2.PredictionLog):
         log = record
     else:
@@ -70,19 +96,36 @@ def decode_log(record: bytes | prediction_log_pb2.PredictionLog, spec: TrafficSp
     kind = log.WhichOneof("log_type")
     if kind == "predict_log":
         req = log.predict_log.request
-        sig = spec.signature(req.model_spec.signature_name)
-        check_method(sig, "predict")
-        for alias in sorted(req.inputs):
-            if alias not in sig.inputs:
-                raise Dropped(f"input {alias!r} is not in signature {sig.name!r}")
-        dtypes = {a: tf.as_dtype(t.dtype) for a, t in req.inputs.items()}
-        shapes = {a: _shape_only(t) for a, t in req.inputs.items()}
-        check_predict(sig, shapes, dtypes)
+        items = sorted(req.inputs.items())
+        if memo is None:
+            verdict = None
+        else:
+            layout = (req.model_spec.signature_name,
+                      tuple((a, t.dtype, t.tensor_shape.SerializeToString()) for a, t in items))
+            verdict = memo.get(layout)
+        if verdict is None:
+            try:
+                verdict = _check_inputs(req, spec)
+            except Dropped as why:
+                verdict = why
+            if memo is not None:
+                if len(memo) >= _MEMO_CAP:
+                    memo.clear()
+                memo[layout] = verdict
+        if isinstance(verdict, Dropped):
+            raise Dropped(str(verdict))
+        name, layout = verdict
         try:
-            inputs = {a: _ndarray(t, shapes[a]) for a, t in req.inputs.items()}
+            inputs = {}
+            for a, t in items:
+                shape, size, np_dtype = layout[a]
+                content = t.tensor_content if np_dtype is not None else b""
+                inputs[a] = (np.frombuffer(content, np_dtype).reshape(shape)
+                             if content and np_dtype.itemsize * size == len(content)
+                             else _ndarray(t, shape, size, np_dtype))
         except (TypeError, ValueError) as e:
-            raise Dropped(f"a tensor of signature {sig.name!r} cannot be decoded ({type(e).__name__})") from None
-        return [LoggedRequest(sig.name, "predict", inputs)]
+            raise Dropped(f"a tensor of signature {name!r} cannot be decoded ({type(e).__name__})") from None
+        return [LoggedRequest(name, "predict", inputs)]
     if kind in ("classify_log", "regress_log"):
         what = kind.split("_")[0]
         req = getattr(log, kind).request
@@ -116,16 +159,16 @@ _NUMERIC = {int(d.as_datatype_enum): np.dtype(d.as_numpy_dtype).newbyteorder("<"
 _STRING = int(tf.string.as_datatype_enum)
 
 
-def _ndarray(t, shape: tuple[int, ...]) -> np.ndarray:
+def _ndarray(t, shape: tuple[int, ...], size: int, np_dtype: np.dtype | None) -> np.ndarray:
     """``tf.make_ndarray``, with the two layouts ``tf.make_tensor_proto`` writes taken
     in one numpy call: raw ``tensor_content`` (little-endian, as TensorFlow defines it)
     and ``string_val`` (kept as ``bytes`` objects: fixed-width numpy bytes would drop
     trailing NULs). Every other layout goes through ``tf.make_ndarray``; a request log
     has millions of tensors, and make_ndarray's Python set-up would dominate the scan."""
-    size = math.prod(shape)
-    np_dtype = _NUMERIC.get(t.dtype)
-    if np_dtype is not None and t.tensor_content and np_dtype.itemsize * size == len(t.tensor_content):
-        return np.frombuffer(t.tensor_content, np_dtype).reshape(shape)
+    if np_dtype is not None:
+        content = t.tensor_content
+        if content and np_dtype.itemsize * size == len(content):
+            return np.frombuffer(content, np_dtype).reshape(shape)
     if t.dtype == _STRING and len(t.string_val) == size:
         arr = np.empty(size, dtype=object)
         arr[:] = list(t.string_val)

@@ -28,6 +28,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from itertools import chain
 from typing import Any, Iterator
 
 import numpy as np
@@ -152,13 +153,29 @@ def _flatten(v: Any, shape: list[int], alias: str) -> list:
     return out
 
 
+def _flatten_regular(v: Any, shape: list[int]) -> list | None:
+    """``_flatten`` for a regular nested list, a level at a time with C-speed
+    ``map``/``chain`` (no Python loop per list); None when any structure check
+    fails, so ``_flatten`` walks it and names the reason."""
+    level = [v]
+    for size in shape:
+        if set(map(type, level)) != {list} or set(map(len, level)) != {size}:
+            return None
+        level = list(chain.from_iterable(level))
+    if list in set(map(type, level)):
+        return None
+    return level
+
+
 def json_tensor(v: Any, dtype: tf.DType, alias: str) -> np.ndarray:
     """A JSON value as the tensor TF Serving would build for an input of ``dtype``.
 
     Whole-list type checks first (one ``set(map(type, ...))``); only a list that
     fails them is walked value by value, to raise TF Serving's exact error."""
     shape = _shape(v)
-    flat = _flatten(v, shape, alias)
+    flat = _flatten_regular(v, shape) if shape else None
+    if flat is None:
+        flat = _flatten(v, shape, alias)
     types = set(map(type, flat))
     kind = _KIND.get(dtype)
     arr = None
@@ -226,7 +243,8 @@ def _instances(items: list, sig, spec_dtype) -> dict[str, np.ndarray]:
     out = {}
     for name, values in columns.items():
         first = _shape(values[0])
-        if any(_shape(v) != first for v in values[1:]):
+        if _flatten_regular(values, [len(values)] + first) is None and any(
+                _shape(v) != first for v in values[1:]):
             raise Dropped(f"input {name!r}: instances have different shapes")
         out[name] = json_tensor(values, spec_dtype(name), name)
     return out
@@ -294,7 +312,7 @@ def json_example(obj: Any) -> tf.train.Example:
     return ex
 
 
-def decode_body(body: Any, spec: TrafficSpec) -> list[LoggedRequest]:
+def decode_body(body: Any, spec: TrafficSpec, memo: dict | None = None) -> list[LoggedRequest]:
     """One REST body (text, bytes or parsed JSON) as the request(s) TF Serving would build."""
     if isinstance(body, (bytes, str)):
         try:

@@ -66,7 +66,7 @@ def tfrecord_chunks(files: list[str], compression: str, inputs, required, sig_na
 
 
 
-def decode_example_record(record: bytes, spec: TrafficSpec) -> list[LoggedRequest]:
+def decode_example_record(record: bytes, spec: TrafficSpec, memo: dict | None = None) -> list[LoggedRequest]:
     """A tf.Example record found among traffic files: a row for every warmed
     signature that takes serialized examples through one string input."""
     out = []

@@ -369,7 +369,7 @@ def bench(export_dir: str | os.PathLike, config=None, *, iterations: int = DEFAU
         warmup_logs = parse_records(warmup_records, path)
     else:
         source, path = "planned", None
-        warmup_logs = build_logs(warmup_plan)
+        warmup_logs = [lg for lg in build_logs(warmup_plan) for _ in range(warmup_plan.copies)]
         warmup_records = serialize_logs(warmup_logs)
     request_logs = bench_requests(warmup_plan)
     covered_keys = {_request_key(lg, batching) for lg in warmup_logs}
@@ -402,6 +402,11 @@ def bench(export_dir: str | os.PathLike, config=None, *, iterations: int = DEFAU
                "batching": dataclasses.asdict(batching) if batching else None,
                "warmup_file": warmup_file, "requests_file": requests_file, "iterations": iterations,
                "idle_ms": idle_ms}
+        server = warmup_plan.server
+        if server is not None:  # replay the file the way the configured server will
+            job.update(session_config=server.session_config.SerializeToString().hex(),
+                       warmup_iterations=server.num_request_iterations,
+                       warmup_threads=server.num_model_warmup_threads)
         job_path = os.path.join(tmp, "job.json")
         with open(job_path, "w") as f:
             json.dump(job, f)
@@ -516,12 +521,19 @@ def _worker(job_path: str, row: int, mode: str, out_path: str) -> int:
         warmup_logs = [prediction_log_pb2.PredictionLog.FromString(b)
                        for b in _read_blobs(job["warmup_file"])]
     result: dict[str, Any] = {"mode": mode, "row": row}
+    session_config = None
+    if job.get("session_config") is not None:
+        from tensorflow.core.protobuf import config_pb2
+
+        session_config = config_pb2.ConfigProto.FromString(bytes.fromhex(job["session_config"]))
     try:
-        with Replayer(job["export_dir"], job["tags"], batching) as replayer:
+        with Replayer(job["export_dir"], job["tags"], batching, session_config=session_config) as replayer:
             result["load_ms"] = replayer.load_ms
             if mode in ("warm", "trace"):
                 t0 = time.perf_counter()
-                replayed = replayer.replay(warmup_logs, iterations=1)  # TF Serving's default: once each
+                # TF Serving's num_request_iterations (default once each) and warmup threads
+                replayed = replayer.replay(warmup_logs, iterations=int(job.get("warmup_iterations", 1)),
+                                           threads=int(job.get("warmup_threads", 1)))
                 result["replay_ms"] = (time.perf_counter() - t0) * 1000
                 result["replay_failures"] = [f"record {r.index} ({r.signature}): {r.error}"
                                              for r in replayed if not r.ok]

@@ -67,6 +67,12 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tags", default="serve", help="MetaGraph tag set, comma-separated (default: serve)")
     p.add_argument("--batching-parameters", metavar="FILE",
                    help="TF Serving --batching_parameters_file (text BatchingParameters)")
+    p.add_argument("--platform-config-file", metavar="FILE",
+                   help="TF Serving --platform_config_file: replay under its batching, warmup "
+                        "options and session config")
+    p.add_argument("--ignore-per-model-batching-params", action="store_true",
+                   help="ignore DIR/batching_params.pbtxt (server runs without "
+                        "--enable_per_model_batching_params)")
     p.add_argument("--json", action="store_true", help="print machine-readable JSON")
     p.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
 
@@ -97,15 +103,25 @@ def _plan_options(p: argparse.ArgumentParser) -> None:
                    help="warm signatures that mutate variables/tables too")
 
 
+def _iterations(p: argparse.ArgumentParser) -> None:
+    from tfwarm_export.config import DEFAULT_ITERATIONS
+
+    p.add_argument("--iterations", dest="record_iterations", type=int, default=DEFAULT_ITERATIONS,
+                   metavar="N", help="write each record N times, within the 1000-record limit "
+                                     f"(default {DEFAULT_ITERATIONS}; see benchmarks/RESULTS.md)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tfwarm", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("inspect", help="show the warmup plan without writing anything")
     _common(p)
     _plan_options(p)
+    _iterations(p)
     p = sub.add_parser("add", help="write and replay the warmup file")
     _common(p)
     _plan_options(p)
+    _iterations(p)
     p.add_argument("--overwrite", action="store_true", help="replace an existing warmup file")
     p.add_argument("--no-replay", action="store_true", help="write without replaying (not recommended)")
     p = sub.add_parser("check", help="validate an existing warmup file, then replay it")
@@ -119,7 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _config(args: argparse.Namespace):
-    from tfwarm_export.config import WarmupConfig
+    from tfwarm_export.config import DEFAULT_ITERATIONS, WarmupConfig
 
     dim_sizes: dict[str, dict[int, list[int]]] = {}
     for alias, axis, sizes in args.dim:
@@ -143,6 +159,9 @@ def _config(args: argparse.Namespace):
         max_buckets=args.max_buckets,
         overwrite=getattr(args, "overwrite", False),
         replay=not getattr(args, "no_replay", False),
+        platform_config=args.platform_config_file,
+        ignore_per_model_batching=args.ignore_per_model_batching_params,
+        iterations=getattr(args, "record_iterations", DEFAULT_ITERATIONS),
     )
 
 
@@ -165,7 +184,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             ok = result.ok
         else:
             result = tw.check(args.export_dir, path=args.file, tags=tuple(args.tags.split(",")),
-                              batching_parameters=args.batching_parameters, replay=not args.no_replay)
+                              batching_parameters=args.batching_parameters, replay=not args.no_replay,
+                              platform_config=args.platform_config_file,
+                              ignore_per_model_batching=args.ignore_per_model_batching_params)
             ok = result.ok
     except ReplayError as e:
         if args.json and e.report is not None:

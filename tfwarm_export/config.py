@@ -21,6 +21,11 @@ convolution stack that needs a larger image)."""
 
 DEFAULT_SEED = 0
 
+DEFAULT_ITERATIONS = 1
+"""Copies of each record written to the file (``iterations``). Chosen from
+``benchmarks/bench_iterations.py``; the table and the reason are in
+``benchmarks/RESULTS.md`` ("Record iterations")."""
+
 
 @dataclass(frozen=True)
 class WarmupConfig:
@@ -56,6 +61,12 @@ class WarmupConfig:
       multi_inference: also emit MultiInference records for classify/regress
         signatures that share one input.
       include_stateful: warm signatures that mutate variables or tables.
+      platform_config: TF Serving's ``--platform_config_file`` (path or a parsed
+        ``SessionBundleConfig``): batching, warmup options, session config.
+      ignore_per_model_batching: ignore ``batching_params.pbtxt`` in the version
+        directory (servers without ``--enable_per_model_batching_params``).
+      iterations: write each record this many times (within the 1000-record cap),
+        for servers whose ``num_request_iterations`` you cannot change.
     """
 
     batch_sizes: Sequence[int] | None = None
@@ -77,6 +88,9 @@ class WarmupConfig:
     overwrite: bool = False
     multi_inference: bool = False
     include_stateful: bool = False
+    platform_config: Any = None
+    ignore_per_model_batching: bool = False
+    iterations: int = DEFAULT_ITERATIONS
 
     def replace(self, **changes: Any) -> "WarmupConfig":
         """A copy with ``changes`` applied; unknown names raise TypeError."""

@@ -408,10 +408,11 @@ def resolve_server(export_dir: str, *, platform_config: Any = None, batching_par
         batching_on = True  # the per-model file implies batching when no platform config says otherwise
         per_model_on = not ignore_per_model_batching
 
+    import tensorflow as tf
+
     batching = common
     per_model_path = per_model_batching_path(export_dir)
-    per_model = load_per_model_batching(export_dir)
-    if per_model is not None:
+    if tf.io.gfile.exists(per_model_path):  # parsed only where TF Serving would read it
         if ignore_per_model_batching:
             settings.notes.append(f"{PER_MODEL_BATCHING_FILE} found but ignored "
                                   "(ignore_per_model_batching): the server runs without "
@@ -424,7 +425,7 @@ def resolve_server(export_dir: str, *, platform_config: Any = None, batching_par
                                   "batching_parameters; TF Serving reads the per-model file only when "
                                   "batching is enabled, so it is ignored")
         elif per_model_on:
-            batching = per_model
+            batching = load_per_model_batching(export_dir)
             settings.notes.append(PER_MODEL_NOTE + f" ({per_model_path}"
                                   + (f"; replaces {common.source}" if common is not None else "") + ")")
     elif sbc is not None and per_model_on and batching_on:

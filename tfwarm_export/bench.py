@@ -324,7 +324,7 @@ def bench(export_dir: str | os.PathLike, config=None, *, iterations: int = DEFAU
           warmup: str = "auto", idle_ms: float = DEFAULT_IDLE_MS, repeats: int = 1,
           timeout_s: float = 600.0, progress: Callable[[str], None] | None = None,
           python: str | None = None, trace: bool = False, rows: Sequence[int] | None = None,
-          **options: Any) -> BenchReport:
+          cold: bool = True, **options: Any) -> BenchReport:
     """Measure cold-first, warmed-first and steady latency per planned row.
 
     ``config``/``options`` are ``WarmupConfig`` fields and decide the rows (and,
@@ -340,6 +340,8 @@ def bench(export_dir: str | os.PathLike, config=None, *, iterations: int = DEFAU
     instantiation); in the warmed one it shows where a leftover cost would sit.
     Traced runs are slower; only traced is compared with traced.
     ``rows`` limits the run to those row indices of the plan (e.g. to re-measure one).
+    ``cold=False`` skips the cold processes (when comparing several warmup files
+    against one cold measurement).
     """
     from tfwarm_export.api import build_logs, plan as make_plan
     from tfwarm_export.config import resolve_config
@@ -415,7 +417,7 @@ def bench(export_dir: str | os.PathLike, config=None, *, iterations: int = DEFAU
             say(f"[bench] {name} ({k + 1}/{len(report.rows)}) row {row.index} {row.label}: "
                 f"{repeats} cold + {repeats} warmed process(es)")
             for rep_i in range(repeats):
-                for mode in ("cold", "warm"):
+                for mode in (("cold", "warm") if cold else ("warm",)):
                     try:
                         result = _run_worker(job_path, row.index, mode, tmp, timeout_s, python)
                     except RuntimeError as e:

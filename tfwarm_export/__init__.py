@@ -9,7 +9,8 @@ from tfwarm_export.batching import BatchingConfig, load_batching_parameters, par
 from tfwarm_export.config import WarmupConfig
 from tfwarm_export.domains import Domain
 from tfwarm_export.errors import (BatchingError, DatasetError, PlanError, ReplayError,
-                                  SavedModelError, SignatureError, TfwarmError, WarmupFileError)
+                                  SavedModelError, ServingConfigError, SignatureError, TfwarmError,
+                                  WarmupFileError)
 from tfwarm_export.plan import WarmupPlan
 from tfwarm_export.report import CheckReport, WarmupReport
 from tfwarm_export.saving import export, save
@@ -22,7 +23,7 @@ __all__ = [
     "WarmupConfig", "WarmupPlan", "WarmupReport", "CheckReport", "Domain",
     "BatchingConfig", "load_batching_parameters", "parse_batching_parameters",
     "TfwarmError", "SavedModelError", "SignatureError", "BatchingError", "PlanError",
-    "DatasetError", "WarmupFileError", "ReplayError",
+    "DatasetError", "WarmupFileError", "ReplayError", "ServingConfigError",
 ]
 
 

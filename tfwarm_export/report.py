@@ -90,7 +90,8 @@ class WarmupReport:
 
     def summary(self) -> str:
         head = "wrote" if self.path and self.ok else "did NOT write"
-        lines = [f"tfwarm: {head} {len(self.plan.records)} warmup record(s) "
+        copies = f" x {self.plan.copies} copies" if self.plan.copies > 1 else ""
+        lines = [f"tfwarm: {head} {len(self.plan.records)} warmup record(s){copies} "
                  f"to {self.path or self.export_dir}"]
         lines += ["", self.plan.summary()]
         if self.replayed:

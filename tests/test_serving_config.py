@@ -346,3 +346,18 @@ def test_cli_fresh_process_per_model_and_platform(rank0_src, tmp_path):
     assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
     assert sc.PER_MODEL_NOTE in proc.stdout and "each record run 3 times" in proc.stdout
     assert main(["check", model, "--platform-config-file", cfg]) == 0
+
+
+def test_session_feed_check_becomes_a_record_problem(rank0_src):
+    """A feed the Session itself refuses (shape vs placeholder) is a failed record, not a crash."""
+    import numpy as np
+
+    from tfwarm_export.replay import PreparedRun, RecordProblem, Replayer
+
+    with Replayer(rank0_src) as replayer:
+        sig = replayer.meta_graph.signature_def["serving_default"]
+        run = PreparedRun("predict_log", ("serving_default",), {sig.inputs["x"].name: np.float32(1.0)},
+                          {"serving_default/y": sig.outputs["y"].name}, None)
+        with pytest.raises(RecordProblem, match="refused the feed"):
+            replayer.run(run)
+        assert not replayer.run_record(0, run).ok

@@ -339,6 +339,8 @@ class Replayer:
             values = self.session.run([prepared.fetches[k] for k in keys], feed_dict=prepared.feeds)
         except tf.errors.OpError as e:
             raise RecordProblem(f"TensorFlow error: {type(e).__name__}: {_tf_message(e)}") from None
+        except (ValueError, TypeError) as e:  # the Session's own feed checks (shape/dtype vs placeholder)
+            raise RecordProblem(f"the Session refused the feed: {e}") from None
         ms = (time.perf_counter() - start) * 1000
         outputs = dict(zip(keys, (np.asarray(v) for v in values)))
         n = prepared.batch_size

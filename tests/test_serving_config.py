@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 
@@ -18,7 +16,7 @@ from tfwarm_export.cli import main
 from tfwarm_export.errors import BatchingError, ServingConfigError
 from tfwarm_export.warmup_file import read_records, warmup_path
 
-from conftest import REPO, copy_model
+from conftest import copy_model
 
 
 @pytest.fixture(scope="session")
@@ -335,17 +333,19 @@ def test_non_xla_model_is_not_flagged(mixed):
 # ----------------------------------------------------------------- as a user runs it
 
 
-def test_cli_fresh_process_per_model_and_platform(rank0_src, tmp_path):
+def test_cli_per_model_and_platform(rank0_src, tmp_path, capsys):
     model = copy_model(rank0_src, tmp_path)
     write(os.path.join(model, "batching_params.pbtxt"), PER_MODEL)
     cfg = write(tmp_path / "platform.config", platform_text(EVERY_FIELD + "enable_per_model_batching_params: true"))
-    env = dict(os.environ, PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="2")
-    proc = subprocess.run([sys.executable, "-m", "tfwarm_export.cli", "add", model,
-                           "--platform-config-file", cfg], env=env, capture_output=True, text=True,
-                          timeout=300)
-    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
-    assert sc.PER_MODEL_NOTE in proc.stdout and "each record run 3 times" in proc.stdout
+    assert main(["add", model, "--platform-config-file", cfg]) == 0
+    out = capsys.readouterr().out
+    assert sc.PER_MODEL_NOTE in out and "each record run 3 times" in out
+    assert "applied in replay: model_warmup_options.num_request_iterations" in out
     assert main(["check", model, "--platform-config-file", cfg]) == 0
+    capsys.readouterr()
+    assert main(["inspect", model, "--platform-config-file", cfg, "--ignore-per-model-batching-params",
+                 "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["batch_sizes"] == [4, 8]  # the platform's own batching
 
 
 def test_session_feed_check_becomes_a_record_problem(rank0_src):
@@ -361,3 +361,14 @@ def test_session_feed_check_becomes_a_record_problem(rank0_src):
         with pytest.raises(RecordProblem, match="refused the feed"):
             replayer.run(run)
         assert not replayer.run_record(0, run).ok
+
+
+def test_bench_replays_under_the_platform_config(rank0, tmp_path):
+    from tfwarm_export import bench
+
+    cfg = write(tmp_path / "platform.config", platform_text(EVERY_FIELD))
+    report = bench.bench(rank0, platform_config=cfg, rows=[0], iterations=2, idle_ms=0, cold=False)
+    assert (report.warmup_iterations, report.warmup_threads) == (3, 2)
+    assert report.batching["allowed_batch_sizes"] == [4, 8]
+    assert report.ok and report.rows[0].warmed_first_ms is not None
+    assert "3 times each on 2 threads" in report.summary()

@@ -146,6 +146,8 @@ class BenchReport:
     batching: dict | None
     idle_ms: float = DEFAULT_IDLE_MS
     repeats: int = 1
+    warmup_iterations: int = 1  # the server's num_request_iterations
+    warmup_threads: int = 1  # the server's num_model_warmup_threads
     rows: list[BenchRow] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     wall_s: float = 0.0
@@ -180,6 +182,8 @@ class BenchReport:
             "iterations": self.iterations,
             "idle_ms": self.idle_ms,
             "repeats": self.repeats,
+            "warmup_iterations": self.warmup_iterations,
+            "warmup_threads": self.warmup_threads,
             "batching": self.batching,
             "replay_ms": _round(self.replay_ms),
             "load_ms": _round(self.load_ms),
@@ -199,7 +203,9 @@ class BenchReport:
         src = (f"existing file {self.warmup_path}" if self.warmup_source == "existing"
                else "planned records (in memory, not written)")
         lines = [f"tfwarm bench {self.export_dir}: {len(self.rows)} row(s); warmup replayed: {src}, "
-                 f"{self.num_warmup_records} record(s), once each",
+                 f"{self.num_warmup_records} record(s), "
+                 + ("once each" if self.warmup_iterations == 1 else f"{self.warmup_iterations} times each")
+                 + (f" on {self.warmup_threads} threads" if self.warmup_threads > 1 else ""),
                  f"  model load ~{_fmt(self.load_ms)} ms; replaying the file took ~{_fmt(self.replay_ms)} ms "
                  f"(paid at load); steady = median of {self.iterations} runs per warmed process, b2b = the same "
                  "back to back",
@@ -406,6 +412,8 @@ def bench(export_dir: str | os.PathLike, config=None, *, iterations: int = DEFAU
                "idle_ms": idle_ms}
         server = warmup_plan.server
         if server is not None:  # replay the file the way the configured server will
+            report.warmup_iterations = server.num_request_iterations
+            report.warmup_threads = server.num_model_warmup_threads
             job.update(session_config=server.session_config.SerializeToString().hex(),
                        warmup_iterations=server.num_request_iterations,
                        warmup_threads=server.num_model_warmup_threads)

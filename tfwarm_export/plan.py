@@ -20,6 +20,7 @@ from tfwarm_export.config import DEFAULT_DIM_SIZE, WarmupConfig
 from tfwarm_export.domains import Domain
 from tfwarm_export.errors import DatasetError, PlanError, SignatureError
 from tfwarm_export.example_spec import ExampleSpec
+from tfwarm_export.keys import validate_keys
 from tfwarm_export.sampling import DataSample, sample_dataset
 from tfwarm_export.serving_config import ServerSettings, resolve_server
 from tfwarm_export.signatures import (CLASSIFY_METHOD, PREDICT_METHOD, REGRESS_METHOD,
@@ -441,6 +442,7 @@ def make_plan(model: ModelSignatures, config: WarmupConfig | None = None,
     is resolved from ``config`` when not given.
     """
     config = config or WarmupConfig()
+    validate_keys(model, config)  # a mistyped key is an error, never silently ignored
     if server is None:
         server = resolve_server(model.export_dir, platform_config=config.platform_config,
                                 batching_parameters=config.batching_parameters,

@@ -19,6 +19,7 @@ import tensorflow as tf
 from tensorflow.core.protobuf import meta_graph_pb2
 from tensorflow_serving.apis import prediction_log_pb2
 
+from tfwarm_export import progress
 from tfwarm_export.batching import BatchingConfig
 from tfwarm_export.errors import SavedModelError
 from tfwarm_export.warmup_file import quiet_deprecations
@@ -419,10 +420,12 @@ class Replayer:
                 threads: int = 1) -> list[RecordResult]:
         """Run prepared records in order, or on ``threads`` threads (outputs compared across runs)."""
         if threads <= 1:
-            return [self.run_record(i, prepared, iterations) for i, prepared in runnable]
+            return [self.run_record(i, prepared, iterations)
+                    for i, prepared in progress.bar(runnable, desc="replay", unit="record")]
         with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="warmup") as pool:
-            return list(pool.map(lambda item: self.run_record(item[0], item[1], iterations, True),
-                                 runnable))
+            done = pool.map(lambda item: self.run_record(item[0], item[1], iterations, True), runnable)
+            return list(progress.bar(done, total=len(runnable), desc=f"replay ({threads} threads)",
+                                     unit="record"))
 
 
 def _same_outputs(a: Mapping[str, np.ndarray], b: Mapping[str, np.ndarray]) -> bool:

@@ -179,6 +179,12 @@ MODEL_FLAGS: list[Flag] = [
     Flag(("--batching-parameters",), "batching_parameters", dict(
         metavar="FILE", help="the file given to tensorflow_model_server --batching_parameters_file; "
                              "'-' reads it from stdin"), load_batching_arg),
+    Flag(("--platform-config-file",), "platform_config", dict(
+        metavar="FILE", help="the file given to tensorflow_model_server --platform_config_file: "
+                             "replay under its batching, warmup options and session config")),
+    Flag(("--ignore-per-model-batching-params",), "ignore_per_model_batching", dict(
+        action="store_true", help="ignore DIR/batching_params.pbtxt (for servers run without "
+                                  "--enable_per_model_batching_params)")),
 ]
 """Flags every subcommand takes: which MetaGraph, and TF Serving's batching."""
 
@@ -248,6 +254,14 @@ WRITE_FLAGS: list[Flag] = [
 ]
 """Flags of ``add``: what happens to the file."""
 
+ITERATION_FLAGS: list[Flag] = [
+    Flag(("--iterations",), "iterations", dict(
+        dest="record_iterations", type=int, default=None, metavar="N",
+        help="write each record N times, within the 1000-record limit (default: "
+             "tfwarm_export.config.DEFAULT_ITERATIONS; see benchmarks/RESULTS.md)")),
+]
+"""``inspect``/``add``: copies of each record (``bench --iterations`` means steady runs)."""
+
 
 def add_flags(parser: argparse.ArgumentParser, flags: Sequence[Flag]) -> None:
     for flag in flags:
@@ -287,7 +301,7 @@ def config_from_args(args: argparse.Namespace, **changes: Any):
     from tfwarm_export.config import WarmupConfig
 
     values: dict[str, Any] = {}
-    for flag in MODEL_FLAGS + PLAN_FLAGS + WRITE_FLAGS:
+    for flag in MODEL_FLAGS + PLAN_FLAGS + WRITE_FLAGS + ITERATION_FLAGS:
         if not hasattr(args, flag.dest):
             continue
         value = getattr(args, flag.dest)

@@ -21,6 +21,15 @@ convolution stack that needs a larger image)."""
 
 DEFAULT_SEED = 0
 
+DEFAULT_ITERATIONS = 1
+"""Copies of each record written to the file (``iterations``). Chosen from
+``benchmarks/bench_iterations.py`` (table and reason in ``benchmarks/RESULTS.md``,
+"Record iterations (issue 14)"): over 7 rows of the suite's 4 models, the median
+penalty removed was 99.91 / 100.06 / 99.94 % for 1 / 2 / 3 copies, a difference
+within that run's noise, while 2 and 3 copies cost 1.10x and 1.17x the load-time
+replay. Servers whose first requests still matter at the sub-millisecond level can
+ask for more (``iterations=2`` or ``num_request_iterations``)."""
+
 
 @dataclass(frozen=True)
 class WarmupConfig:
@@ -70,6 +79,12 @@ class WarmupConfig:
       image_size: ``(height, width)`` (or one int) of the images written for string
         inputs an image decoder reads, instead of the graph's resize target (or
         224x224); a dict ``{"alias" | "sig/alias": (h, w)}`` sets it per input.
+      platform_config: TF Serving's ``--platform_config_file`` (path or a parsed
+        ``SessionBundleConfig``): batching, warmup options, session config.
+      ignore_per_model_batching: ignore ``batching_params.pbtxt`` in the version
+        directory (servers without ``--enable_per_model_batching_params``).
+      iterations: write each record this many times (within the 1000-record cap),
+        for servers whose ``num_request_iterations`` you cannot change.
     """
 
     batch_sizes: Sequence[int] | None = None
@@ -96,6 +111,9 @@ class WarmupConfig:
     multi_inference: bool = False
     include_stateful: bool = False
     image_size: Any = None
+    platform_config: Any = None
+    ignore_per_model_batching: bool = False
+    iterations: int = DEFAULT_ITERATIONS
 
     def replace(self, **changes: Any) -> "WarmupConfig":
         """A copy with ``changes`` applied; unknown names raise TypeError."""

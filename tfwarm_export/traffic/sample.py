@@ -43,11 +43,11 @@ from tfwarm_export.errors import DatasetError, SignatureError
 from tfwarm_export.signatures import SignatureInfo, TensorSpec
 from tfwarm_export.traffic.readers.files import (PREDICTION_LOG, REST_JSON, TrafficFile,
                                                  describe_sources, detect_compression, tfrecord_files,
-                                                 tfrecord_records, traffic_files)
+                                                 traffic_files)
 from tfwarm_export.traffic.readers.rest_json import read_bodies
 from tfwarm_export.traffic.readers.numpy_arrays import numpy_chunks
 from tfwarm_export.traffic.readers.tfdata import dataset_chunks
-from tfwarm_export.traffic.readers.tfexample import tfrecord_chunks
+from tfwarm_export.traffic.readers.tfexample import CHUNK_ROWS, tfrecord_chunks
 from tfwarm_export.traffic.select import (DEFAULT_K, DataSample, Scanner, SelectionCombiner,
                                           TrafficSelection)
 from tfwarm_export.traffic.validate import TrafficSpec
@@ -157,17 +157,19 @@ def read_elements(f: TrafficFile) -> Iterator[tuple[str, object]]:
             raise DatasetError(f"traffic file {f.path} cannot be read as REST JSON "
                                f"({type(e).__name__}: {e}).") from None
         return
-    it = iter(tfrecord_records(f.path, f.compression))
+    ds = tf.data.TFRecordDataset(f.path, compression_type=f.compression, buffer_size=1 << 20)
+    it = ds.batch(CHUNK_ROWS).as_numpy_iterator()
     while True:
         try:
-            rec = next(it)
+            batch = next(it)
         except StopIteration:
             return
         except tf.errors.OpError as e:
             raise DatasetError(f"traffic file {f.path} cannot be read past some record "
                                f"({e.message.splitlines()[0] if e.message else e}); is it a "
                                "complete TFRecord file?") from None
-        yield f.kind, rec
+        for rec in batch.tolist():
+            yield f.kind, rec
 
 
 def sample_traffic(files: Sequence[TrafficFile], spec: TrafficSpec, source: str | None = None,

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Iterator
 
 import tensorflow as tf
 
@@ -66,28 +65,9 @@ def _is_json_name(path: str) -> bool:
     return name.endswith(_JSON_SUFFIXES)
 
 
-def tfrecord_records(path: str, compression: str) -> Iterator[bytes]:
-    """The records of one TFRecord file, through TF's synchronous record reader.
-
-    Traffic is scanned one record at a time in Python; a ``tf.data`` pipeline
-    costs tens of milliseconds to build per file and its prefetch threads spin
-    on the CPU the scan needs, while this reader (any ``tf.io.gfile`` scheme,
-    GZIP/ZLIB) hands over records as they are read. Its deprecation notice,
-    which points at tf.data, is kept off stderr. Errors are ``tf.errors.OpError``."""
-    import logging
-
-    log = logging.getLogger("tensorflow")
-    level = log.level
-    log.setLevel(logging.ERROR)
-    try:
-        return tf.compat.v1.io.tf_record_iterator(path, tf.io.TFRecordOptions(compression_type=compression))
-    finally:
-        log.setLevel(level)
-
-
 def _first_record(path: str, compression: str) -> bytes | None:
-    for rec in tfrecord_records(path, compression):
-        return rec
+    for rec in tf.data.TFRecordDataset(path, compression_type=compression).take(1):
+        return rec.numpy()
     return None
 
 

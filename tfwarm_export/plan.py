@@ -8,10 +8,12 @@ listed in ``skipped`` with the reason instead of becoming a failing record.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+import numpy as np
 import tensorflow as tf
 
 from tfwarm_export import analysis
@@ -19,6 +21,8 @@ from tfwarm_export.batching import BatchingConfig, load_batching_parameters, res
 from tfwarm_export.config import DEFAULT_DIM_SIZE, WarmupConfig
 from tfwarm_export.domains import Domain
 from tfwarm_export.errors import DatasetError, PlanError, SignatureError
+from tfwarm_export.plan_inputs import (Skip, composite_batching_reason, composite_input,
+                                       composite_part_shape, lookup)
 from tfwarm_export.example_spec import ExampleSpec
 from tfwarm_export.sampling import DataSample, sample_dataset
 from tfwarm_export.signatures import (CLASSIFY_METHOD, PREDICT_METHOD, REGRESS_METHOD,
@@ -47,6 +51,7 @@ class InputPlan:
     example_spec: ExampleSpec | None = None
     feature_domains: Mapping[str, Domain] = field(default_factory=dict)
     defaulted_axes: tuple[int, ...] = ()  # unknown dims sized by DEFAULT_DIM_SIZE, not by user/data
+    composite: analysis.Component | None = None  # kind "composite": one part of a ragged/sparse input
 
     def to_dict(self) -> dict:
         d: dict[str, Any] = {"alias": self.alias, "tensor": self.tensor, "dtype": self.dtype.name,
@@ -59,6 +64,10 @@ class InputPlan:
             d["example_spec"] = self.example_spec.to_dict()
         if self.feature_domains:
             d["feature_domains"] = {k: v.describe() for k, v in sorted(self.feature_domains.items())}
+        if self.composite is not None:
+            d["composite"] = {"part": self.composite.describe(), "shape": list(self.composite.sizes)}
+            if self.composite.confirmed_by:
+                d["composite"]["confirmed_by"] = list(self.composite.confirmed_by)
         return d
 
 
@@ -149,15 +158,8 @@ class WarmupPlan:
         return "\n".join(lines)
 
 
-class _Skip(Exception):
-    """A signature TF Serving could never run; becomes a ``skipped`` entry."""
-
-
-def _lookup(mapping: Mapping[str, Any], sig: str, alias: str) -> Any:
-    for key in (f"{sig}/{alias}", alias):
-        if key in mapping:
-            return mapping[key]
-    return None
+_Skip = Skip
+_lookup = lookup
 
 
 def _is_float(dtype: tf.DType) -> bool:
@@ -294,12 +296,92 @@ def _plan_signature(model: ModelSignatures, sig: SignatureInfo, config: WarmupCo
         if stateful:
             raise _Skip(f"it mutates model state ({', '.join(stateful[:3])}); replaying it at every "
                         "load would change the model. Pass include_stateful=True to warm it anyway")
+    problems = [f"input {s.alias!r} ({s.name}): {s.problem}" for s in sig.inputs.values() if s.problem]
+    if problems:
+        raise _Skip("; ".join(problems) + ". Re-export the model so the SignatureDef records each "
+                    "input's dtype")
     feeds = [sig.inputs[a] for a in sig.required_inputs]
+    if not feeds and request_type == PREDICT and sample is None:
+        return _defaulted_records(model, sig, config, batch_sizes, batching, notes)
+    return _plan_feeds(model, sig, feeds, config, batch_sizes, batching, notes, request_type,
+                       sample, max_buckets)
+
+
+NO_INPUT_BATCHING_REASON = (
+    "it has no inputs, and TF Serving's batching session refuses a run without input tensors "
+    "(\"Batching Run() must have at least one input tensor\"), so every request to it fails with "
+    "batching on. Serve it from a model loaded without --enable_batching")
+
+
+def _defaulted_records(model: ModelSignatures, sig: SignatureInfo, config: WarmupConfig,
+                       batch_sizes: tuple[int, ...], batching: BatchingConfig | None,
+                       notes: list[str]) -> list[PlannedRecord]:
+    """Records for a signature a request may leave empty: no inputs, or every input defaulted.
+
+    TF Serving fills every missing alias with its ``defaults`` tensor, so an empty request
+    runs the defaults; traffic that feeds the inputs with other shapes is a different run,
+    warmed as well (a fed record shaped exactly like the defaults would repeat the empty one).
+    """
+    defaults = {a: np.asarray(sig.defaults[a]) for a in sorted(sig.inputs)}
+    dims0 = {v.shape[0] for v in defaults.values() if v.ndim >= 1}
+    scalars = sorted(a for a, v in defaults.items() if v.ndim == 0)
+    batch = dims0.pop() if len(dims0) == 1 and not scalars else None
+    records: list[PlannedRecord] = []
+    if batching is not None and not sig.inputs:
+        raise _Skip(NO_INPUT_BATCHING_REASON)
+    why_not = None
+    if batching is not None:
+        if scalars:
+            why_not = f"the default of {scalars} is rank 0 and the batching session needs a batch dimension"
+        elif batch is None:
+            why_not = "the defaults do not share one 0th dimension, which the batching session needs"
+        elif batch > batching.max_batch_size:
+            why_not = f"the defaults' batch {batch} exceeds max_batch_size {batching.max_batch_size}"
+    if why_not is None:
+        records.append(PlannedRecord(signature=sig.name, request_type=PREDICT, batch_size=batch,
+                                     inputs=(), source="defaults"))
+    if sig.inputs:
+        try:
+            fed = _plan_feeds(model, sig, [sig.inputs[a] for a in sorted(sig.inputs)], config,
+                              batch_sizes, batching, notes, PREDICT, None, None)
+        except _Skip as e:
+            if not records:
+                raise _Skip(f"a request without inputs fails with batching on ({why_not}), and "
+                            f"feeding the defaulted inputs cannot be planned either: {e}") from None
+            notes.append(f"{sig.name}: warmed with its defaults only; feeding the defaulted inputs "
+                         f"cannot be planned ({e})")
+            fed = []
+        for r in fed:
+            if all(tuple(i.shape) == defaults[i.alias].shape for i in r.inputs):
+                continue  # the same Session run as the empty request
+            records.append(dataclasses.replace(r, variant=r.variant + 1))
+        if why_not is not None:
+            if not records:
+                raise _Skip(f"a request without inputs fails with batching on ({why_not}), and fed "
+                            "requests would repeat the defaults' shapes")
+            notes.append(f"{sig.name}: no record without inputs under batching ({why_not}); "
+                         "only requests that feed the defaulted inputs are warmed")
+    if why_not is None:
+        notes.append(f"{sig.name}: " + ("no inputs; warmed with an empty request" if not sig.inputs else
+                                    f"every input has a default; warmed with an empty request (TF "
+                                    f"Serving feeds the defaults){' and with fed inputs' if len(records) > 1 else ''}"))
+    return records
+
+
+def _plan_feeds(model: ModelSignatures, sig: SignatureInfo, feeds: list[TensorSpec], config: WarmupConfig,
+                batch_sizes: tuple[int, ...], batching: BatchingConfig | None, notes: list[str],
+                request_type: str, sample: Any, max_buckets: int | None) -> list[PlannedRecord]:
+    """Records that feed ``feeds`` (normally every input without a default)."""
     if not feeds:
         raise _Skip("it has no inputs without defaults; there is nothing to feed")
-
+    composites = analysis.find_composites(model.meta_graph, {s.alias: (s.name, s.dtype) for s in feeds})
+    if composites and batching is not None:
+        raise _Skip(composite_batching_reason(composites))
     per_input: dict[str, dict[str, Any]] = {}
     for spec in feeds:
+        if spec.alias in composites:
+            per_input[spec.alias] = composite_input(model, sig, spec, composites[spec.alias], config)
+            continue
         override = _lookup(config.overrides, sig.name, spec.alias)
         domain = Domain.from_user(override) if override is not None else None
         example_spec = None
@@ -313,6 +395,8 @@ def _plan_signature(model: ModelSignatures, sig: SignatureInfo, config: WarmupCo
             shape = (() if example_spec.single else (None,)) if spec.rank in (None, 0, 1) else spec.shape
             if spec.shape is not None and len(shape) != len(spec.shape):
                 shape = spec.shape
+            if request_type in (CLASSIFY, REGRESS):
+                shape = (None,)  # the Classify/Regress API always feeds a 1-D batch of examples
             variants = [tuple(DEFAULT_DIM_SIZE if d is None else d for d in shape[1:])]
             feature_domains = analysis.find_value_domains(model.meta_graph, {spec.alias: spec.name}, example_spec,
                                                        export_dir=model.export_dir)
@@ -334,7 +418,7 @@ def _plan_signature(model: ModelSignatures, sig: SignatureInfo, config: WarmupCo
                                      domain=domain, example_spec=None, feature_domains={},
                                      defaulted=defaulted)
 
-    ranks = {a: len(p["shape"]) for a, p in per_input.items()}
+    ranks = {a: (len(p["shape"]) if p["kind"] != "composite" else 1) for a, p in per_input.items()}
     if batching is not None:
         scalars = [a for a, r in ranks.items() if r == 0]
         if scalars:
@@ -342,7 +426,9 @@ def _plan_signature(model: ModelSignatures, sig: SignatureInfo, config: WarmupCo
                         "have a batch dimension, so every request to this signature fails with "
                         "batching on")
     batched = [a for a, r in ranks.items() if r >= 1]
-    fixed0 = {p["shape"][0] for a, p in per_input.items() if ranks[a] >= 1 and p["shape"][0] is not None}
+    fixed0 = {p["shape"][0] for a, p in per_input.items() if ranks[a] >= 1 and p["shape"][0] is not None
+              and p["kind"] != "composite"}
+    fixed0 |= {p["batch_dim"] for p in per_input.values() if p.get("batch_dim") is not None}
     if len(fixed0) > 1:
         raise _Skip(f"inputs fix different batch dimensions {sorted(fixed0)}; no request can satisfy all")
     scalars = [a for a, r in ranks.items() if r == 0]
@@ -381,11 +467,16 @@ def _plan_signature(model: ModelSignatures, sig: SignatureInfo, config: WarmupCo
                         rest[axis - 1] = size
                         defaulted.discard(axis)
                 shape = ((batch_size,) + tuple(rest)) if ranks[alias] >= 1 else ()
+                composite = None
+                if p["kind"] == "composite":
+                    composite = dataclasses.replace(p["component"], sizes=(batch_size,) + tuple(rest))
+                    shape, defaulted = composite_part_shape(composite), set()
                 inputs.append(InputPlan(alias=alias, tensor=p["spec"].name, dtype=p["spec"].dtype,
                                         shape=shape, kind=p["kind"], domain=p["domain"],
                                         example_spec=p["example_spec"],
                                         feature_domains=p["feature_domains"],
-                                        defaulted_axes=tuple(sorted(defaulted)) if ranks[alias] >= 1 else ()))
+                                        defaulted_axes=tuple(sorted(defaulted)) if ranks[alias] >= 1 else (),
+                                        composite=composite))
             records.append(PlannedRecord(signature=sig.name, request_type=request_type,
                                          batch_size=batch_size, inputs=tuple(inputs), variant=v,
                                          source="dataset" if sample is not None else "synthetic",
@@ -437,7 +528,7 @@ def make_plan(model: ModelSignatures, config: WarmupConfig | None = None) -> War
         raise SignatureError(f"{model.export_dir} has no signatures to warm; export the model with "
                              "a serving signature (e.g. signatures={'serving_default': fn}).")
 
-    notes: list[str] = []
+    notes: list[str] = model.recoveries(wanted)
     skipped: dict[str, str] = {}
     samples = _sample_datasets(model, wanted, config, notes)
     per_sig: dict[str, list[PlannedRecord]] = {}

@@ -18,6 +18,8 @@ import tensorflow as tf
 from tensorflow.core.protobuf import meta_graph_pb2
 from tensorflow_serving.apis import prediction_log_pb2
 
+from tfwarm_export.analysis import tensor_facts
+from tfwarm_export.analysis.composites import DENSE_SHAPE, ROW_SPLITS, find_composites
 from tfwarm_export.batching import BatchingConfig
 from tfwarm_export.errors import SavedModelError
 from tfwarm_export.warmup_file import quiet_deprecations
@@ -87,6 +89,9 @@ def _apply_batching(run: PreparedRun, batching: BatchingConfig | None) -> None:
     """Enforce the batching session's rules and pad to the allowed size, as TF Serving does."""
     if batching is None:
         return
+    if not run.feeds:
+        raise RecordProblem("batching: the run has no input tensors, and TF Serving's batching session "
+                            "refuses it (\"Batching Run() must have at least one input tensor\")")
     dims = set()
     for name, value in run.feeds.items():
         if value.ndim == 0:
@@ -113,6 +118,29 @@ def _batch_of(feeds: Mapping[str, np.ndarray]) -> int | None:
     return dims.pop() if len(dims) == 1 else None
 
 
+def _composite_batch(meta_graph, sig, feeds: Mapping[str, np.ndarray]) -> int | None:
+    """The request's batch when some inputs are parts of a ragged/sparse value: the number of
+    rows its row_splits or dense_shape say (the parts' own 0th dimensions are not the batch)."""
+    if len(feeds) < 2 or not meta_graph.object_graph_def.concrete_functions:
+        return _batch_of(feeds)
+    parts = find_composites(meta_graph, {a: (i.name, tf.dtypes.as_dtype(i.dtype))
+                                         for a, i in sig.inputs.items() if i.dtype})
+    if not parts:
+        return _batch_of(feeds)
+    dense = {i.name: feeds[i.name] for a, i in sig.inputs.items() if a not in parts and i.name in feeds}
+    rows = set()
+    for alias, part in parts.items():
+        value = feeds.get(sig.inputs[alias].name)
+        if value is None:
+            continue
+        if part.role == ROW_SPLITS and part.level == 1 and value.ndim == 1 and value.size:
+            rows.add(int(value.size) - 1)
+        elif part.role == DENSE_SHAPE and value.ndim == 1 and value.size:
+            rows.add(int(value[0]))
+    rows |= {v.shape[0] for v in dense.values() if v.ndim >= 1}
+    return rows.pop() if len(rows) == 1 else None
+
+
 def _prepare_predict(log, meta_graph) -> PreparedRun:
     request = log.predict_log.request
     name, sig = _sig(meta_graph, request.model_spec.signature_name)
@@ -136,8 +164,12 @@ def _prepare_predict(log, meta_graph) -> PreparedRun:
         proto = request.inputs[alias]
         if proto.dtype != info.dtype:
             got = tf.dtypes.as_dtype(proto.dtype).name if proto.dtype else "DT_INVALID"
-            raise RecordProblem(f"signature {name!r}: input {alias!r} has dtype {got}, the signature "
-                                f"expects {spec.dtype.name}")
+            # TF Serving does not compare dtypes; Session::Run needs the graph tensor's dtype,
+            # which a legacy SignatureDef may misstate (or leave DT_INVALID).
+            graph = tensor_facts.graph_tensor(meta_graph, spec.name, infer=False)
+            if graph is None or graph.dtype is None or graph.dtype.as_datatype_enum != proto.dtype:
+                raise RecordProblem(f"signature {name!r}: input {alias!r} has dtype {got}, the signature "
+                                    f"expects {spec.dtype.name}")
         try:
             value = tf.make_ndarray(proto)
         except Exception as e:  # malformed TensorProto content
@@ -152,7 +184,7 @@ def _prepare_predict(log, meta_graph) -> PreparedRun:
             raise RecordProblem(f"signature {name!r}: output_filter alias {alias!r} not in "
                                 f"{sorted(sig.outputs)}")
     fetches = {f"{name}/{a}": sig.outputs[a].name for a in wanted}
-    return PreparedRun("predict_log", (name,), feeds, fetches, _batch_of(feeds),
+    return PreparedRun("predict_log", (name,), feeds, fetches, _composite_batch(meta_graph, sig, feeds),
                        soft_checks=[_check_output_batch])
 
 
@@ -211,7 +243,11 @@ def _example_signature(meta_graph, sig_name: str, method: str):
         raise RecordProblem(f"{short} signature {name!r} needs exactly one input named 'inputs', has "
                             f"{sorted(sig.inputs)}")
     info = sig.inputs["inputs"]
-    if info.dtype != tf.string.as_datatype_enum:
+    # TF Serving's Classify/Regress never read this dtype; they feed strings to the tensor,
+    # so what matters is the graph's dtype (legacy exports record float for a string placeholder).
+    graph = (tensor_facts.graph_tensor(meta_graph, info.name, infer=False)
+             if info.dtype != tf.string.as_datatype_enum else None)
+    if info.dtype != tf.string.as_datatype_enum and (graph is None or graph.dtype != tf.string):
         raise RecordProblem(f"{short} signature {name!r}: input 'inputs' is "
                             f"{tf.dtypes.as_dtype(info.dtype).name}, but {short} feeds serialized "
                             "tf.Example strings")
@@ -336,6 +372,8 @@ class Replayer:
             values = self.session.run([prepared.fetches[k] for k in keys], feed_dict=prepared.feeds)
         except tf.errors.OpError as e:
             raise RecordProblem(f"TensorFlow error: {type(e).__name__}: {_tf_message(e)}") from None
+        except (ValueError, TypeError) as e:  # the feed itself is refused (shape/dtype), before any op runs
+            raise RecordProblem(f"Session.run refused the inputs of {prepared.signature!r}: {e}") from None
         ms = (time.perf_counter() - start) * 1000
         outputs = dict(zip(keys, (np.asarray(v) for v in values)))
         n = prepared.batch_size

@@ -8,7 +8,7 @@ from tfwarm_export.api import add_warmup, build_logs, check, plan
 from tfwarm_export.batching import BatchingConfig, load_batching_parameters, parse_batching_parameters
 from tfwarm_export.config import WarmupConfig
 from tfwarm_export.domains import Domain
-from tfwarm_export.errors import (BatchingError, DatasetError, PlanError, ReplayError,
+from tfwarm_export.errors import (BatchingError, DatasetError, OpLibraryError, PlanError, ReplayError,
                                   SavedModelError, SignatureError, TfwarmError, WarmupFileError)
 from tfwarm_export.plan import WarmupPlan
 from tfwarm_export.report import CheckReport, WarmupReport
@@ -22,7 +22,7 @@ __all__ = [
     "WarmupConfig", "WarmupPlan", "WarmupReport", "CheckReport", "Domain",
     "BatchingConfig", "load_batching_parameters", "parse_batching_parameters",
     "TfwarmError", "SavedModelError", "SignatureError", "BatchingError", "PlanError",
-    "DatasetError", "WarmupFileError", "ReplayError",
+    "DatasetError", "WarmupFileError", "ReplayError", "OpLibraryError",
 ]
 
 

@@ -14,7 +14,8 @@ from tensorflow_serving.apis import prediction_log_pb2
 
 from tfwarm_export.check import check_warmup_file
 from tfwarm_export.config import DEFAULT_DIM_SIZE, RETRY_DIM_SIZE, WarmupConfig, resolve_config
-from tfwarm_export.errors import ReplayError, WarmupFileError
+from tfwarm_export.errors import PlanError, ReplayError, WarmupFileError
+from tfwarm_export.oplibs import ensure_ops
 from tfwarm_export.plan import PlannedRecord, WarmupPlan, make_plan
 from tfwarm_export.replay import RecordResult, Replayer
 from tfwarm_export.report import CheckReport, WarmupReport, results_table
@@ -30,6 +31,8 @@ def plan(export_dir: str | os.PathLike, config: WarmupConfig | None = None, **op
     """What ``add_warmup`` would write, without writing anything."""
     config = resolve_config(config, **options)
     model = read_signatures(os.fspath(export_dir), config.tags)
+    if ensure_ops(model.meta_graph, config.op_libraries, os.fspath(export_dir)):
+        model = read_signatures(os.fspath(export_dir), config.tags)  # graph inference sees the new ops
     return make_plan(model, config)
 
 
@@ -132,7 +135,12 @@ def add_warmup(export_dir: str | os.PathLike, config: WarmupConfig | None = None
     logs, how = [], []
     for record in warmup_plan.records:
         values, h = _values(warmup_plan, record)
-        logs.append(build_log(record, values, warmup_plan.model_name))
+        try:
+            logs.append(build_log(record, values, warmup_plan.model_name))
+        except (TypeError, ValueError) as e:  # values tf.make_tensor_proto cannot encode
+            raise PlanError(f"signature {record.signature!r} ({record.key}): the values for "
+                            f"{[i.alias for i in record.inputs]} cannot be encoded as their dtypes "
+                            f"({e}); check overrides= for these inputs.") from None
         how.append(h)
     report = WarmupReport(export_dir=export_dir, path=None, plan=warmup_plan)
     if warmup_plan.samples:
@@ -150,7 +158,8 @@ def add_warmup(export_dir: str | os.PathLike, config: WarmupConfig | None = None
                               "place it is deployed. To keep user data out, pass privacy='shapes_only' "
                               "(CLI: --privacy shapes_only).")
     if config.replay:
-        with Replayer(export_dir, config.tags, warmup_plan.batching) as replayer:
+        with Replayer(export_dir, config.tags, warmup_plan.batching,
+                      op_libraries=config.op_libraries) as replayer:
             report.load_ms = round(replayer.load_ms, 3)
             report.results, report.plan = _replay_with_retry(replayer, warmup_plan, logs, how)
         report.replayed = True

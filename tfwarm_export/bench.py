@@ -399,6 +399,7 @@ def bench(export_dir: str | os.PathLike, config=None, *, iterations: int = DEFAU
         _write_blobs(warmup_file, warmup_records)
         _write_blobs(requests_file, serialize_logs(request_logs))
         job = {"export_dir": export_dir, "tags": list(warmup_plan.tags),
+               "op_libraries": list(config.op_libraries),
                "batching": dataclasses.asdict(batching) if batching else None,
                "warmup_file": warmup_file, "requests_file": requests_file, "iterations": iterations,
                "idle_ms": idle_ms}
@@ -517,7 +518,8 @@ def _worker(job_path: str, row: int, mode: str, out_path: str) -> int:
                        for b in _read_blobs(job["warmup_file"])]
     result: dict[str, Any] = {"mode": mode, "row": row}
     try:
-        with Replayer(job["export_dir"], job["tags"], batching) as replayer:
+        with Replayer(job["export_dir"], job["tags"], batching,
+                      op_libraries=job.get("op_libraries", ())) as replayer:
             result["load_ms"] = replayer.load_ms
             if mode in ("warm", "trace"):
                 t0 = time.perf_counter()
@@ -703,6 +705,8 @@ def run_cli(args: argparse.Namespace) -> int:
             print(json.dumps({"ok": False, "error": str(e), "type": type(e).__name__}))
         print(f"tfwarm bench: error: {e}", file=sys.stderr)
         return 2
+    except Exception as e:  # never a traceback
+        return cli.unexpected_error(args, e)
     print(report.to_json() if args.json else report.summary())
     if args.plot and not args.json:
         print(f"plot written to {args.plot}")

@@ -20,7 +20,8 @@ from tfwarm_export.warmup_file import parse_records, read_records, warmup_path
 
 def check_warmup_file(export_dir: str, *, path: str | None = None,
                       batching_parameters: str | BatchingConfig | None = None,
-                      tags: Sequence[str] = DEFAULT_TAGS, replay: bool = True) -> CheckReport:
+                      tags: Sequence[str] = DEFAULT_TAGS, replay: bool = True,
+                      op_libraries: Sequence[str] = ()) -> CheckReport:
     """Check ``path`` (default: the model's own warmup file) against ``export_dir``."""
     export_dir = os.fspath(export_dir)
     path = os.fspath(path) if path else warmup_path(export_dir)
@@ -68,7 +69,7 @@ def check_warmup_file(export_dir: str, *, path: str | None = None,
                     f"request padded to each of them stays cold. Add records of those sizes "
                     f"(tfwarm add --batching-parameters {batching.source or 'FILE'} --overwrite).")
     if replay and prepared:
-        with Replayer(export_dir, tags, batching) as replayer:
+        with Replayer(export_dir, tags, batching, op_libraries=op_libraries) as replayer:
             report.replayed = True
             for i, run in sorted(prepared.items()):
                 result = replayer.run_record(i, run, iterations=1)

@@ -67,6 +67,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tags", default="serve", help="MetaGraph tag set, comma-separated (default: serve)")
     p.add_argument("--batching-parameters", metavar="FILE",
                    help="TF Serving --batching_parameters_file (text BatchingParameters)")
+    p.add_argument("--op-library", action="append", default=[], metavar="PATH",
+                   help="custom op kernel library (.so) to load first (TF Text/TF-DF load automatically)")
     p.add_argument("--json", action="store_true", help="print machine-readable JSON")
     p.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
 
@@ -136,6 +138,7 @@ def _config(args: argparse.Namespace):
         tags=tuple(args.tags.split(",")),
         multi_inference=args.multi_inference,
         include_stateful=args.include_stateful,
+        op_libraries=tuple(args.op_library),
         dataset=args.examples,
         privacy=args.privacy,
         dataset_sample_size=args.sample_size,
@@ -144,6 +147,16 @@ def _config(args: argparse.Namespace):
         overwrite=getattr(args, "overwrite", False),
         replay=not getattr(args, "no_replay", False),
     )
+
+
+def unexpected_error(args: argparse.Namespace, e: BaseException) -> int:
+    """Report an exception no stage turned into a TfwarmError: one line, exit 2."""
+    message = (f"unexpected {type(e).__name__}: {e}. Nothing was written (an existing warmup file is "
+               "kept). Please report this with the command line and the model.")
+    if getattr(args, "json", False):
+        print(json.dumps({"ok": False, "error": message, "type": type(e).__name__}))
+    print(f"tfwarm {args.command}: error: {message}", file=sys.stderr)
+    return 2
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -165,7 +178,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             ok = result.ok
         else:
             result = tw.check(args.export_dir, path=args.file, tags=tuple(args.tags.split(",")),
-                              batching_parameters=args.batching_parameters, replay=not args.no_replay)
+                              batching_parameters=args.batching_parameters, replay=not args.no_replay,
+                              op_libraries=tuple(args.op_library))
             ok = result.ok
     except ReplayError as e:
         if args.json and e.report is not None:
@@ -177,6 +191,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(json.dumps({"ok": False, "error": str(e), "type": type(e).__name__}))
         print(f"tfwarm {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except Exception as e:  # never a traceback: an unforeseen failure is still one clear line
+        return unexpected_error(args, e)
     print(result.to_json() if args.json else result.summary())
     return 0 if ok else 1
 

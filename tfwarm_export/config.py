@@ -56,6 +56,8 @@ class WarmupConfig:
       multi_inference: also emit MultiInference records for classify/regress
         signatures that share one input.
       include_stateful: warm signatures that mutate variables or tables.
+      op_libraries: custom kernel libraries (``.so``) loaded with ``tf.load_op_library``
+        before the model is loaded (TF Text / TF-DF ops are imported automatically).
     """
 
     batch_sizes: Sequence[int] | None = None
@@ -77,6 +79,7 @@ class WarmupConfig:
     overwrite: bool = False
     multi_inference: bool = False
     include_stateful: bool = False
+    op_libraries: Sequence[str] = ()
 
     def replace(self, **changes: Any) -> "WarmupConfig":
         """A copy with ``changes`` applied; unknown names raise TypeError."""

@@ -22,9 +22,11 @@ from tfwarm_export.analysis import tensor_facts
 from tfwarm_export.analysis.composites import DENSE_SHAPE, ROW_SPLITS, find_composites
 from tfwarm_export.batching import BatchingConfig
 from tfwarm_export.errors import SavedModelError
+from tfwarm_export.oplibs import ensure_ops
 from tfwarm_export.warmup_file import quiet_deprecations
 from tfwarm_export.signatures import (CLASSIFY_METHOD, DEFAULT_SIGNATURE, PREDICT_METHOD,
-                                      REGRESS_METHOD, tensor_spec_from_info)
+                                      REGRESS_METHOD, read_saved_model_proto, select_meta_graph,
+                                      tensor_spec_from_info)
 
 RUNNABLE_LOG_TYPES = ("predict_log", "classify_log", "regress_log", "multi_inference_log")
 
@@ -340,9 +342,12 @@ class Replayer:
     """A SavedModel loaded the way TF Serving loads it: a graph in a Session."""
 
     def __init__(self, export_dir: str, tags: Sequence[str] = ("serve",),
-                 batching: BatchingConfig | None = None):
+                 batching: BatchingConfig | None = None, op_libraries: Sequence[str] = ()):
         self.export_dir = export_dir
         self.batching = batching
+        # TF Serving's model server links TF Text/TF-DF ops; list and load them before loading.
+        ensure_ops(select_meta_graph(read_saved_model_proto(export_dir), list(tags), export_dir),
+                   op_libraries, export_dir)
         self.graph = tf.Graph()
         self.session = tf.compat.v1.Session(graph=self.graph)
         start = time.perf_counter()

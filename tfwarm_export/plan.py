@@ -337,6 +337,12 @@ def _defaulted_records(model: ModelSignatures, sig: SignatureInfo, config: Warmu
             why_not = "the defaults do not share one 0th dimension, which the batching session needs"
         elif batch > batching.max_batch_size:
             why_not = f"the defaults' batch {batch} exceeds max_batch_size {batching.max_batch_size}"
+        else:
+            padded = batching.padded_size(batch)
+            fixed = sorted(a for a, s in sig.inputs.items() if s.shape and s.shape[0] not in (None, padded))
+            if fixed:
+                why_not = (f"the batching session pads the defaults' batch {batch} to {padded}, but "
+                           f"{fixed} fix the batch dimension at {sig.inputs[fixed[0]].shape[0]}")
     if why_not is None:
         records.append(PlannedRecord(signature=sig.name, request_type=PREDICT, batch_size=batch,
                                      inputs=(), source="defaults"))
@@ -442,6 +448,10 @@ def _plan_feeds(model: ModelSignatures, sig: SignatureInfo, feeds: list[TensorSp
         sizes = (only,)
         if batching is not None and only > batching.max_batch_size:
             raise _Skip(f"its batch dimension is fixed at {only} > max_batch_size {batching.max_batch_size}")
+        if batching is not None and batching.padded_size(only) != only:
+            raise _Skip(f"its batch dimension is fixed at {only}, but TF Serving's batching session pads "
+                        f"a batch of {only} to {batching.padded_size(only)} (allowed_batch_sizes), "
+                        "which that input cannot take")
         if tuple(batch_sizes) != (only,):
             notes.append(f"{sig.name}: the batch dimension is fixed at {only}; only that size is warmed")
     else:

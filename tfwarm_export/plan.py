@@ -435,6 +435,15 @@ def _plan_feeds(model: ModelSignatures, sig: SignatureInfo, feeds: list[TensorSp
     fixed0 = {p["shape"][0] for a, p in per_input.items() if ranks[a] >= 1 and p["shape"][0] is not None
               and p["kind"] != "composite"}
     fixed0 |= {p["batch_dim"] for p in per_input.values() if p.get("batch_dim") is not None}
+    if batching is not None:  # TF Serving feeds the defaults of inputs left out: they are batched too
+        for alias in sorted(set(sig.defaults) - set(per_input)):
+            default = np.asarray(sig.defaults[alias])
+            if default.ndim == 0:
+                raise _Skip(f"input {alias!r} is left to its default, a rank-0 tensor that TF Serving "
+                            "feeds with every request; its batching session needs every input to have "
+                            "a batch dimension (\"Batching Run() input tensors must have at least one "
+                            "dimension\")")
+            fixed0.add(int(default.shape[0]))
     if len(fixed0) > 1:
         raise _Skip(f"inputs fix different batch dimensions {sorted(fixed0)}; no request can satisfy all")
     scalars = [a for a, r in ranks.items() if r == 0]

@@ -383,6 +383,10 @@ def _plan_feeds(model: ModelSignatures, sig: SignatureInfo, feeds: list[TensorSp
     composites = analysis.find_composites(model.meta_graph, {s.alias: (s.name, s.dtype) for s in feeds})
     if composites and batching is not None:
         raise _Skip(composite_batching_reason(composites))
+    if composites and sample is not None:
+        notes.append(f"{sig.name}: sampling datasets for ragged/sparse inputs is not supported yet; "
+                     "its values are synthesised (consistent composites)")
+        sample = None
     per_input: dict[str, dict[str, Any]] = {}
     for spec in feeds:
         if spec.alias in composites:

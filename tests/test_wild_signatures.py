@@ -300,3 +300,38 @@ def test_bad_op_library_path_is_a_clear_error(legacy_src, tmp_path, capsys):
     with pytest.raises(tw.OpLibraryError):
         tw.add_warmup(model_dir, op_libraries=[str(tmp_path / "nope.so")])
 
+
+
+@pytest.mark.parametrize("privacy", ["rows", "shapes_only"])
+def test_composites_from_a_dataset(composites_src, tmp_path, privacy):
+    """A dataset yielding ragged rows / densified sparse rows feeds whole, consistent values."""
+    rows = [[1, 2], [3], [0, 1, 4], [2]]
+    ids = tf.data.Dataset.from_tensor_slices({"ids": tf.ragged.constant(rows, dtype=tf.int64)})
+    dense = np.array([[0, 1.5, 0, 0, 0, 2], [0, 0, 0, 0, 0, 0], [3, 0, 0, 0, 0, 0]], np.float32)
+    sp = tf.data.Dataset.from_tensor_slices({"sp": dense})
+    model_dir = copy_model(composites_src, tmp_path)
+    data = {"ragged1": ids, "sparse": sp}
+    p = tw.plan(model_dir, dataset=data, batch_sizes=[1, 3], privacy=privacy)
+    seen = {r.signature for r in p.records if r.source == "dataset"}
+    assert seen == {"ragged1", "sparse"}
+    nnz_per_row = {int(n) for n in np.count_nonzero(dense, axis=1)}
+    for record, values in _values_by_record(p):
+        if record.signature == "ragged1":
+            lengths = np.diff(values["ids_1"])
+            assert len(lengths) == record.batch_size and values["ids_1"][-1] == len(values["ids"])
+            assert set(lengths) <= {len(r) for r in rows}  # the data's row lengths
+            if privacy == "rows":
+                splits = values["ids_1"]
+                got = [list(values["ids"][a:b]) for a, b in zip(splits[:-1], splits[1:])]
+                assert all(g in rows for g in got)  # whole sampled rows
+        if record.signature == "sparse":
+            idx, vals, shape = values["sp"], values["sp_1"], values["sp_2"]
+            assert shape[0] == record.batch_size and shape[1] == 6 and len(vals) == len(idx)
+            counts = np.bincount(idx[:, 0], minlength=shape[0]) if len(idx) else np.zeros(shape[0])
+            assert set(int(c) for c in counts) <= nnz_per_row
+            if privacy == "rows":
+                assert set(vals.tolist()) <= {1.5, 2.0, 3.0}
+            else:
+                assert not set(vals.tolist()) & {1.5, 2.0, 3.0}  # no sampled value is copied
+    report = tw.add_warmup(model_dir, dataset=data, batch_sizes=[1, 3], privacy=privacy)
+    assert report.ok and tw.check(model_dir).ok

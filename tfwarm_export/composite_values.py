@@ -16,6 +16,7 @@ the result, so a value TF itself would reject is never written.
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import Callable, Sequence
 
 import numpy as np
@@ -99,3 +100,75 @@ def composite_values(parts: Sequence, rng: np.random.Generator, values: ValueFn,
             array = np.asarray(array).astype(dtype.as_numpy_dtype)
         out[alias] = array
     return out
+
+
+def _rows_of(sample, group: str, batch: int, rng: np.random.Generator, privacy: str,
+             np_dtype) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """``batch`` sampled rows of ``group`` (cycled) and the rows to use: the same rows, or
+    with ``shapes_only`` fresh values of the same shapes."""
+    n = len(sample.rows)
+    order = rng.permutation(n)
+    rows = [np.asarray(sample.rows[int(order[i % n])][group]) for i in range(batch)]
+    if privacy != "shapes_only":
+        return rows, rows
+    stats = sample.value_stats.get(group)
+    if stats is None:
+        raise PlanError(f"shapes_only: nothing was learned about the values of {group!r}; give "
+                        f"overrides={{'{group}': ...}} or use privacy='rows'.")
+    seen = np.concatenate([np.asarray(r[group]).ravel() for r in sample.rows if group in r])
+    return rows, [stats.draw(r.shape, np_dtype, rng, sample.vocab_min_count,
+                             avoid=seen if stats.kind == "numeric" else None) for r in rows]
+
+
+def composite_from_sample(parts: Sequence, sample, rng: np.random.Generator, privacy: str,
+                          values: ValueFn) -> dict[str, np.ndarray]:
+    """Parts of one composite built from sampled rows of its whole value.
+
+    Ragged: each row's length and values (ragged_rank 1; deeper levels are synthesised
+    from the row's outer length). Sparse: the data comes densified; the non-zero
+    entries of the chosen rows become sorted indices and their values.
+    """
+    first = parts[0].composite
+    spec, batch = first.spec, int(first.sizes[0])
+    np_dtype = object if spec.dtype == tf.string else spec.dtype.as_numpy_dtype
+    sampled, rows = _rows_of(sample, first.group, batch, rng, privacy, np_dtype)
+    try:
+        if spec.kind == RAGGED:
+            lengths = np.asarray([len(r) if r.ndim else 1 for r in rows], dtype=np.int64)
+            splits = [np.concatenate([[0], np.cumsum(lengths)])]
+            flat = [np.asarray(r, dtype=np_dtype).reshape((-1,) + r.shape[1:]) for r in rows]
+            flat = np.concatenate(flat) if flat else np.zeros((0,), dtype=np_dtype)
+            if spec.ragged_rank > 1:  # inner levels: synthesised lengths under each sampled element
+                inner = list(first.sizes[2:])
+                sub = dataclasses.replace(first, sizes=(int(lengths.sum()),) + tuple(inner))
+                deeper = ragged_parts(dataclasses.replace(spec, ragged_rank=spec.ragged_rank - 1,
+                                                          shape=None), sub.sizes, rng, values,
+                                      value_domain(parts))
+                flat, splits = deeper[0], splits + deeper[1:]
+            splits = [s.astype(spec.row_splits_dtype.as_numpy_dtype) for s in splits]
+            tf.RaggedTensor.from_nested_row_splits(flat, splits, validate=True)
+            arrays = [flat] + splits
+        else:
+            width = max((r.shape for r in rows), default=())
+            dense = np.zeros((batch,) + tuple(width), dtype=np_dtype)
+            if spec.dtype == tf.string:
+                dense[...] = b""
+            empty = b"" if spec.dtype == tf.string else 0
+            for i, r in enumerate(rows):
+                if privacy == "shapes_only":  # keep how many entries a row has, not which
+                    count = int(np.count_nonzero(np.asarray(sampled[i]) != empty))
+                    keep = np.zeros(r.size, dtype=bool)
+                    keep[rng.choice(r.size, size=min(count, r.size), replace=False)] = True
+                    r = np.where(keep.reshape(r.shape), r, np.asarray(empty, dtype=np_dtype))
+                dense[(i,) + tuple(slice(0, d) for d in r.shape)] = r
+            indices = np.argwhere(dense != empty).astype(np.int64)  # row-major: sorted, unique
+            arrays = [indices, dense[tuple(indices.T)] if len(indices) else np.zeros(0, dtype=np_dtype),
+                      np.asarray(dense.shape, dtype=np.int64)]
+    except (tf.errors.InvalidArgumentError, ValueError, TypeError) as e:
+        raise PlanError(f"{first.describe()}: the sampled rows of {first.group!r} do not form a "
+                        f"{spec.kind} value ({e}); the dataset field must hold its rows.") from None
+    return dict(zip(first.aliases, arrays))
+
+
+def value_domain(parts: Sequence) -> Domain | None:
+    return next((p.domain for p in parts if p.composite.role == VALUES), None)

@@ -22,7 +22,7 @@ from tfwarm_export.config import DEFAULT_DIM_SIZE, WarmupConfig
 from tfwarm_export.domains import Domain
 from tfwarm_export.errors import DatasetError, PlanError, SignatureError
 from tfwarm_export.plan_inputs import (Skip, composite_batching_reason, composite_input,
-                                       composite_part_shape, lookup)
+                                       composite_part_shape, logical_signature, lookup)
 from tfwarm_export.example_spec import ExampleSpec
 from tfwarm_export.sampling import DataSample, sample_dataset
 from tfwarm_export.signatures import (CLASSIFY_METHOD, PREDICT_METHOD, REGRESS_METHOD,
@@ -383,9 +383,9 @@ def _plan_feeds(model: ModelSignatures, sig: SignatureInfo, feeds: list[TensorSp
     composites = analysis.find_composites(model.meta_graph, {s.alias: (s.name, s.dtype) for s in feeds})
     if composites and batching is not None:
         raise _Skip(composite_batching_reason(composites))
-    if composites and sample is not None:
-        notes.append(f"{sig.name}: sampling datasets for ragged/sparse inputs is not supported yet; "
-                     "its values are synthesised (consistent composites)")
+    if composites and sample is not None and not {c.group for c in composites.values()} <= set(sample.aliases):
+        notes.append(f"{sig.name}: the dataset has no field for its ragged/sparse inputs; values are "
+                     "synthesised")
         sample = None
     per_input: dict[str, dict[str, Any]] = {}
     for spec in feeds:
@@ -605,8 +605,8 @@ def _sample_datasets(model: ModelSignatures, wanted: list[str], config: WarmupCo
 
     if isinstance(config.dataset, Mapping) and config.dataset and all(
             isinstance(k, str) and k in model.signatures for k in config.dataset):
-        return {name: sample(ds, model.signatures[name]) for name, ds in sorted(config.dataset.items())
-                if name in wanted}
+        return {name: sample(ds, logical_signature(model, model.signatures[name]))
+                for name, ds in sorted(config.dataset.items()) if name in wanted}
     out: dict[str, Any] = {}
     cache: dict[tuple, Any] = {}
     errors: dict[str, DatasetError] = {}
@@ -618,7 +618,7 @@ def _sample_datasets(model: ModelSignatures, wanted: list[str], config: WarmupCo
                 out[name] = cache[layout]
             continue
         try:
-            cache[layout] = out[name] = sample(config.dataset, sig)
+            cache[layout] = out[name] = sample(config.dataset, logical_signature(model, sig))
         except (DatasetError, SignatureError) as e:
             cache[layout] = None
             errors[name] = e

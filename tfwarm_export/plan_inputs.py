@@ -7,6 +7,7 @@ made in ``composite_values.py`` from the sizes chosen here.
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Mapping
 
 from tfwarm_export import analysis
@@ -88,6 +89,19 @@ def composite_input(model: ModelSignatures, sig: SignatureInfo, spec: TensorSpec
     return dict(spec=spec, shape=(batch_dim,) + rest, variants=[rest], kind="composite", domain=domain,
                 example_spec=None, feature_domains={}, defaulted=(), component=component,
                 batch_dim=batch_dim)
+
+
+def logical_signature(model: ModelSignatures, sig: SignatureInfo) -> SignatureInfo:
+    """The signature as user data holds it: one input per ragged/sparse value, named by its
+    first alias and shaped like the whole value (sparse data comes densified)."""
+    parts = analysis.find_composites(model.meta_graph, {a: (s.name, s.dtype) for a, s in sig.inputs.items()})
+    if not parts:
+        return sig
+    inputs = {a: s for a, s in sig.inputs.items() if a not in parts}
+    for c in parts.values():
+        inputs[c.group] = TensorSpec(alias=c.group, name=sig.inputs[c.group].name, dtype=c.spec.dtype,
+                                     shape=c.spec.shape)
+    return dataclasses.replace(sig, inputs=inputs)
 
 
 def composite_part_shape(component: analysis.Component) -> tuple[int, ...]:

@@ -14,7 +14,7 @@ from typing import Any, Sequence
 import numpy as np
 import tensorflow as tf
 
-from tfwarm_export.composite_values import composite_values
+from tfwarm_export.composite_values import composite_from_sample, composite_values
 from tfwarm_export.domains import Domain
 from tfwarm_export.errors import PlanError
 from tfwarm_export.examples import synthesize_examples
@@ -152,6 +152,13 @@ def record_values(record, seed: int, strategy: str = PLANNED, sample: Any = None
         make = sample.synthesize if privacy == "shapes_only" else sample.batches
         data = make(record.batch_size or 1, bucket or None, rng)
         for inp in record.inputs:
+            if inp.kind == "composite":  # rebuilt from whole sampled rows, parts consistent
+                if inp.alias not in values:
+                    parts = [i for i in record.inputs if i.composite and i.composite.group == inp.composite.group]
+                    values.update(composite_from_sample(parts, sample, rng, privacy, _composite_part_values(PLANNED)))
+                    how.update({p.alias: f"{p.composite.describe()} from {sample.source}"
+                                + (" (shapes_only)" if privacy == "shapes_only" else "") for p in parts})
+                continue
             value = np.asarray(data[inp.alias])
             if tuple(value.shape) != tuple(inp.shape):
                 raise PlanError(f"dataset values for {record.signature}/{inp.alias} have shape "

@@ -21,9 +21,9 @@ from tfwarm_export.batching import BatchingConfig, load_batching_parameters, res
 from tfwarm_export.config import DEFAULT_DIM_SIZE, WarmupConfig
 from tfwarm_export.domains import Domain
 from tfwarm_export.errors import DatasetError, PlanError, SignatureError
+from tfwarm_export.example_spec import ExampleSpec
 from tfwarm_export.plan_inputs import (Skip, composite_batching_reason, composite_input,
                                        composite_part_shape, logical_signature, lookup)
-from tfwarm_export.example_spec import ExampleSpec
 from tfwarm_export.sampling import DataSample, sample_dataset
 from tfwarm_export.signatures import (CLASSIFY_METHOD, PREDICT_METHOD, REGRESS_METHOD,
                                       ModelSignatures, SignatureInfo, TensorSpec)
@@ -148,7 +148,7 @@ class WarmupPlan:
         for r in self.records:
             by_sig.setdefault(r.signature, []).append(r)
         for sig, recs in sorted(by_sig.items()):
-            shapes = ", ".join(f"{i.alias}{list(i.shape)}" for i in recs[0].inputs)
+            shapes = ", ".join(f"{i.alias}{list(i.shape)}" for i in recs[0].inputs) or "no inputs"
             sizes = [str(s) for s in sorted({r.batch_size for r in recs}, key=lambda b: b or 0)]
             lines.append(f"  {sig}: {recs[0].request_type} x{len(recs)} "
                          f"(batch {', '.join(sizes)}; e.g. {shapes})")
@@ -156,10 +156,6 @@ class WarmupPlan:
             lines.append(f"  {sig}: SKIPPED - {why}")
         lines += [f"  note: {n}" for n in self.notes]
         return "\n".join(lines)
-
-
-_Skip = Skip
-_lookup = lookup
 
 
 def _is_float(dtype: tf.DType) -> bool:
@@ -215,7 +211,7 @@ def choose_request_type(sig: SignatureInfo) -> tuple[str, str | None]:
     if sig.method_name == PREDICT_METHOD:
         if not dense:
             bad = [a for a, s in sig.inputs.items() if s.encoding != "dense"]
-            raise _Skip(f"inputs {bad} are sparse/composite tensors; the Predict API feeds dense "
+            raise Skip(f"inputs {bad} are sparse/composite tensors; the Predict API feeds dense "
                         "tensors only, so TF Serving can never run this signature")
         return PREDICT, None
     if sig.method_name in (CLASSIFY_METHOD, REGRESS_METHOD):
@@ -224,8 +220,8 @@ def choose_request_type(sig: SignatureInfo) -> tuple[str, str | None]:
             return (CLASSIFY if sig.method_name == CLASSIFY_METHOD else REGRESS), None
         if dense:
             return PREDICT, f"{problem}; warmed through the Predict API instead"
-        raise _Skip(problem)
-    raise _Skip(f"method_name {sig.method_name!r} is not predict/classify/regress; every TF Serving "
+        raise Skip(problem)
+    raise Skip(f"method_name {sig.method_name!r} is not predict/classify/regress; every TF Serving "
                 "API refuses to run it")
 
 
@@ -234,7 +230,7 @@ def _input_shapes(sig: SignatureInfo, spec: TensorSpec, config: WarmupConfig
     """The declared shape (after user ``shapes``), its non-batch variants, and the
     axes that fell back to ``DEFAULT_DIM_SIZE``."""
     shape = spec.shape
-    user_shape = _lookup(config.shapes, sig.name, spec.alias)
+    user_shape = lookup(config.shapes, sig.name, spec.alias)
     if user_shape is not None:
         user_shape = tuple(None if (d is None or int(d) < 0) else int(d) for d in user_shape)
         if shape is not None and (len(user_shape) != len(shape) or any(
@@ -243,11 +239,11 @@ def _input_shapes(sig: SignatureInfo, spec: TensorSpec, config: WarmupConfig
                             f"compatible with the signature's {spec.shape_str()}.")
         shape = user_shape
     if shape is None:
-        raise _Skip(
+        raise Skip(
             f"input {spec.alias!r} of signature {sig.name!r} has unknown rank, so no shape can be "
             f"synthesised. Give one: shapes={{'{sig.name}/{spec.alias}': (None, 16)}} in Python, or "
             f"--shape {sig.name}/{spec.alias}=-1,16 on the command line (-1 marks the batch dim).")
-    dims = _lookup(config.dim_sizes, sig.name, spec.alias) or {}
+    dims = lookup(config.dim_sizes, sig.name, spec.alias) or {}
     per_axis: list[list[int]] = []
     defaulted: list[int] = []
     for axis, d in enumerate(shape):
@@ -277,7 +273,7 @@ def _data_variants(sample: Any, per_input: dict[str, dict], config: WarmupConfig
     """
     buckets = {key: sizes for key, sizes in sample.buckets(max_buckets, config.bucket_quantiles).items()
                if key[0] in per_input and per_input[key[0]]["kind"] == "tensor"
-               and not (_lookup(config.dim_sizes, sig.name, key[0]) or {}).get(key[1])}
+               and not (lookup(config.dim_sizes, sig.name, key[0]) or {}).get(key[1])}
     if not buckets:
         return [{}]
     n = max(len(v) for v in buckets.values())
@@ -294,11 +290,11 @@ def _plan_signature(model: ModelSignatures, sig: SignatureInfo, config: WarmupCo
     if not config.include_stateful:
         stateful = analysis.find_stateful_ops(model.meta_graph, [s.name for s in sig.outputs.values()])
         if stateful:
-            raise _Skip(f"it mutates model state ({', '.join(stateful[:3])}); replaying it at every "
+            raise Skip(f"it mutates model state ({', '.join(stateful[:3])}); replaying it at every "
                         "load would change the model. Pass include_stateful=True to warm it anyway")
     problems = [f"input {s.alias!r} ({s.name}): {s.problem}" for s in sig.inputs.values() if s.problem]
     if problems:
-        raise _Skip("; ".join(problems) + ". Re-export the model so the SignatureDef records each "
+        raise Skip("; ".join(problems) + ". Re-export the model so the SignatureDef records each "
                     "input's dtype")
     feeds = [sig.inputs[a] for a in sig.required_inputs]
     if not feeds and request_type == PREDICT and sample is None:
@@ -328,7 +324,7 @@ def _defaulted_records(model: ModelSignatures, sig: SignatureInfo, config: Warmu
     batch = dims0.pop() if len(dims0) == 1 and not scalars else None
     records: list[PlannedRecord] = []
     if batching is not None and not sig.inputs:
-        raise _Skip(NO_INPUT_BATCHING_REASON)
+        raise Skip(NO_INPUT_BATCHING_REASON)
     why_not = None
     if batching is not None:
         if scalars:
@@ -350,9 +346,9 @@ def _defaulted_records(model: ModelSignatures, sig: SignatureInfo, config: Warmu
         try:
             fed = _plan_feeds(model, sig, [sig.inputs[a] for a in sorted(sig.inputs)], config,
                               batch_sizes, batching, notes, PREDICT, None, None)
-        except _Skip as e:
+        except Skip as e:
             if not records:
-                raise _Skip(f"a request without inputs fails with batching on ({why_not}), and "
+                raise Skip(f"a request without inputs fails with batching on ({why_not}), and "
                             f"feeding the defaulted inputs cannot be planned either: {e}") from None
             notes.append(f"{sig.name}: warmed with its defaults only; feeding the defaulted inputs "
                          f"cannot be planned ({e})")
@@ -363,7 +359,7 @@ def _defaulted_records(model: ModelSignatures, sig: SignatureInfo, config: Warmu
             records.append(dataclasses.replace(r, variant=r.variant + 1))
         if why_not is not None:
             if not records:
-                raise _Skip(f"a request without inputs fails with batching on ({why_not}), and fed "
+                raise Skip(f"a request without inputs fails with batching on ({why_not}), and fed "
                             "requests would repeat the defaults' shapes")
             notes.append(f"{sig.name}: no record without inputs under batching ({why_not}); "
                          "only requests that feed the defaulted inputs are warmed")
@@ -379,10 +375,10 @@ def _plan_feeds(model: ModelSignatures, sig: SignatureInfo, feeds: list[TensorSp
                 request_type: str, sample: Any, max_buckets: int | None) -> list[PlannedRecord]:
     """Records that feed ``feeds`` (normally every input without a default)."""
     if not feeds:
-        raise _Skip("it has no inputs without defaults; there is nothing to feed")
+        raise Skip("it has no inputs without defaults; there is nothing to feed")
     composites = analysis.find_composites(model.meta_graph, {s.alias: (s.name, s.dtype) for s in feeds})
     if composites and batching is not None:
-        raise _Skip(composite_batching_reason(composites))
+        raise Skip(composite_batching_reason(composites))
     if composites and sample is not None and not {c.group for c in composites.values()} <= set(sample.aliases):
         notes.append(f"{sig.name}: the dataset has no field for its ragged/sparse inputs; values are "
                      "synthesised")
@@ -392,13 +388,13 @@ def _plan_feeds(model: ModelSignatures, sig: SignatureInfo, feeds: list[TensorSp
         if spec.alias in composites:
             per_input[spec.alias] = composite_input(model, sig, spec, composites[spec.alias], config)
             continue
-        override = _lookup(config.overrides, sig.name, spec.alias)
+        override = lookup(config.overrides, sig.name, spec.alias)
         domain = Domain.from_user(override) if override is not None else None
         example_spec = None
         if spec.dtype == tf.string and (request_type in (CLASSIFY, REGRESS) or spec.rank in (None, 0, 1)):
             example_spec = analysis.find_example_spec(model.meta_graph, spec.name)
         if request_type in (CLASSIFY, REGRESS) and example_spec is None and domain is None:
-            raise _Skip(f"could not find the tf.Example parser that input {spec.alias!r} ({spec.name}) "
+            raise Skip(f"could not find the tf.Example parser that input {spec.alias!r} ({spec.name}) "
                         f"feeds. Give serialized examples: overrides={{'{sig.name}/{spec.alias}': "
                         "[example.SerializeToString(), ...]}")
         if example_spec is not None and domain is None:
@@ -413,7 +409,7 @@ def _plan_feeds(model: ModelSignatures, sig: SignatureInfo, feeds: list[TensorSp
             keys = [example_spec.domain_key(f.key) for f in example_spec.context_features()]
             keys += [example_spec.domain_key(f.key, True) for f in example_spec.feature_list_features()]
             for key in list(feature_domains) + keys:
-                user = _lookup(config.overrides, sig.name, key)
+                user = lookup(config.overrides, sig.name, key)
                 if user is not None:
                     feature_domains[key] = Domain.from_user(user)
             per_input[spec.alias] = dict(spec=spec, shape=shape, variants=variants, kind="examples",
@@ -432,7 +428,7 @@ def _plan_feeds(model: ModelSignatures, sig: SignatureInfo, feeds: list[TensorSp
     if batching is not None:
         scalars = [a for a, r in ranks.items() if r == 0]
         if scalars:
-            raise _Skip(f"inputs {scalars} are rank 0; TF Serving's batching needs every input to "
+            raise Skip(f"inputs {scalars} are rank 0; TF Serving's batching needs every input to "
                         "have a batch dimension, so every request to this signature fails with "
                         "batching on")
     batched = [a for a, r in ranks.items() if r >= 1]
@@ -443,13 +439,13 @@ def _plan_feeds(model: ModelSignatures, sig: SignatureInfo, feeds: list[TensorSp
         for alias in sorted(set(sig.defaults) - set(per_input)):
             default = np.asarray(sig.defaults[alias])
             if default.ndim == 0:
-                raise _Skip(f"input {alias!r} is left to its default, a rank-0 tensor that TF Serving "
+                raise Skip(f"input {alias!r} is left to its default, a rank-0 tensor that TF Serving "
                             "feeds with every request; its batching session needs every input to have "
                             "a batch dimension (\"Batching Run() input tensors must have at least one "
                             "dimension\")")
             fixed0.add(int(default.shape[0]))
     if len(fixed0) > 1:
-        raise _Skip(f"inputs fix different batch dimensions {sorted(fixed0)}; no request can satisfy all")
+        raise Skip(f"inputs fix different batch dimensions {sorted(fixed0)}; no request can satisfy all")
     scalars = [a for a, r in ranks.items() if r == 0]
     if scalars:
         notes.append(f"{sig.name}: inputs {scalars} are rank 0 (no batch dimension); they cannot be "
@@ -460,9 +456,9 @@ def _plan_feeds(model: ModelSignatures, sig: SignatureInfo, feeds: list[TensorSp
         only = fixed0.pop()
         sizes = (only,)
         if batching is not None and only > batching.max_batch_size:
-            raise _Skip(f"its batch dimension is fixed at {only} > max_batch_size {batching.max_batch_size}")
+            raise Skip(f"its batch dimension is fixed at {only} > max_batch_size {batching.max_batch_size}")
         if batching is not None and batching.padded_size(only) != only:
-            raise _Skip(f"its batch dimension is fixed at {only}, but TF Serving's batching session pads "
+            raise Skip(f"its batch dimension is fixed at {only}, but TF Serving's batching session pads "
                         f"a batch of {only} to {batching.padded_size(only)} (allowed_batch_sizes), "
                         "which that input cannot take")
         if tuple(batch_sizes) != (only,):
@@ -559,7 +555,7 @@ def make_plan(model: ModelSignatures, config: WarmupConfig | None = None) -> War
         try:
             per_sig[name] = _plan_signature(model, model.signatures[name], config, batch_sizes,
                                             batching, notes, samples.get(name))
-        except _Skip as why:
+        except Skip as why:
             skipped[name] = str(why)
     _fit_buckets_to_budget(model, config, batch_sizes, batching, samples, per_sig, notes)
     records = [r for name in wanted for r in per_sig.get(name, [])]

@@ -123,15 +123,24 @@ def _flatten(value: struct_pb2.StructuredValue, path: str, out: _Flat) -> None:
     # None, Python constants and everything else take no flat argument.
 
 
+_FUNCTIONS_CACHE: list[tuple[meta_graph_pb2.MetaGraphDef, dict]] = []
+
+
 def _composite_functions(meta_graph: meta_graph_pb2.MetaGraphDef) -> dict[str, list]:
     """Function name -> per flat input position (CompositeSpec | None, component), for
-    traced functions whose structured signature holds at least one composite."""
+    traced functions whose structured signature holds at least one composite (cached per
+    MetaGraph object: replay asks once per record)."""
+    for mg, found in _FUNCTIONS_CACHE:
+        if mg is meta_graph:
+            return found
     out = {}
     for fname, cf in meta_graph.object_graph_def.concrete_functions.items():
         flat = _Flat()
         _flatten(cf.canonicalized_input_signature, "", flat)
         if any(spec is not None for spec, _ in flat.specs):
             out[fname] = flat.specs
+    _FUNCTIONS_CACHE.append((meta_graph, out))
+    del _FUNCTIONS_CACHE[:-4]
     return out
 
 

@@ -22,6 +22,7 @@ from tfwarm_export.config import DEFAULT_DIM_SIZE, WarmupConfig
 from tfwarm_export.domains import Domain
 from tfwarm_export.errors import DatasetError, PlanError, SignatureError
 from tfwarm_export.example_spec import ExampleSpec
+from tfwarm_export.keys import validate_keys
 from tfwarm_export.plan_inputs import (Skip, composite_batching_reason, composite_input,
                                        composite_part_shape, logical_signature, lookup)
 from tfwarm_export.sampling import DataSample, sample_dataset
@@ -532,6 +533,7 @@ def _multi_inference_records(model: ModelSignatures, records: list[PlannedRecord
 def make_plan(model: ModelSignatures, config: WarmupConfig | None = None) -> WarmupPlan:
     """Build the plan for ``model`` under ``config``. Raises PlanError on impossible options."""
     config = config or WarmupConfig()
+    validate_keys(model, config)  # a mistyped key is an error, never silently ignored
     batching = config.batching_parameters
     if batching is not None and not isinstance(batching, BatchingConfig):
         batching = load_batching_parameters(batching)

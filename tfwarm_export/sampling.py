@@ -44,6 +44,7 @@ import numpy as np
 import tensorflow as tf
 from google.protobuf import message as pb_message
 
+from tfwarm_export import progress
 from tfwarm_export.errors import DatasetError, SignatureError
 from tfwarm_export.signatures import SignatureInfo, TensorSpec
 
@@ -1439,8 +1440,11 @@ def sample_dataset(dataset, signature: SignatureInfo | Mapping[str, TensorSpec],
         chunks = _dataset_chunks(dataset, inputs, required, sig_name, batched, max_scan)
     else:
         source, chunks = _numpy_chunks(dataset, inputs, required, sig_name)
-    for chunk in chunks:
-        scanner.add(chunk)
-        if scanner.done:
-            break
+    with progress.bar(total=max_scan, desc=f"scan data for {sig_name}", unit="row") as scan_bar:
+        for chunk in chunks:
+            before = scanner.scanned
+            scanner.add(chunk)
+            scan_bar.update(scanner.scanned - before)
+            if scanner.done:
+                break
     return scanner.finish(source, k, seed, vocab_min_count)

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
 from tfwarm_export import fileargs
-from tfwarm_export.errors import BatchingError, DatasetError, ReplayError, TfwarmError
+from tfwarm_export.errors import BatchingError, DatasetError, PlanError, ReplayError, TfwarmError
 
 GZIP_MAGIC = b"\x1f\x8b"
 
@@ -73,6 +73,31 @@ def parse_value(text: str) -> tuple[str, Any]:
     if isinstance(value, dict) and "range" in value:
         value = tuple(value["range"])
     return alias, value
+
+
+def parse_image_size(text: str) -> tuple[str | None, tuple[int, int]]:
+    """``[ALIAS=]HxW``, e.g. ``224x224`` or ``image_bytes=320x240``."""
+    alias, _, size = text.rpartition("=")
+    try:
+        h, _, w = size.lower().partition("x")
+        hw = (int(h), int(w or h))
+        if min(hw) < 1:
+            raise ValueError
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected [ALIAS=]HxW with positive sizes (e.g. 224x224 or image=320x240), got {text!r}") from None
+    return alias or None, hw
+
+
+def _image_sizes(given: Sequence[tuple[str | None, tuple[int, int]]]) -> Any:
+    """One size for every image input (HxW), or a dict per alias (ALIAS=HxW)."""
+    if not given:
+        return None
+    per_alias = {alias: hw for alias, hw in given if alias}
+    if per_alias and len(per_alias) != len(given):
+        raise PlanError("--image-size: give either one HxW for every image input or ALIAS=HxW for "
+                        "each, not both.")
+    return per_alias or given[-1][1]
 
 
 # --------------------------------------------------------------------------- file arguments
@@ -194,6 +219,10 @@ PLAN_FLAGS: list[Flag] = [
         type=int, default=None, help="stop reading --examples after N records")),
     Flag(("--max-buckets",), "max_buckets", dict(
         type=int, default=8, help="most sizes warmed per variable dimension seen in the data (default 8)")),
+    Flag(("--image-size",), "image_size", dict(
+        type=parse_image_size, action="append", default=[], metavar="[ALIAS=]HxW",
+        help="size of the images written for inputs an image decoder reads (default: the graph's "
+             "resize target, else 224x224)"), _image_sizes),
     Flag(("--multi-inference",), "multi_inference", dict(
         action="store_true", help="also write MultiInference records (needs --model-name)")),
     Flag(("--include-stateful",), "include_stateful", dict(

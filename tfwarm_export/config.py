@@ -58,6 +58,9 @@ class WarmupConfig:
       include_stateful: warm signatures that mutate variables or tables.
       op_libraries: custom kernel libraries (``.so``) loaded with ``tf.load_op_library``
         before the model is loaded (TF Text / TF-DF ops are imported automatically).
+      image_size: ``(height, width)`` (or one int) of the images written for string
+        inputs an image decoder reads, instead of the graph's resize target (or
+        224x224); a dict ``{"alias" | "sig/alias": (h, w)}`` sets it per input.
     """
 
     batch_sizes: Sequence[int] | None = None
@@ -80,6 +83,7 @@ class WarmupConfig:
     multi_inference: bool = False
     include_stateful: bool = False
     op_libraries: Sequence[str] = ()
+    image_size: Any = None
 
     def replace(self, **changes: Any) -> "WarmupConfig":
         """A copy with ``changes`` applied; unknown names raise TypeError."""

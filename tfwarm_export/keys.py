@@ -1,7 +1,7 @@
 """Strict option keys: every key must name a signature, input alias or tf.Example feature.
 
-A mistyped key in ``overrides``, ``dim_sizes``, ``shapes``, ``signatures`` or a
-dataset dict used to be ignored, so the user believed a fix was applied that never
+A mistyped key in ``overrides``, ``dim_sizes``, ``shapes``, ``image_size``, ``signatures``
+or a dataset dict used to be ignored, so the user believed a fix was applied that never
 was. Planning calls ``validate_keys`` before anything else: an unknown key is an
 error that lists the valid keys and the nearest one ("did you mean 'tokens'?"),
 and nothing is written.
@@ -137,6 +137,32 @@ def check_dim_sizes(model: ModelSignatures, dim_sizes: Mapping[str, Any],
                                      f"{max(ranks)} (axes 1..{max(ranks) - 1} can be sized).")
 
 
+def _check_size(option: str, size: Any) -> None:
+    hw = (size, size) if isinstance(size, int) and not isinstance(size, bool) else size
+    if not (isinstance(hw, (tuple, list)) and len(hw) == 2
+            and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in hw)):
+        raise ConfigKeyError(f"{option} must be (height, width) or one int, both positive; got {size!r}.")
+
+
+def check_image_size(model: ModelSignatures, image_size: Any) -> None:
+    """One size, or ``{alias | signature/alias | tf.Example feature: size}``."""
+    if image_size is None:
+        return
+    if not isinstance(image_size, Mapping):
+        _check_size("image_size", image_size)
+        return
+    aliases = _alias_keys(model)
+    valid = set(aliases)
+    if any(k not in aliases for k in image_size):
+        for name, sig in model.signatures.items():
+            features = _example_features(model, sig)
+            valid.update(features)
+    for key, size in image_size.items():
+        if key not in valid:
+            raise _unknown("image_size", str(key), "input alias or tf.Example feature", valid, model)
+        _check_size(f"image_size[{key!r}]", size)
+
+
 def check_dataset(model: ModelSignatures, dataset: Any, wanted: Iterable[str]) -> None:
     """A dict dataset is ``{signature: data}`` or ``{alias: array}``; every key must be one."""
     if not isinstance(dataset, Mapping) or not dataset:
@@ -161,5 +187,6 @@ def validate_keys(model: ModelSignatures, config: WarmupConfig) -> None:
     check_overrides(model, config.overrides or {})
     check_shapes(model, config.shapes or {})
     check_dim_sizes(model, config.dim_sizes or {}, config.shapes or {})
+    check_image_size(model, config.image_size)
     wanted = list(config.signatures) if config.signatures is not None else sorted(model.signatures)
     check_dataset(model, config.dataset, wanted)

@@ -3,15 +3,19 @@
 ``index`` builds the shared index (nodes, functions, call edges, constant folding);
 each other module answers one question about an input by walking it:
 ``parse_specs`` (tf.Example features), ``value_domains`` (ids, vocabularies, bounds),
-``stateful`` (ops that change model state), ``composites`` (which flat aliases
-form one ragged/sparse tensor), ``tensor_facts`` (dtype/shape the graph gives a
-fed tensor). A new input kind is a new module here.
+``stateful`` (ops that change model state), ``decoders`` (images, CSV, numbers,
+base64, raw bytes a string input is decoded as), ``composites`` (which flat aliases
+form one ragged/sparse tensor), ``tensor_facts`` (dtype/shape the graph gives a fed
+tensor). A new input kind is a new module here.
 """
 from tfwarm_export.analysis.composites import Component, CompositeSpec, find_composites
+from tfwarm_export.analysis.decoders import (find_decoder_domain, find_encoding,
+                                             find_feature_decoder_domains)
 from tfwarm_export.analysis.index import GraphIndex, index_for
 from tfwarm_export.analysis.parse_specs import find_example_spec
 from tfwarm_export.analysis.stateful import find_stateful_ops, is_stateful_op
 from tfwarm_export.analysis.value_domains import find_value_domains
 
 __all__ = ["GraphIndex", "index_for", "find_example_spec", "find_value_domains",
-           "find_stateful_ops", "is_stateful_op", "Component", "CompositeSpec", "find_composites"]
+           "find_stateful_ops", "is_stateful_op", "find_decoder_domain", "find_encoding",
+           "find_feature_decoder_domains", "Component", "CompositeSpec", "find_composites"]

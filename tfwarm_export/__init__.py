@@ -17,7 +17,8 @@ from tfwarm_export.config import WarmupConfig
 from tfwarm_export.domains import Domain
 from tfwarm_export.errors import (BatchingError, ConfigKeyError, DatasetError, ModelConfigError,
                                   OpLibraryError, PlanError, ReplayError, SavedModelError,
-                                  SignatureError, TfwarmError, WarmupFileError)
+                                  ServingConfigError, SignatureError, TfwarmError,
+                                  WarmupFileError)
 from tfwarm_export.plan import WarmupPlan
 from tfwarm_export.report import CheckReport, WarmupReport
 from tfwarm_export.saving import export, save
@@ -31,13 +32,13 @@ __all__ = [
     "BatchingConfig", "load_batching_parameters", "parse_batching_parameters",
     "TfwarmError", "SavedModelError", "SignatureError", "BatchingError", "PlanError",
     "DatasetError", "WarmupFileError", "ReplayError", "ConfigKeyError", "ModelConfigError",
-    "OpLibraryError",
+    "OpLibraryError", "ServingConfigError",
 ]
 
 
-LAZY_SUBMODULES = ("keras", "components")
+LAZY_SUBMODULES = ("keras", "components", "beam")
 """Integration modules reachable as attributes (``tfwarm_export.keras``), imported on
-first use: they pull in Keras/KFP, which the CLI and most callers never need."""
+first use: they pull in Keras/KFP/Apache Beam, which the CLI and most callers never need."""
 
 
 def __getattr__(name: str):

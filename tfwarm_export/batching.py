@@ -91,7 +91,7 @@ def parse_batching_parameters(text: str, source: str = "<string>") -> BatchingCo
     """Parse and validate text-format BatchingParameters as TF Serving would."""
     proto = BatchingParameters()
     try:
-        text_format.Parse(text, proto, allow_unknown_field=True)
+        text_format.Parse(text, proto)  # strict, as TF Serving's ParseProtoTextFile
     except text_format.ParseError as e:
         raise BatchingError(
             f"{source}: not a text-format BatchingParameters proto ({e}). Expected lines like "

@@ -87,3 +87,18 @@ def test_quickstart_example_runs_end_to_end(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "tfwarm check" in out and ": OK (" in out
     assert (tmp_path / "qs" / "1" / "assets.extra" / "tf_serving_warmup_requests").exists()
+
+
+def test_internal_error_is_one_line_exit_1(model, monkeypatch, capsys):
+    """A bug in tfwarm itself still reaches the user as one line and exit 1, never a traceback."""
+    import tfwarm_export.cli as cli
+
+    def broken(args):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(cli, "_single", broken)
+    assert main(["inspect", model]) == 1
+    err = capsys.readouterr().err
+    assert "internal error: RuntimeError: boom" in err and "Traceback" not in err
+    assert main(["inspect", model, "-v"]) == 1
+    assert "Traceback" in capsys.readouterr().err

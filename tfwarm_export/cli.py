@@ -30,7 +30,8 @@ Ship TensorFlow SavedModels with a correct TF Serving warmup file.
   tfwarm check --model-config-file models.config
 
 Exit status: 0 success; 1 a model or file breaks a rule, or a record failed replay;
-2 bad input (missing model, bad option or file); 3 an internal error (please report it).
+2 bad input (missing model, bad option or file). An unexpected error is exit 1,
+reported in one line (please report it; -v shows the traceback).
 Run 'tfwarm COMMAND --help' for the options of a command."""
 
 FLEET_EPILOG = """\
@@ -169,7 +170,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             traceback.print_exc()
         print(f"tfwarm {args.command}: internal error: {type(e).__name__}: {e}. Please report it "
               "(rerun with -v for the traceback).", file=sys.stderr)
-        return 3
+        return 1
 
 
 if __name__ == "__main__":

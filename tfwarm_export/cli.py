@@ -162,7 +162,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             ok = True
         elif args.command == "add":
             result = tw.add_warmup(args.export_dir, _config(args))
-            ok = result.ok
+            ok = result.ok or (args.no_replay and result.path is not None)  # written, as asked
         else:
             result = tw.check(args.export_dir, path=args.file, tags=tuple(args.tags.split(",")),
                               batching_parameters=args.batching_parameters, replay=not args.no_replay)

@@ -15,7 +15,8 @@ from typing import Any, Mapping
 import tensorflow as tf
 
 from tfwarm_export import analysis
-from tfwarm_export.batching import BatchingConfig, load_batching_parameters, resolve_batch_sizes
+from tfwarm_export.batching import (BatchingConfig, load_batching_parameters, padding_note,
+                                   resolve_batch_sizes)
 from tfwarm_export.config import DEFAULT_DIM_SIZE, WarmupConfig
 from tfwarm_export.domains import Domain
 from tfwarm_export.errors import DatasetError, PlanError, SignatureError
@@ -438,6 +439,9 @@ def make_plan(model: ModelSignatures, config: WarmupConfig | None = None) -> War
                              "a serving signature (e.g. signatures={'serving_default': fn}).")
 
     notes: list[str] = []
+    padded = padding_note(config.batch_sizes, batching)
+    if padded:
+        notes.append(padded)
     skipped: dict[str, str] = {}
     samples = _sample_datasets(model, wanted, config, notes)
     per_sig: dict[str, list[PlannedRecord]] = {}

@@ -79,6 +79,10 @@ _FIX_STRUCTURE = ("Make each element a dict keyed by the signature's input alias
 # --------------------------------------------------------------------------- buckets
 
 
+_REDRAWS = 8
+"""Redraws of a value equal to a sampled one before it is counted as unavoidable."""
+
+
 def choose_buckets(sizes: Mapping[int, int], max_buckets: int = 8,
                    quantiles: Sequence[float] | None = None) -> list[int]:
     """Pick the lengths worth warming from a size histogram.
@@ -216,6 +220,9 @@ class ValueStats:
     vocab: Counter | None = field(default_factory=Counter)
     vocab_cap: int = VOCAB_CAP
     str_lengths: Counter = field(default_factory=Counter)
+    # Values ``draw`` emitted that equal a sampled value because the learned domain
+    # held no other (or redrawing gave up): reported, never silently kept.
+    sampled_emitted: int = 0
 
     @classmethod
     def for_dtype(cls, dtype: tf.DType, vocab_cap: int = VOCAB_CAP) -> "ValueStats":
@@ -290,24 +297,50 @@ class ValueStats:
              min_count: int = VOCAB_MIN_COUNT, avoid: np.ndarray | None = None) -> np.ndarray:
         """Fresh values of ``shape`` from the learned range/vocabulary; never a copied row.
 
-        Numbers equal to any value in ``avoid`` (the sampled rows' values) are
-        redrawn, so no sampled number lands in the file unless the learned range
-        holds nothing else (e.g. a small id range entirely seen)."""
+        Numbers equal to any value in ``avoid`` (the sampled rows' values) or to
+        the learned ``low``/``high`` (each is some scanned row's value, kept even
+        when that row is not in the sample) are redrawn; so are random strings
+        (no vocabulary) equal to a sampled string. What is still equal when the
+        domain holds nothing else (a small int range entirely seen, a constant
+        float) or after ``_REDRAWS`` tries is counted in ``sampled_emitted`` and
+        flagged in the report, never kept silently."""
         out = self._draw(shape, np_dtype, rng, min_count)
-        if avoid is None or self.kind != "numeric" or self.low is None or not out.size:
+        if not out.size or (self.kind == "string" and self.vocabulary(min_count)):
+            return out  # vocabulary strings are the learned domain itself; the report says so
+        if self.kind == "string":
+            seen = set(self.vocab or ())  # every string seen, while few enough to count
+            if avoid is not None:
+                seen.update(np.asarray(avoid, dtype=object).ravel().tolist())
+            if not seen:
+                return out
+            return self._redraw(out, lambda o: np.array([v in seen for v in o.ravel().tolist()],
+                                                        dtype=bool).reshape(o.shape),
+                                np_dtype, rng, min_count)
+        if self.kind != "numeric" or self.low is None:
             return out
-        avoid = np.unique(np.asarray(avoid).ravel())
+        ends = np.array([self.low, self.high], dtype=np.asarray(out).dtype)
+        avoid = np.unique(np.concatenate([np.asarray(avoid, dtype=out.dtype).ravel(), ends])
+                          if avoid is not None else ends)
         if self.integer and int(self.high) - int(self.low) < 1_000_000:
             pool = np.setdiff1d(np.arange(int(self.low), int(self.high) + 1), avoid)
-            if pool.size:
-                hit = np.isin(out, avoid)
-                out[hit] = pool[rng.integers(pool.size, size=int(hit.sum()))].astype(out.dtype)
-            return out
-        for _ in range(8):
             hit = np.isin(out, avoid)
+            if pool.size:
+                out[hit] = pool[rng.integers(pool.size, size=int(hit.sum()))].astype(out.dtype)
+            else:
+                self.sampled_emitted += int(hit.sum())
+            return out
+        return self._redraw(out, lambda o: np.isin(o, avoid), np_dtype, rng, min_count)
+
+    def _redraw(self, out: np.ndarray, hits, np_dtype, rng: np.random.Generator,
+                min_count: int) -> np.ndarray:
+        """Redraw ``hits(out)`` up to ``_REDRAWS`` times; count what is left."""
+        hit = hits(out)
+        for _ in range(_REDRAWS):
             if not hit.any():
-                break
+                return out
             out[hit] = self._draw((int(hit.sum()),), np_dtype, rng, min_count)
+            hit = hits(out)
+        self.sampled_emitted += int(hit.sum())
         return out
 
     def _draw(self, shape: tuple, np_dtype, rng: np.random.Generator,
@@ -705,7 +738,7 @@ class DataSample:
                 continue
             seen = [np.asarray(row[alias]).ravel() for row in self.rows if alias in row]
             values = stats.draw((batch_size,) + target, np_dtype, rng, self.vocab_min_count,
-                                avoid=np.concatenate(seen) if seen and stats.kind == "numeric" else None)
+                                avoid=np.concatenate(seen) if seen and stats.kind != "bool" else None)
             batch = np.full((batch_size,) + target, _fill_value(dtype), dtype=np_dtype)
             for i, r in enumerate(chosen):
                 row = self.rows[r][alias]
@@ -714,10 +747,42 @@ class DataSample:
             out[alias] = batch
         return out
 
+    def _all_value_stats(self) -> list[tuple[str, ValueStats]]:
+        """Every ValueStats with a label: inputs, then tf.Example features."""
+        out = [(f"input {a!r}", v) for a, v in sorted(self.value_stats.items())]
+        for alias, ex in sorted(self.example_stats.items()):
+            out += [(f"input {alias!r} feature {k!r}", f.values) for k, f in sorted(ex.context.items())]
+            out += [(f"input {alias!r} feature list {k!r}", fl.step[""].values)
+                    for k, fl in sorted(ex.feature_lists.items()) if "" in fl.step]
+        return out
+
+    def unavoidable_values(self) -> list[str]:
+        """Under ``shapes_only``: where the file can hold a value that occurs in the
+        data, because the learned domain holds nothing else, and why (never the value)."""
+        flags = []
+        for label, v in self._all_value_stats():
+            vocab = v.vocabulary(self.vocab_min_count) if v.kind == "string" else []
+            if vocab:
+                flags.append(f"{label}: strings are drawn from a vocabulary of {len(vocab)} value(s) "
+                             f"each seen at least {self.vocab_min_count} times in the data")
+            elif v.kind == "bool" and v.low is not None:
+                flags.append(f"{label}: boolean; its values are the ones seen in the data")
+            if v.sampled_emitted:
+                flags.append(f"{label}: {v.sampled_emitted} synthesised value(s) equal a value in the "
+                             "data: the learned range holds no other value (or redrawing gave up)")
+        return flags
+
     def to_dict(self, privacy: str = "copy", max_buckets: int = 8) -> dict:
         """Summary for reports. Values are summarised (ranges, vocabulary
-        sizes), never listed, so the report itself leaks no rows."""
+        sizes), never listed; under ``shapes_only`` not even the range ends
+        (each is some row's value) appear, so the report leaks no data value."""
         copies = privacy != "shapes_only"
+        value_stats = {a: s.to_dict() for a, s in sorted(self.value_stats.items())}
+        example_stats = {a: s.to_dict() for a, s in sorted(self.example_stats.items())}
+        extra: dict[str, Any] = {}
+        if not copies:
+            value_stats, example_stats = _redact_range(value_stats), _redact_range(example_stats)
+            extra["sampled_values_in_file"] = self.unavoidable_values()
         return {
             "signature": self.signature,
             "source": self.source,
@@ -728,8 +793,9 @@ class DataSample:
             "size_distributions": {_key_str(key): dict(sorted(c.items()))
                                    for key, c in sorted(self.size_counts.items())},
             "buckets": {_key_str(key): b for key, b in self.buckets(max_buckets).items()},
-            "value_stats": {a: s.to_dict() for a, s in sorted(self.value_stats.items())},
-            "example_stats": {a: s.to_dict() for a, s in sorted(self.example_stats.items())},
+            "value_stats": value_stats,
+            "example_stats": example_stats,
+            **extra,
             "privacy": privacy,
             "copies_user_rows": copies,
             "privacy_note": (
@@ -738,6 +804,16 @@ class DataSample:
                 "warmup requests hold synthesized values: only shapes, lengths, value ranges and "
                 "string vocabularies were learned from the data; no row is copied"),
         }
+
+
+def _redact_range(d: Any) -> Any:
+    """``d`` with every learned ``low``/``high`` replaced by a marker (shapes_only reports)."""
+    if isinstance(d, dict):
+        out = {k: _redact_range(v) for k, v in d.items() if k not in ("low", "high")}
+        if "low" in d or "high" in d:
+            out["range"] = "learned from the data; not shown under privacy='shapes_only'"
+        return out
+    return d
 
 
 # --------------------------------------------------------------------------- element matching

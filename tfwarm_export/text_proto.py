@@ -38,15 +38,16 @@ def parse_text_proto(text: str, message: M, source: str = "<string>", *,
         # protobuf prefixes "LINE:COL : "; we restate the position in words.
         if line_no is not None and reason.startswith(f"{line_no}:"):
             reason = reason.split(" : ", 1)[-1]
+        reason = reason.rstrip(".")
         lines = text.splitlines()
         where = source
         if line_no is not None and 1 <= line_no <= len(lines):
             where = f"{source} line {line_no} ({lines[line_no - 1].strip()!r})"
         elif line_no is not None:
             where = f"{source} line {line_no}"
-        name = message.DESCRIPTOR.full_name
+        name = message.DESCRIPTOR.name
         hint = f" Expected lines like {example}." if example else ""
-        raise error(f"{where}: not a valid text-format {name}: {reason}. TF Serving parses this "
+        raise error(f"{where}: not a text-format {name} proto: {reason}. TF Serving parses this "
                     f"file strictly and refuses to start with it; fix or remove that line."
                     f"{hint}") from None
     return message

@@ -527,16 +527,16 @@ def _fit_buckets_to_budget(model: ModelSignatures, config: WarmupConfig, batch_s
                            notes: list[str]) -> None:
     """Shrink data buckets (never batch sizes or signatures) until the plan fits 1000 records."""
     cap = config.max_buckets
+    wanted = {name: {r.bucket for r in recs} for name, recs in per_sig.items()}
     while sum(len(v) for v in per_sig.values()) > MAX_RECORDS and cap > 1:
         cap -= 1
         for name, sample in samples.items():
-            if name not in per_sig:
-                continue
-            before = {r.bucket for r in per_sig[name]}
-            per_sig[name] = _plan_signature(model, model.signatures[name], config, batch_sizes,
-                                            batching, [], sample, max_buckets=cap)
-            dropped = before - {r.bucket for r in per_sig[name]}
-            if dropped:
-                shown = sorted({f"{a}[{ax}]={n}" for b in dropped for (a, ax), n in b})
-                notes.append(f"{name}: to stay within {MAX_RECORDS} records, dataset buckets were "
-                             f"cut to {cap} per dimension; dropped {', '.join(shown)}")
+            if name in per_sig:
+                per_sig[name] = _plan_signature(model, model.signatures[name], config, batch_sizes,
+                                                batching, [], sample, max_buckets=cap)
+    for name, before in sorted(wanted.items()):  # one note per signature: the final cut
+        dropped = before - {r.bucket for r in per_sig[name]}
+        if dropped:
+            shown = sorted({f"{a}[{ax}]={n}" for b in dropped for (a, ax), n in b})
+            notes.append(f"{name}: to stay within {MAX_RECORDS} records, dataset buckets were "
+                         f"cut to {cap} per dimension; dropped {', '.join(shown)}")

@@ -224,3 +224,25 @@ def test_warmup_file_cleanup_failure_is_logged(tmp_path, caplog):
         warmup_file._cleanup(str(stuck), None)
     assert any("could not remove" in r.getMessage() and str(stuck) in r.getMessage()
                for r in caplog.records)
+
+
+# --------------------------------------------------------------------------- user domains
+
+
+def test_users_fn_domain_with_own_source_is_kept_end_to_end(tmp_path):
+    """A Domain the user builds (own source, fn only) stays the user's through the safe retry:
+    the failure names it, instead of zeros silently replacing it and the file passing."""
+    from models import guarded_module
+
+    d = guarded_module(tmp_path / "g" / "1")
+
+    def too_big(rng, shape):
+        return np.full(shape, 1000.0, np.float32)  # the graph asserts x < 100
+
+    with pytest.raises(tw.ReplayError) as e:
+        tw.add_warmup(d, overrides={"x": tw.Domain(fn=too_big, source="my big xs")})
+    msg = str(e.value)
+    assert "your override" in msg and "my big xs" in msg and "user override" not in msg
+    assert "x too big" in msg and not os.path.exists(warmup_path(d))
+    rec = e.value.report.plan.records[0]
+    assert rec.inputs[0].domain.user and rec.inputs[0].domain.source == "my big xs"

@@ -24,7 +24,12 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 RESULTS = os.path.join(HERE, "RESULTS.md")
 README = os.path.join(ROOT, "README.md")
-README_BLOCKS = ("readme-suite", "readme-sampling")
+README_BLOCKS = {"readme-suite": "benchmarks/run_suite.py", "readme-sampling": "benchmarks/bench_sampling.py"}
+
+
+def placeholder(name: str) -> str:
+    """What a README block says while RESULTS.md has no such block: no figure at all."""
+    return f"Not generated yet: run `python {README_BLOCKS[name]}`.\n"
 
 
 def markers(name: str) -> tuple[str, str]:
@@ -78,11 +83,12 @@ def sync_readme(results_path: str = RESULTS, readme_path: str = README) -> list[
         readme = f.read()
     copied = []
     for name in README_BLOCKS:
-        body = read_section(results, name)
-        if body is None or read_section(readme, name) is None:
+        if read_section(readme, name) is None:
             continue
-        readme = replace_section(readme, name, body)
-        copied.append(name)
+        body = read_section(results, name)
+        readme = replace_section(readme, name, placeholder(name) if body is None else body)
+        if body is not None:
+            copied.append(name)
     tmp = readme_path + ".tmp"
     with open(tmp, "w") as f:
         f.write(readme)
@@ -91,13 +97,14 @@ def sync_readme(results_path: str = RESULTS, readme_path: str = README) -> list[
 
 
 def readme_differs(results_path: str = RESULTS, readme_path: str = README) -> list[str]:
-    """README blocks whose text is not exactly RESULTS.md's (hand-edited or stale)."""
+    """README blocks whose text is not exactly RESULTS.md's (hand-edited or stale); a block
+    RESULTS.md lacks must be the placeholder, which holds no figure."""
     with open(results_path) as f:
         results = f.read()
     with open(readme_path) as f:
         readme = f.read()
     return [name for name in README_BLOCKS
-            if read_section(readme, name) != read_section(results, name)]
+            if read_section(readme, name) != (read_section(results, name) or placeholder(name))]
 
 
 def _cpu_model() -> str:

@@ -12,6 +12,9 @@ adds to the export, then runs ``tfwarm_export.bench`` on the exported model
            sequence lengths warmed via ``dim_sizes``
   example  tf.Module whose serving fn parses serialized tf.Examples
            (``tf.io.parse_example``), ``tf.saved_model.save``
+  image_bytes  JPEG bytes in, ``decode_jpeg`` in ``tf.map_fn`` + resize to 96x96, then
+           MobileNetV2 (alpha 0.35, weights=None), like TF Serving's ResNet example;
+           warmed with no options (the tool writes JPEGs the graph decodes)
 
 Export overhead: each export, ``add_warmup(replay=False)`` and
 ``add_warmup(replay=True)`` runs twice in this process and the faster run counts.
@@ -151,6 +154,33 @@ class ExampleModel(tf.Module):
         return {"score": tf.sigmoid(tf.matmul(x, self.w))}
 
 
+def build_image_bytes():
+    import keras
+
+    keras.utils.set_random_seed(0)
+    return keras.applications.MobileNetV2(input_shape=(96, 96, 3), alpha=0.35, weights=None, classes=10)
+
+
+def image_bytes_export(model, path: str) -> None:
+    """A serving fn over encoded JPEGs (as REST/gRPC image clients send them)."""
+    import keras
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
+    def serve(image_bytes):
+        def one(b):
+            img = tf.cast(tf.io.decode_jpeg(b, channels=3), tf.float32) / 127.5 - 1.0
+            return tf.image.resize(img, [96, 96])
+
+        images = tf.map_fn(one, image_bytes, fn_output_signature=tf.TensorSpec([96, 96, 3], tf.float32))
+        return {"probs": model(images, training=False)}
+
+    serve.get_concrete_function()
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint("serve", serve)
+    archive.write_out(path, verbose=False)
+
+
 def build_example():
     return ExampleModel()
 
@@ -180,6 +210,9 @@ CASES = [
           "dim_sizes": {"tokens": {1: [16, 32, 64]}}}),
     Case("example", "tf.Example parsing (tf.Module, parse_example)", build_example, module_export,
          "tf.saved_model.save", {"batch_sizes": [1, 8]}),
+    Case("image_bytes", "JPEG bytes: decode_jpeg in map_fn + resize, MobileNetV2 96x96 (ExportArchive)",
+         build_image_bytes, image_bytes_export, "ExportArchive.write_out",
+         {"batch_sizes": [1, 8], "signatures": ["serving_default"]}),
 ]
 
 

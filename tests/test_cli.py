@@ -77,11 +77,14 @@ def test_bad_input_exit_code_2(tmp_path, capsys):
 
 
 def test_console_script_runs(model):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    """A plain user's run: no TF logging variables set, and stderr holds no TF start-up lines."""
+    from test_fleet_cli import TF_STARTUP, plain_env
+
     proc = subprocess.run([sys.executable, "-m", "tfwarm_export.cli", "inspect", model],
-                          capture_output=True, text=True, env=env, timeout=300)
+                          capture_output=True, text=True, env=plain_env(), timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert "Warmup plan" in proc.stdout
+    assert not TF_STARTUP.search(proc.stderr), proc.stderr
 
 
 def test_quickstart_example_runs_end_to_end(tmp_path, capsys):

@@ -4,12 +4,20 @@
     report = tfwarm_export.add_warmup("export/1", batch_sizes=[1, 8, 32])
     print(report.summary())
 """
+import importlib
+
+from tfwarm_export.startup import import_tensorflow_quietly
+
+import_tensorflow_quietly()  # before any module below imports TensorFlow
+
+# ruff: noqa: E402
 from tfwarm_export.api import add_warmup, build_logs, check, plan
 from tfwarm_export.batching import BatchingConfig, load_batching_parameters, parse_batching_parameters
 from tfwarm_export.config import WarmupConfig
 from tfwarm_export.domains import Domain
-from tfwarm_export.errors import (BatchingError, DatasetError, PlanError, ReplayError,
-                                  SavedModelError, SignatureError, TfwarmError, WarmupFileError)
+from tfwarm_export.errors import (BatchingError, ConfigKeyError, DatasetError, ModelConfigError, PlanError,
+                                  ReplayError, SavedModelError, SignatureError, TfwarmError,
+                                  WarmupFileError)
 from tfwarm_export.plan import WarmupPlan
 from tfwarm_export.report import CheckReport, WarmupReport
 from tfwarm_export.saving import export, save
@@ -22,14 +30,20 @@ __all__ = [
     "WarmupConfig", "WarmupPlan", "WarmupReport", "CheckReport", "Domain",
     "BatchingConfig", "load_batching_parameters", "parse_batching_parameters",
     "TfwarmError", "SavedModelError", "SignatureError", "BatchingError", "PlanError",
-    "DatasetError", "WarmupFileError", "ReplayError",
+    "DatasetError", "WarmupFileError", "ReplayError", "ConfigKeyError", "ModelConfigError",
 ]
 
 
+LAZY_SUBMODULES = ("keras", "components")
+"""Integration modules reachable as attributes (``tfwarm_export.keras``), imported on
+first use: they pull in Keras/KFP, which the CLI and most callers never need."""
+
+
 def __getattr__(name: str):
-    # Lazy: importing Keras (for the callback) is slow and not needed by the CLI.
     if name == "WarmupExport":
         from tfwarm_export.keras import WarmupExport
 
         return WarmupExport
+    if name in LAZY_SUBMODULES:
+        return importlib.import_module(f"tfwarm_export.{name}")
     raise AttributeError(f"module 'tfwarm_export' has no attribute {name!r}")

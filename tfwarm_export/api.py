@@ -61,6 +61,12 @@ def _fix_hint(record: PlannedRecord) -> str:
         if inp.kind == "tensor" and inp.domain is None:
             hints.append(f"input {inp.alias!r} has no known value domain: overrides="
                          f"{{'{record.signature}/{inp.alias}': (low, high)}} or a list of valid values")
+        elif inp.kind == "tensor" and inp.domain.encoding is not None:
+            key = f"{record.signature}/{inp.alias}"
+            size = (f", or another image size: image_size={{'{key}': (h, w)}} (CLI --image-size {key}=HxW)"
+                    if hasattr(inp.domain.encoding, "height") else "")
+            hints.append(f"input {inp.alias!r} feeds {inp.domain.source.removeprefix('decoded: ')}: give "
+                         f"values it accepts with overrides={{'{key}': [b'<encoded value>', ...]}}{size}")
         elif inp.kind == "tensor" and inp.domain.user:
             hints.append(f"input {inp.alias!r} uses your override ({inp.domain.describe()}), kept in "
                          f"the retry: change overrides['{record.signature}/{inp.alias}']")
@@ -143,7 +149,8 @@ def add_warmup(export_dir: str | os.PathLike, config: WarmupConfig | None = None
         if warmup_plan.privacy == "shapes_only":
             report.privacy = (f"privacy='shapes_only': {n} record(s) use values synthesised from what "
                               f"{', '.join(sources)} taught (shapes, lengths, ranges, vocabularies of "
-                              "values seen at least twice); no sampled row is copied into the file.")
+                              "values seen at least twice, the form of encoded images/CSV/numbers); "
+                              "no sampled row is copied into the file.")
             flags = [f"{sig}: {f}" for sig, s in sorted(warmup_plan.samples.items())
                      for f in s.unavoidable_values()]
             if flags:  # values the learned domain cannot avoid: said, never hidden

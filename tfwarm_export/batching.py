@@ -17,6 +17,7 @@ from typing import Sequence
 from google.protobuf import descriptor_pb2, descriptor_pool, wrappers_pb2
 from google.protobuf import message_factory
 
+from tfwarm_export import fileargs
 from tfwarm_export.errors import BatchingError
 from tfwarm_export.text_proto import parse_text_proto
 
@@ -129,15 +130,17 @@ def parse_batching_parameters(text: str, source: str = "<string>") -> BatchingCo
 
 
 def load_batching_parameters(path: str | os.PathLike) -> BatchingConfig:
-    """Read a ``--batching_parameters_file``."""
-    import tensorflow as tf
-
+    """Read a ``--batching_parameters_file`` (a path, ``-`` or a pipe; read once)."""
     path = os.fspath(path)
-    if not tf.io.gfile.exists(path):
+    try:
+        text = fileargs.read_text(path)
+    except FileNotFoundError:
         raise BatchingError(f"batching parameters file {path} does not exist; pass the file "
-                            "given to tensorflow_model_server --batching_parameters_file.")
-    with tf.io.gfile.GFile(path, "r") as f:
-        return parse_batching_parameters(f.read(), source=path)
+                            "given to tensorflow_model_server --batching_parameters_file.") from None
+    except UnicodeDecodeError:
+        raise BatchingError(f"batching parameters file {path} is not UTF-8 text; it must be a "
+                            "text-format BatchingParameters proto.") from None
+    return parse_batching_parameters(text, source=fileargs.describe(path))
 
 
 def resolve_batch_sizes(batch_sizes: Sequence[int] | None,

@@ -43,7 +43,6 @@ import argparse
 import dataclasses
 import gc
 import json
-import logging
 import os
 import statistics
 import struct
@@ -410,7 +409,9 @@ def bench(export_dir: str | os.PathLike, config=None, *, iterations: int = DEFAU
         with open(job_path, "w") as f:
             json.dump(job, f)
         name = os.path.join(*os.path.normpath(export_dir).split(os.sep)[-2:])
-        for k, row in enumerate(report.rows):
+        from tfwarm_export import progress as bars
+
+        for k, row in enumerate(bars.bar(report.rows, desc="bench rows", unit="row")):
             say(f"[bench] {name} ({k + 1}/{len(report.rows)}) row {row.index} {row.label}: "
                 f"{repeats} cold + {repeats} warmed process(es)")
             for rep_i in range(repeats):
@@ -675,15 +676,15 @@ def _short_label(row: BenchRow, with_signature: bool = True) -> str:
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     """Register ``tfwarm bench`` on the CLI's subparsers (same plan options as ``add``)."""
-    from tfwarm_export import cli
+    from tfwarm_export import cli_args
 
     p = subparsers.add_parser(
-        "bench", help="measure first-request latency: cold vs after warmup vs steady",
+        "bench", help="measure first-request latency: cold, after warmup, and steady",
         description="For every planned (signature, batch size), time the first request with no "
-                    "warmup, the first (fresh) request after replaying the warmup file, and the "
-                    "steady state, each cold/warmed measurement in a fresh process.")
-    cli._common(p)
-    cli._plan_options(p)
+                    "warmup, the first new request after replaying the warmup file, and the "
+                    "steady state. Each cold and warmed measurement runs in a fresh process.")
+    cli_args.add_model_args(p)
+    cli_args.add_plan_args(p)
     p.add_argument("--iterations", type=int, default=DEFAULT_ITERATIONS,
                    help=f"steady-state runs per row; the median is reported (default {DEFAULT_ITERATIONS})")
     p.add_argument("--warmup", choices=WARMUP_SOURCES, default="auto",
@@ -694,7 +695,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--repeats", type=int, default=1,
                    help="fresh cold and warmed processes per row; first-request medians over them (default 1)")
     p.add_argument("--plot", metavar="PNG", help="write a bar chart (log scale) of the three latencies")
-    p.add_argument("--rows", type=cli._int_list, metavar="I,J",
+    p.add_argument("--rows", type=cli_args.int_list, metavar="I,J",
                    help="only these row indices of the plan (as numbered in the table)")
     p.add_argument("--trace", action="store_true",
                    help="also trace the worst row's first vs later warmed requests with TF step stats")
@@ -704,23 +705,19 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def run_cli(args: argparse.Namespace) -> int:
     """``tfwarm bench``: 0 measured every row, 1 a row or warmup record failed, 2 bad input."""
-    from tfwarm_export import cli
-    from tfwarm_export.errors import TfwarmError
+    from tfwarm_export import cli_args, progress as bars
 
     try:
         if args.plot:
             require_matplotlib()  # fail before minutes of measuring, not after
-        report = bench(args.export_dir, cli._config(args), iterations=args.iterations,
+        report = bench(args.export_dir, cli_args.config_from_args(args), iterations=args.iterations,
                        warmup=args.warmup, idle_ms=args.idle_ms, repeats=args.repeats,
                        timeout_s=args.timeout, trace=args.trace, rows=args.rows,
-                       progress=lambda m: print(m, file=sys.stderr, flush=True))
+                       progress=bars.write)
         if args.plot:
             plot(report, args.plot, titles=[os.path.basename(os.path.normpath(args.export_dir))])
-    except (TfwarmError, ValueError) as e:
-        if args.json:
-            print(json.dumps({"ok": False, "error": str(e), "type": type(e).__name__}))
-        print(f"tfwarm bench: error: {e}", file=sys.stderr)
-        return 2
+    except cli_args.INPUT_ERRORS as e:
+        return cli_args.report_error("bench", e, args.json)
     print(report.to_json() if args.json else report.summary())
     if args.plot and not args.json:
         print(f"plot written to {args.plot}")
@@ -736,8 +733,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="tfwarm")
     add_parser(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(["bench"] + argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    from tfwarm_export import cli_args
+
+    cli_args.setup_output(args)
     return run_cli(args)
 
 

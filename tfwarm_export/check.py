@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from typing import Sequence
 
+from tfwarm_export import progress
 from tfwarm_export.batching import BatchingConfig, load_batching_parameters
 from tfwarm_export.errors import WarmupFileError
 from tfwarm_export.plan import MAX_RECORDS
@@ -70,7 +71,7 @@ def check_warmup_file(export_dir: str, *, path: str | None = None,
     if replay and prepared:
         with Replayer(export_dir, tags, batching) as replayer:
             report.replayed = True
-            for i, run in sorted(prepared.items()):
+            for i, run in progress.bar(sorted(prepared.items()), desc="replay", unit="record"):
                 result = replayer.run_record(i, run, iterations=1)
                 if not result.ok:
                     report.problems.append(f"record {i} ({run.signature}): replay failed: {result.error}")

@@ -56,6 +56,9 @@ class WarmupConfig:
       multi_inference: also emit MultiInference records for classify/regress
         signatures that share one input.
       include_stateful: warm signatures that mutate variables or tables.
+      image_size: ``(height, width)`` (or one int) of the images written for string
+        inputs an image decoder reads, instead of the graph's resize target (or
+        224x224); a dict ``{"alias" | "sig/alias": (h, w)}`` sets it per input.
     """
 
     batch_sizes: Sequence[int] | None = None
@@ -77,6 +80,7 @@ class WarmupConfig:
     overwrite: bool = False
     multi_inference: bool = False
     include_stateful: bool = False
+    image_size: Any = None
 
     def replace(self, **changes: Any) -> "WarmupConfig":
         """A copy with ``changes`` applied; unknown names raise TypeError."""

@@ -24,6 +24,8 @@ class Domain:
     ``user`` marks a domain the user gave (kept as is on the safe-value retry).
     ``safe`` is the domain the safe-value retry uses instead of zeros/empty
     strings (e.g. a decoder's smallest valid encoding); None: the generic rule.
+    ``encoding`` (an ``analysis.decoders`` encoding) says the input is bytes a
+    graph decoder reads (a JPEG, a CSV line...); it takes precedence over the rest.
     """
 
     low: float | int | None = None
@@ -34,6 +36,7 @@ class Domain:
     source: str = ""
     user: bool = False
     safe: "Domain | None" = None
+    encoding: Any = None
 
     @classmethod
     def from_user(cls, value: Any, source: str = "user override") -> "Domain":
@@ -54,6 +57,8 @@ class Domain:
         return cls(constant=value, source=source, user=True)
 
     def describe(self) -> str:
+        if self.encoding is not None:
+            return self.source or self.encoding.describe()
         if self.constant is not None:
             what = f"constant {self.constant!r}"
         elif self.choices is not None:

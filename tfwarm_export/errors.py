@@ -40,3 +40,11 @@ class ReplayError(TfwarmError):
     def __init__(self, message: str, report=None):
         super().__init__(message)
         self.report = report
+
+
+class ConfigKeyError(PlanError):
+    """An option key (override, dim size, shape, dataset field) names nothing in the model."""
+
+
+class ModelConfigError(TfwarmError):
+    """A TF Serving model config file cannot be read or names no usable model."""

@@ -16,8 +16,10 @@ from typing import Any, Mapping
 
 import numpy as np
 import tensorflow as tf
+from google.protobuf import json_format
 
 from tfwarm_export.domains import Domain
+from tfwarm_export.encoders import encode_array
 from tfwarm_export.example_spec import DenseFeature, ExampleSpec
 
 MAX_VARLEN = 3  # longest sparse/ragged list or feature-list we generate
@@ -121,6 +123,8 @@ def feature_values(dtype: tf.DType, n: int, rng: np.random.Generator,
         return []
     if domain is None:
         return _default_values(dtype, n, rng)
+    if domain.encoding is not None and dtype == tf.string:  # a feature the graph decodes
+        return list(encode_array(domain.encoding, (n,), rng))
     if domain.constant is not None:
         arr = np.ravel(np.asarray(domain.constant, dtype=object))
         vals = list(np.resize(arr, n)) if arr.size else []
@@ -223,4 +227,15 @@ def synthesize_examples(spec: ExampleSpec, count: int, rng: np.random.Generator,
             for p in synthesize_example_protos(spec, count, rng, domains)]
 
 
-__all__ = ["synthesize_examples", "synthesize_example_protos", "feature_values"]
+def json_examples(encoding: Any, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
+    """tf.Examples in proto3 JSON for ``DecodeJSONExample`` (an ``analysis.decoders.JsonExampleEncoding``)."""
+    n = int(np.prod(shape, dtype=np.int64))
+    protos = synthesize_example_protos(encoding.spec, 1 if encoding.zero else n, rng,
+                                       dict(encoding.feature_domains))
+    texts = [json_format.MessageToJson(p, indent=None, sort_keys=True).encode("utf-8") for p in protos]
+    out = np.empty(n, dtype=object)
+    out[:] = (texts * n)[:n]
+    return out.reshape(shape)
+
+
+__all__ = ["synthesize_examples", "synthesize_example_protos", "feature_values", "json_examples"]

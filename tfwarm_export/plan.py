@@ -21,6 +21,7 @@ from tfwarm_export.config import DEFAULT_DIM_SIZE, WarmupConfig
 from tfwarm_export.domains import Domain
 from tfwarm_export.errors import DatasetError, PlanError, SignatureError
 from tfwarm_export.example_spec import ExampleSpec
+from tfwarm_export.keys import validate_keys
 from tfwarm_export.sampling import DataSample, sample_dataset
 from tfwarm_export.signatures import (CLASSIFY_METHOD, PREDICT_METHOD, REGRESS_METHOD,
                                       ModelSignatures, SignatureInfo, TensorSpec)
@@ -140,7 +141,9 @@ class WarmupPlan:
         for r in self.records:
             by_sig.setdefault(r.signature, []).append(r)
         for sig, recs in sorted(by_sig.items()):
-            shapes = ", ".join(f"{i.alias}{list(i.shape)}" for i in recs[0].inputs)
+            shapes = ", ".join(f"{i.alias}{list(i.shape)}" + (f" {i.domain.source}" if i.domain is not None
+                                                               and i.domain.encoding is not None else "")
+                               for i in recs[0].inputs)
             sizes = [str(s) for s in sorted({r.batch_size for r in recs}, key=lambda b: b or 0)]
             lines.append(f"  {sig}: {recs[0].request_type} x{len(recs)} "
                          f"(batch {', '.join(sizes)}; e.g. {shapes})")
@@ -317,6 +320,9 @@ def _plan_signature(model: ModelSignatures, sig: SignatureInfo, config: WarmupCo
             variants = [tuple(DEFAULT_DIM_SIZE if d is None else d for d in shape[1:])]
             feature_domains = analysis.find_value_domains(model.meta_graph, {spec.alias: spec.name}, example_spec,
                                                        export_dir=model.export_dir)
+            for key, dom in analysis.find_feature_decoder_domains(  # e.g. image/encoded -> DecodeJpeg
+                    model.meta_graph, example_spec, model.export_dir, config.image_size).items():
+                feature_domains.setdefault(key, dom)
             keys = [example_spec.domain_key(f.key) for f in example_spec.context_features()]
             keys += [example_spec.domain_key(f.key, True) for f in example_spec.feature_list_features()]
             for key in list(feature_domains) + keys:
@@ -328,6 +334,10 @@ def _plan_signature(model: ModelSignatures, sig: SignatureInfo, config: WarmupCo
                                          feature_domains=feature_domains, defaulted=())
             continue
         shape, variants, defaulted = _input_shapes(sig, spec, config)
+        if domain is None and spec.dtype == tf.string:  # bytes a graph decoder reads
+            size = config.image_size
+            size = _lookup(size, sig.name, spec.alias) if isinstance(size, Mapping) else size
+            domain = analysis.find_decoder_domain(model.meta_graph, spec.name, model.export_dir, size)
         if domain is None:
             domain = analysis.find_value_domains(model.meta_graph, {spec.alias: spec.name}, None,
                                               export_dir=model.export_dir).get(spec.alias)
@@ -423,6 +433,7 @@ def _multi_inference_records(model: ModelSignatures, records: list[PlannedRecord
 def make_plan(model: ModelSignatures, config: WarmupConfig | None = None) -> WarmupPlan:
     """Build the plan for ``model`` under ``config``. Raises PlanError on impossible options."""
     config = config or WarmupConfig()
+    validate_keys(model, config)  # a mistyped key is an error, never silently ignored
     batching = config.batching_parameters
     if batching is not None and not isinstance(batching, BatchingConfig):
         batching = load_batching_parameters(batching)

@@ -18,6 +18,7 @@ import tensorflow as tf
 from tensorflow.core.protobuf import meta_graph_pb2
 from tensorflow_serving.apis import prediction_log_pb2
 
+from tfwarm_export import progress
 from tfwarm_export.batching import BatchingConfig
 from tfwarm_export.errors import SavedModelError
 from tfwarm_export.warmup_file import quiet_deprecations
@@ -378,7 +379,7 @@ class Replayer:
                ) -> list[RecordResult]:
         """Prepare and run each log ``iterations`` times (first/second timings)."""
         results = []
-        for i, log in enumerate(logs):
+        for i, log in enumerate(progress.bar(logs, desc="replay", unit="record")):
             log_type = log.WhichOneof("log_type") or "unset"
             try:
                 prepared = prepare(log, self.meta_graph, self.batching)

@@ -21,6 +21,18 @@ def warning_lines(results: list[RecordResult]) -> list[str]:
     return [f"  warning (records {idx}): {w}" for w, idx in seen.items()]
 
 
+def _value_lines(results: list[RecordResult], limit: int = 20) -> list[str]:
+    """How each input's values were made (e.g. "decoded: DecodeJpeg 224x224x3"), once per kind."""
+    seen = list(dict.fromkeys((r.signature, alias, how) for r in results
+                              for alias, how in sorted(r.inputs.items())))
+    if not seen:
+        return []
+    lines = ["  values:"] + [f"    {sig}/{alias}: {how}" for sig, alias, how in seen[:limit]]
+    if len(seen) > limit:
+        lines.append(f"    ... and {len(seen) - limit} more (see --json)")
+    return lines
+
+
 def results_table(results: list[RecordResult]) -> list[str]:
     lines = [f"  {'#':>4}  {'signature':<28} {'type':<20} {'batch':>5} {'1st ms':>9} {'2nd ms':>9}  status"]
     for r in results:
@@ -91,6 +103,7 @@ class WarmupReport:
                           "as TF Serving's first request would and then warm):"]
             lines += results_table(self.results)
             lines += warning_lines(self.results)
+            lines += _value_lines(self.results)
             if self.results and self.warm_ms > 0:
                 lines.append(f"  first runs total {self.cold_ms:.1f} ms vs second runs {self.warm_ms:.1f} ms: "
                              f"the warmup file moves ~{self.cold_ms - self.warm_ms:.0f} ms of cold-start "
@@ -138,4 +151,5 @@ class CheckReport:
         if self.results and self.replayed:
             lines += results_table(self.results)
             lines += warning_lines(self.results)
+            lines += _value_lines(self.results)
         return "\n".join(lines)

@@ -44,7 +44,10 @@ import numpy as np
 import tensorflow as tf
 from google.protobuf import message as pb_message
 
+from tfwarm_export import progress
 from tfwarm_export.errors import DatasetError, SignatureError
+from tfwarm_export.learned_encodings import draw as draw_learned
+from tfwarm_export.learned_encodings import learn_from_rows
 from tfwarm_export.signatures import SignatureInfo, TensorSpec
 
 __all__ = [
@@ -731,6 +734,11 @@ class DataSample:
                 flat = np.empty(n * int(np.prod(target, dtype=np.int64)), dtype=object)
                 flat[:] = [stats.synthesize_one(rng, self.vocab_min_count) for _ in range(flat.size)]
                 out[alias] = flat.reshape(target if self._is_scalar_input(alias) else (n,) + target)
+                continue
+            learned = learn_from_rows(self.rows, alias) if dtype == tf.string else None
+            if learned is not None:  # encoded images, CSV lines, number strings: new values of that form
+                scalar = self._is_scalar_input(alias)
+                out[alias] = draw_learned(learned, target if scalar else (batch_size,) + target, rng)
                 continue
             stats = self.value_stats.get(alias) or ValueStats.for_dtype(dtype)
             if self._is_scalar_input(alias):
@@ -1515,8 +1523,11 @@ def sample_dataset(dataset, signature: SignatureInfo | Mapping[str, TensorSpec],
         chunks = _dataset_chunks(dataset, inputs, required, sig_name, batched, max_scan)
     else:
         source, chunks = _numpy_chunks(dataset, inputs, required, sig_name)
-    for chunk in chunks:
-        scanner.add(chunk)
-        if scanner.done:
-            break
+    with progress.bar(total=max_scan, desc=f"scan data for {sig_name}", unit="row") as scan_bar:
+        for chunk in chunks:
+            before = scanner.scanned
+            scanner.add(chunk)
+            scan_bar.update(scanner.scanned - before)
+            if scanner.done:
+                break
     return scanner.finish(source, k, seed, vocab_min_count)

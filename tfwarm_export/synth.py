@@ -15,8 +15,9 @@ import numpy as np
 import tensorflow as tf
 
 from tfwarm_export.domains import Domain
+from tfwarm_export.encoders import encode_array
 from tfwarm_export.errors import PlanError
-from tfwarm_export.examples import synthesize_examples
+from tfwarm_export.examples import json_examples, synthesize_examples
 
 _LETTERS = np.array(list(string.ascii_lowercase))
 
@@ -46,6 +47,9 @@ def _random_strings(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndar
 def _from_domain(domain: Domain, dtype: tf.DType, shape: tuple[int, ...],
                  rng: np.random.Generator) -> np.ndarray:
     np_dtype = object if dtype == tf.string else dtype.as_numpy_dtype
+    if domain.encoding is not None and dtype == tf.string:  # bytes a graph decoder reads
+        make = json_examples if domain.encoding.op == "DecodeJSONExample" else encode_array
+        return make(domain.encoding, shape, rng)
     if domain.constant is not None:
         value = np.asarray(domain.constant)
         if dtype == tf.string:
@@ -168,7 +172,9 @@ def record_values(record, seed: int, strategy: str = PLANNED, sample: Any = None
             arr = np.empty(len(examples), dtype=object)
             arr[:] = examples
             values[inp.alias] = arr.reshape(inp.shape)
-            how[inp.alias] = f"{strategy} tf.Examples ({inp.example_spec.parser_op})"
+            decoded = [f"{k}: {d.source}" for k, d in sorted(domains.items())
+                       if d is not None and d.encoding is not None]
+            how[inp.alias] = f"{strategy} tf.Examples ({'; '.join([inp.example_spec.parser_op] + decoded)})"
         else:
             domain = safe_domain(inp.dtype, inp.domain) if strategy == SAFE else inp.domain
             values[inp.alias] = synthesize(inp.dtype, inp.shape, rng, domain)

@@ -3,12 +3,16 @@
 ``index`` builds the shared index (nodes, functions, call edges, constant folding);
 each other module answers one question about an input by walking it:
 ``parse_specs`` (tf.Example features), ``value_domains`` (ids, vocabularies, bounds),
-``stateful`` (ops that change model state). A new input kind is a new module here.
+``stateful`` (ops that change model state), ``decoders`` (images, CSV, numbers,
+base64, raw bytes a string input is decoded as). A new input kind is a new module here.
 """
+from tfwarm_export.analysis.decoders import (find_decoder_domain, find_encoding,
+                                             find_feature_decoder_domains)
 from tfwarm_export.analysis.index import GraphIndex, index_for
 from tfwarm_export.analysis.parse_specs import find_example_spec
 from tfwarm_export.analysis.stateful import find_stateful_ops, is_stateful_op
 from tfwarm_export.analysis.value_domains import find_value_domains
 
 __all__ = ["GraphIndex", "index_for", "find_example_spec", "find_value_domains",
-           "find_stateful_ops", "is_stateful_op"]
+           "find_stateful_ops", "is_stateful_op", "find_decoder_domain", "find_encoding",
+           "find_feature_decoder_domains"]

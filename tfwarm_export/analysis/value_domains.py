@@ -302,6 +302,11 @@ def _domain_for_value(idx: GraphIndex, start: Ref, export_dir: str | None) -> Do
     return Domain(low=low, high=high, source="; ".join(dict.fromkeys(sources)))
 
 
+def value_domain(meta_graph_def, ref: Ref, export_dir: str | None = None) -> Domain | None:
+    """The domain of any tensor ``ref`` (e.g. a decoder's output), or None."""
+    return _domain_for_value(index_for(meta_graph_def), ref, export_dir)
+
+
 def locate_parsers(idx: GraphIndex, spec: ExampleSpec) -> list[ParserMatch]:
     """Parser nodes named by ``spec.parser_nodes`` (or, failing that, any with the same keys)."""
     out = []

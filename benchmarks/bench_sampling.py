@@ -41,7 +41,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from tfwarm_export.sampling import sample_dataset  # noqa: E402
+from tfwarm_export.traffic import sample_dataset  # noqa: E402
 from tfwarm_export.signatures import SignatureInfo, TensorSpec  # noqa: E402
 
 import results_doc  # noqa: E402

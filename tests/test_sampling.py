@@ -14,7 +14,9 @@ import tensorflow as tf
 from hypothesis import given, settings, strategies as st
 
 from tfwarm_export.errors import DatasetError
-from tfwarm_export.sampling import (DataSample, Reservoir, choose_buckets, sample_dataset)
+from tfwarm_export.traffic import DataSample, Stratum, choose_buckets, row_hashes, sample_dataset
+from tfwarm_export.traffic.rows import Column
+from tfwarm_export.traffic.select import size_class
 from tfwarm_export.signatures import SignatureInfo, TensorSpec, read_signatures
 
 PREDICT = "tensorflow/serving/predict"
@@ -77,12 +79,15 @@ def write_records(path, records, gzip_it=False):
 def test_unbatched_dict_dataset_rows_and_sizes():
     ids, x = ragged_data()
     s = sample_dataset(ragged_ds(ids, x), TWO, k=16, seed=3)
-    assert s.scanned == 60 and s.sample_size == 16
+    # k rows per stratum; the strata here are the length classes of ids (1, 2-3, 4-7, 8)
+    per_class = Counter(size_class(len(i)) for i in ids)
+    assert s.scanned == 60 and s.strata == len(per_class)
+    assert s.sample_size == sum(min(16, c) for c in per_class.values())
     assert set(s.rows[0]) == {"ids", "x"}
     assert s.rows[0]["x"].shape == (3,) and s.rows[0]["x"].dtype == np.float32
     assert s.rows[0]["ids"].dtype == np.int64 and s.rows[0]["ids"].ndim == 1
     assert s.size_counts[("ids", 1)] == Counter(len(i) for i in ids)
-    assert len(set(row_keys(s))) == 16
+    assert len(set(row_keys(s))) == s.sample_size
     # every kept row is an intact copy of a source row
     for r in s.rows:
         src = int(r["x"][0]) // 3
@@ -284,44 +289,74 @@ def test_real_tf2_savedmodel(tmp_path):
     assert out["y"].shape == (3,)
 
 
-# --------------------------------------------------------------------------- reservoir
+# --------------------------------------------------------------------------- bottom-k selection
+
+
+def _bottom_k(hashes: np.ndarray, k: int, chunk_sizes: list[int]) -> list[int]:
+    s, i = Stratum(k), 0
+    sizes = iter(chunk_sizes * (len(hashes) + 1))
+    while i < len(hashes):
+        m = min(next(sizes), len(hashes) - i)
+        s.offer(hashes[i:i + m], lambda off, base=i: base + off)
+        i += m
+    return [v for _, v in s.items()]
 
 
 @settings(max_examples=60, deadline=None)
-@given(n=st.integers(1, 400), k=st.integers(1, 50), seed=st.integers(0, 2**32 - 1),
-       chunks=st.lists(st.integers(1, 97), min_size=1, max_size=8))
-def test_reservoir_properties(n, k, seed, chunks):
-    def run(chunk_sizes):
-        r = Reservoir(k, seed)
-        i = 0
-        sizes = iter(chunk_sizes * (n + 1))
-        while i < n:
-            m = min(next(sizes), n - i)
-            r.offer(m, lambda off, base=i: base + off)
-            i += m
-        return r.items
+@given(n=st.integers(1, 300), k=st.integers(1, 40), seed=st.integers(0, 2**32 - 1),
+       chunks=st.lists(st.integers(1, 97), min_size=1, max_size=6), shards=st.integers(1, 5))
+def test_bottom_k_is_order_chunk_and_shard_free(n, k, seed, chunks, shards):
+    rng = np.random.default_rng(seed)
+    values = rng.integers(0, max(2, n // 2), size=n).astype(np.int64)  # with duplicates
+    cols = {"x": Column(dense=values.reshape(n, 1))}
+    hashes = row_hashes(cols, n, seed)
+    kept = _bottom_k(hashes, k, chunks)
+    distinct = sorted(set(hashes.tolist()))
+    assert sorted(hashes[kept].tolist()) == distinct[:k]      # the k smallest distinct hashes
+    perm = rng.permutation(n)
+    assert sorted(hashes[perm][_bottom_k(hashes[perm], k, [1])].tolist()) == distinct[:k]
+    parts = [Stratum(k) for _ in range(shards)]                # shard, then merge
+    for j, part in enumerate(parts):
+        idx = np.arange(j, n, shards)
+        part.offer(hashes[idx], lambda off, idx=idx: int(idx[off]))
+    merged = parts[0]
+    for part in parts[1:]:
+        merged.merge(part)
+    assert [h for h, _ in merged.items()] == distinct[:k]
 
-    a = run(chunks)
-    assert len(a) == min(n, k) and len(set(a)) == len(a)
-    assert all(0 <= v < n for v in a)
-    if n <= k:
-        assert sorted(a) == list(range(n))
-    assert a == run(chunks)          # same seed: same sample
-    assert sorted(a) == sorted(run([1]))  # chunking does not matter
+
+def test_row_hashes_depend_on_content_seed_and_shape_not_on_batching():
+    x = np.arange(12, dtype=np.float32).reshape(4, 3)
+    dense = row_hashes({"x": Column(dense=x)}, 4, 7)
+    ragged = row_hashes({"x": Column(rows=list(x))}, 4, 7)
+    alone = [row_hashes({"x": Column(dense=x[i:i + 1])}, 1, 7)[0] for i in range(4)]
+    assert dense.tolist() == ragged.tolist() == [int(h) for h in alone]
+    assert len(set(dense.tolist())) == 4
+    assert row_hashes({"x": Column(dense=x)}, 4, 8).tolist() != dense.tolist()
+    assert row_hashes({"y": Column(dense=x)}, 4, 7).tolist() != dense.tolist()
+    flat = row_hashes({"x": Column(dense=x.reshape(4, 3, 1))}, 4, 7)
+    assert flat.tolist() != dense.tolist()  # same bytes, other shape
+    s = np.array([[b"ab", b"c"], [b"a", b"bc"]], dtype=object)
+    hs = row_hashes({"s": Column(dense=s)}, 2, 0)
+    assert hs[0] != hs[1]
 
 
-def test_reservoir_is_uniform():
-    n, k, trials = 30, 5, 3000
+def test_selection_is_uniform_over_seeds():
+    n, k, trials = 30, 5, 2000
     counts = np.zeros(n)
+    x = np.arange(n, dtype=np.int64).reshape(n, 1)
     for seed in range(trials):
-        r = Reservoir(k, seed)
-        r.offer(n, lambda off: off)
-        counts[r.items] += 1
-    expected = trials * k / n  # 500
+        counts[_kept_rows(x, k, seed)] += 1
+    expected = trials * k / n
     sd = np.sqrt(trials * (k / n) * (1 - k / n))
     assert np.all(np.abs(counts - expected) < 5 * sd), counts
-    # chi-square over 30 cells (29 dof): p ~ 1e-6 at 70
-    assert ((counts - expected) ** 2 / expected).sum() < 70
+    assert ((counts - expected) ** 2 / expected).sum() < 70  # chi-square, 29 dof: p ~ 1e-6
+
+
+def _kept_rows(x, k, seed):
+    s = Stratum(k)
+    s.offer(row_hashes({"x": Column(dense=x)}, len(x), seed), lambda off: off)
+    return [v for _, v in s.items()]
 
 
 def test_sample_dataset_is_deterministic_and_seed_dependent():
@@ -412,7 +447,7 @@ def test_unbatched_elements_with_two_variable_dims_are_read_one_by_one():
     ds = tf.data.Dataset.from_generator(lambda: (np.zeros(s, np.uint8) for s in shapes),
                                         output_signature=tf.TensorSpec([None, None], tf.uint8))
     s = sample_dataset(ds, sig, k=2, seed=1)
-    assert s.scanned == 3 and s.sample_size == 2
+    assert s.scanned == 3 and s.sample_size == 3 and s.strata == 3  # one per size class
     assert s.size_counts == {("img", 1): Counter({2: 2, 4: 1}), ("img", 2): Counter({3: 2, 5: 1})}
     assert s.batches(2, {("img", 1): 4, ("img", 2): 4})["img"].shape == (2, 4, 4)
 
@@ -603,6 +638,7 @@ def test_to_dict_is_json_and_summarises_sizes():
     ids, x = ragged_data(40)
     s = sample_dataset({"ids": ids, "x": x}, TWO, k=8)
     d = json.loads(json.dumps(s.to_dict()))
-    assert d["scanned"] == 40 and d["sample_size"] == 8
+    per_class = Counter(size_class(len(i)) for i in ids)
+    assert d["scanned"] == 40 and d["sample_size"] == sum(min(8, c) for c in per_class.values())
     assert sum(d["size_distributions"]["ids[1]"].values()) == 40
     assert d["buckets"]["ids[1]"][-1] == max(len(i) for i in ids)

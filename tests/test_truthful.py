@@ -197,7 +197,7 @@ def test_shapes_only_leaks_no_sampled_value(constant_src, tmp_path, caplog):
 
 def test_shapes_only_tf_example_features_avoid_the_range_ends(tmp_path):
     """tf.Example features are drawn from per-feature ranges; the ends are never emitted."""
-    from tfwarm_export.sampling import ValueStats
+    from tfwarm_export.traffic.stats import ValueStats
 
     stats = ValueStats.for_dtype(tf.int64)
     stats.update(np.array([10, 11, 12]))

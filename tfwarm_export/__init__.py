@@ -16,7 +16,8 @@ from tfwarm_export.batching import BatchingConfig, load_batching_parameters, par
 from tfwarm_export.config import WarmupConfig
 from tfwarm_export.domains import Domain
 from tfwarm_export.errors import (BatchingError, ConfigKeyError, DatasetError, ModelConfigError, PlanError,
-                                  ReplayError, SavedModelError, SignatureError, TfwarmError,
+                                  ReplayError, SavedModelError, ServingConfigError, SignatureError,
+                                  TfwarmError,
                                   WarmupFileError)
 from tfwarm_export.plan import WarmupPlan
 from tfwarm_export.report import CheckReport, WarmupReport
@@ -31,12 +32,13 @@ __all__ = [
     "BatchingConfig", "load_batching_parameters", "parse_batching_parameters",
     "TfwarmError", "SavedModelError", "SignatureError", "BatchingError", "PlanError",
     "DatasetError", "WarmupFileError", "ReplayError", "ConfigKeyError", "ModelConfigError",
+    "ServingConfigError",
 ]
 
 
-LAZY_SUBMODULES = ("keras", "components")
+LAZY_SUBMODULES = ("keras", "components", "beam")
 """Integration modules reachable as attributes (``tfwarm_export.keras``), imported on
-first use: they pull in Keras/KFP, which the CLI and most callers never need."""
+first use: they pull in Keras/KFP/Apache Beam, which the CLI and most callers never need."""
 
 
 def __getattr__(name: str):

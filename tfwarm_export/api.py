@@ -12,15 +12,18 @@ from typing import Any
 
 from tensorflow_serving.apis import prediction_log_pb2
 
+from tfwarm_export import analysis
 from tfwarm_export.check import check_warmup_file
 from tfwarm_export.config import DEFAULT_DIM_SIZE, RETRY_DIM_SIZE, WarmupConfig, resolve_config
-from tfwarm_export.errors import ReplayError, WarmupFileError
+from tfwarm_export.errors import PlanError, ReplayError, WarmupFileError
 from tfwarm_export.plan import PlannedRecord, WarmupPlan, make_plan
 from tfwarm_export.replay import RecordResult, Replayer
 from tfwarm_export.report import CheckReport, WarmupReport, results_table
 from tfwarm_export.requests import build_log
-from tfwarm_export.signatures import read_signatures
+from tfwarm_export.serving_config import resolve_server
+from tfwarm_export.signatures import DEFAULT_TAGS, read_signatures
 from tfwarm_export.synth import PLANNED, SAFE, record_values
+from tfwarm_export.traffic import TrafficSelection
 from tfwarm_export.warmup_file import parse_records, read_records, serialize_logs, staged_write, warmup_path
 
 log = logging.getLogger("tfwarm_export")
@@ -29,8 +32,22 @@ log = logging.getLogger("tfwarm_export")
 def plan(export_dir: str | os.PathLike, config: WarmupConfig | None = None, **options: Any) -> WarmupPlan:
     """What ``add_warmup`` would write, without writing anything."""
     config = resolve_config(config, **options)
-    model = read_signatures(os.fspath(export_dir), config.tags)
-    return make_plan(model, config)
+    export_dir = os.fspath(export_dir)
+    server = resolve_server(export_dir, platform_config=config.platform_config,
+                            batching_parameters=config.batching_parameters,
+                            ignore_per_model_batching=config.ignore_per_model_batching)
+    # The platform config's saved_model_tags pick the MetaGraph unless tags were given.
+    tags = server.tags if server.tags and tuple(config.tags) == tuple(DEFAULT_TAGS) else config.tags
+    model = read_signatures(export_dir, tags)
+    if config.runner and (config.traffic is not None or config.previous_version is not None) \
+            and not isinstance(config.traffic, TrafficSelection):
+        try:
+            from tfwarm_export.beam import run_selection  # the [beam] extra, only when asked for
+        except ImportError as e:
+            raise PlanError(f"runner={config.runner!r}: {e}") from None
+
+        config = config.replace(traffic=run_selection(export_dir, config), previous_version=None)
+    return make_plan(model, config, server)
 
 
 def build_logs(warmup_plan: WarmupPlan, strategy: str = PLANNED) -> list[prediction_log_pb2.PredictionLog]:
@@ -84,15 +101,15 @@ def _with_retry_dims(record: PlannedRecord) -> PlannedRecord | None:
     return dataclasses.replace(record, inputs=tuple(inputs))
 
 
-def _replay_with_retry(replayer: Replayer, warmup_plan: WarmupPlan, logs: list, how: list
-                       ) -> tuple[list[RecordResult], WarmupPlan]:
+def _replay_with_retry(replayer: Replayer, warmup_plan: WarmupPlan, logs: list, how: list,
+                       iterations: int = 2, threads: int = 1) -> tuple[list[RecordResult], WarmupPlan]:
     """Replay every record; retry a failure with safe values, then with larger default dims.
 
     Returns the results and the plan as finally written (a retried record may have
     new shapes).
     """
     records = list(warmup_plan.records)
-    results = replayer.replay(parse_records(serialize_logs(logs)))
+    results = replayer.replay(parse_records(serialize_logs(logs)), iterations=iterations, threads=threads)
     for i, result in enumerate(results):
         if result.ok:
             continue
@@ -106,7 +123,7 @@ def _replay_with_retry(replayer: Replayer, warmup_plan: WarmupPlan, logs: list, 
         for candidate, strategy, label in attempts:
             values, new_how = _values(warmup_plan, candidate, strategy)
             retry_log = build_log(candidate, values, warmup_plan.model_name)
-            (retry,) = replayer.replay(parse_records(serialize_logs([retry_log])))
+            (retry,) = replayer.replay(parse_records(serialize_logs([retry_log])), iterations=iterations)
             if retry.ok:
                 log.warning("record %d (%s) failed with planned values (%s); passed with %s",
                             i, record.signature, result.error, label)
@@ -163,11 +180,19 @@ def add_warmup(export_dir: str | os.PathLike, config: WarmupConfig | None = None
                               "copied into assets.extra/ and ship with the model artifact to every "
                               "place it is deployed. To keep user data out, pass privacy='shapes_only' "
                               "(CLI: --privacy shapes_only).")
+    server = warmup_plan.server
+    report.warnings = list(server.warnings) if server else []
     if config.replay:
-        with Replayer(export_dir, config.tags, warmup_plan.batching) as replayer:
+        # As TF Serving at load: each record copies x num_request_iterations times (at least
+        # twice, for the first/second timings), on num_model_warmup_threads threads.
+        runs = max(2, warmup_plan.copies * (server.num_request_iterations if server else 1))
+        threads = server.num_model_warmup_threads if server else 1
+        with Replayer(export_dir, warmup_plan.tags, warmup_plan.batching,
+                      session_config=server.session_config if server else None) as replayer:
             report.load_ms = round(replayer.load_ms, 3)
-            report.results, report.plan = _replay_with_retry(replayer, warmup_plan, logs, how)
+            report.results, report.plan = _replay_with_retry(replayer, warmup_plan, logs, how, runs, threads)
         report.replayed = True
+        report.replay_runs, report.replay_threads = runs, threads
         if not report.ok:
             lines = [f"record {r.index} (signature {r.signature!r}, {r.log_type}, batch "
                      f"{r.batch_size}): {r.error}" for r in report.failures]
@@ -177,7 +202,9 @@ def add_warmup(export_dir: str | os.PathLike, config: WarmupConfig | None = None
                 "written (an existing warmup file is kept).\n  " + "\n  ".join(lines)
                 + "\nFix the inputs with overrides=/dim_sizes=/shapes= or leave the signature "
                 "out with signatures=[...].", report)
-    records = serialize_logs(logs)
+    report.xla_warnings = xla_warnings(report.plan, report.results)
+    # ``iterations``: each record back to back ``copies`` times, as TF Serving reads them in order.
+    records = [r for r in serialize_logs(logs) for _ in range(warmup_plan.copies)]
     report.file_bytes = sum(len(r) for r in records)
     with staged_write(export_dir, records, overwrite=config.overwrite) as tmp:
         if read_records(tmp) != records:  # what TF Serving will read is what we replayed
@@ -188,9 +215,20 @@ def add_warmup(export_dir: str | os.PathLike, config: WarmupConfig | None = None
     return report
 
 
+def xla_warnings(warmup_plan: WarmupPlan, results: list[RecordResult]) -> dict[str, str]:
+    """The plan's XLA flags, with the per-shape compile cost measured in replay (first - second run)."""
+    out = {}
+    for sig, where in sorted(warmup_plan.xla.items()):
+        costs = sorted(r.first_ms - r.second_ms for r in results
+                       if r.signature == sig and r.ok and r.first_ms is not None and r.second_ms is not None)
+        ms = costs[len(costs) // 2] if costs else None
+        out[sig] = analysis.xla_shape_warning(where, DEFAULT_DIM_SIZE, ms)
+    return out
+
+
 def check(export_dir: str | os.PathLike, **kwargs: Any) -> CheckReport:
     """Validate an existing warmup file; see ``check_warmup_file``."""
     return check_warmup_file(os.fspath(export_dir), **kwargs)
 
 
-__all__ = ["plan", "build_logs", "add_warmup", "check", "results_table"]
+__all__ = ["plan", "build_logs", "add_warmup", "check", "results_table", "xla_warnings"]

@@ -148,6 +148,8 @@ class BenchReport:
     batching: dict | None
     idle_ms: float = DEFAULT_IDLE_MS
     repeats: int = 1
+    warmup_iterations: int = 1  # the server's num_request_iterations
+    warmup_threads: int = 1  # the server's num_model_warmup_threads
     rows: list[BenchRow] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     wall_s: float = 0.0
@@ -183,6 +185,8 @@ class BenchReport:
             "iterations": self.iterations,
             "idle_ms": self.idle_ms,
             "repeats": self.repeats,
+            "warmup_iterations": self.warmup_iterations,
+            "warmup_threads": self.warmup_threads,
             "batching": self.batching,
             "replay_ms": _round(self.replay_ms),
             "load_ms": _round(self.load_ms),
@@ -202,7 +206,9 @@ class BenchReport:
         src = (f"existing file {self.warmup_path}" if self.warmup_source == "existing"
                else "planned records (in memory, not written)")
         lines = [f"tfwarm bench {self.export_dir}: {len(self.rows)} row(s); warmup replayed: {src}, "
-                 f"{self.num_warmup_records} record(s), once each",
+                 f"{self.num_warmup_records} record(s), "
+                 + ("once each" if self.warmup_iterations == 1 else f"{self.warmup_iterations} times each")
+                 + (f" on {self.warmup_threads} threads" if self.warmup_threads > 1 else ""),
                  f"  model load ~{_fmt(self.load_ms)} ms; replaying the file took ~{_fmt(self.replay_ms)} ms "
                  f"(paid at load); steady = median of {self.iterations} runs per warmed process, b2b = the same "
                  "back to back",
@@ -327,7 +333,7 @@ def bench(export_dir: str | os.PathLike, config=None, *, iterations: int = DEFAU
           warmup: str = "auto", idle_ms: float = DEFAULT_IDLE_MS, repeats: int = 1,
           timeout_s: float = 600.0, progress: Callable[[str], None] | None = None,
           python: str | None = None, trace: bool = False, rows: Sequence[int] | None = None,
-          **options: Any) -> BenchReport:
+          cold: bool = True, **options: Any) -> BenchReport:
     """Measure cold-first, warmed-first and steady latency per planned row.
 
     ``config``/``options`` are ``WarmupConfig`` fields and decide the rows (and,
@@ -343,6 +349,8 @@ def bench(export_dir: str | os.PathLike, config=None, *, iterations: int = DEFAU
     instantiation); in the warmed one it shows where a leftover cost would sit.
     Traced runs are slower; only traced is compared with traced.
     ``rows`` limits the run to those row indices of the plan (e.g. to re-measure one).
+    ``cold=False`` skips the cold processes (when comparing several warmup files
+    against one cold measurement).
     """
     from tfwarm_export.api import build_logs, plan as make_plan
     from tfwarm_export.config import resolve_config
@@ -372,7 +380,7 @@ def bench(export_dir: str | os.PathLike, config=None, *, iterations: int = DEFAU
         warmup_logs = parse_records(warmup_records, path)
     else:
         source, path = "planned", None
-        warmup_logs = build_logs(warmup_plan)
+        warmup_logs = [lg for lg in build_logs(warmup_plan) for _ in range(warmup_plan.copies)]
         warmup_records = serialize_logs(warmup_logs)
     request_logs = bench_requests(warmup_plan)
     covered_keys = {_request_key(lg, batching) for lg in warmup_logs}
@@ -405,6 +413,13 @@ def bench(export_dir: str | os.PathLike, config=None, *, iterations: int = DEFAU
                "batching": dataclasses.asdict(batching) if batching else None,
                "warmup_file": warmup_file, "requests_file": requests_file, "iterations": iterations,
                "idle_ms": idle_ms}
+        server = warmup_plan.server
+        if server is not None:  # replay the file the way the configured server will
+            report.warmup_iterations = server.num_request_iterations
+            report.warmup_threads = server.num_model_warmup_threads
+            job.update(session_config=server.session_config.SerializeToString().hex(),
+                       warmup_iterations=server.num_request_iterations,
+                       warmup_threads=server.num_model_warmup_threads)
         job_path = os.path.join(tmp, "job.json")
         with open(job_path, "w") as f:
             json.dump(job, f)
@@ -415,7 +430,7 @@ def bench(export_dir: str | os.PathLike, config=None, *, iterations: int = DEFAU
             say(f"[bench] {name} ({k + 1}/{len(report.rows)}) row {row.index} {row.label}: "
                 f"{repeats} cold + {repeats} warmed process(es)")
             for rep_i in range(repeats):
-                for mode in ("cold", "warm"):
+                for mode in (("cold", "warm") if cold else ("warm",)):
                     try:
                         result = _run_worker(job_path, row.index, mode, tmp, timeout_s, python)
                     except RuntimeError as e:
@@ -535,12 +550,19 @@ def _worker(job_path: str, row: int, mode: str, out_path: str) -> int:
         warmup_logs = [prediction_log_pb2.PredictionLog.FromString(b)
                        for b in _read_blobs(job["warmup_file"])]
     result: dict[str, Any] = {"mode": mode, "row": row}
+    session_config = None
+    if job.get("session_config") is not None:
+        from tensorflow.core.protobuf import config_pb2
+
+        session_config = config_pb2.ConfigProto.FromString(bytes.fromhex(job["session_config"]))
     try:
-        with Replayer(job["export_dir"], job["tags"], batching) as replayer:
+        with Replayer(job["export_dir"], job["tags"], batching, session_config=session_config) as replayer:
             result["load_ms"] = replayer.load_ms
             if mode in ("warm", "trace"):
                 t0 = time.perf_counter()
-                replayed = replayer.replay(warmup_logs, iterations=1)  # TF Serving's default: once each
+                # TF Serving's num_request_iterations (default once each) and warmup threads
+                replayed = replayer.replay(warmup_logs, iterations=int(job.get("warmup_iterations", 1)),
+                                           threads=int(job.get("warmup_threads", 1)))
                 result["replay_ms"] = (time.perf_counter() - t0) * 1000
                 result["replay_failures"] = [f"record {r.index} ({r.signature}): {r.error}"
                                              for r in replayed if not r.ok]

@@ -9,27 +9,38 @@ from __future__ import annotations
 import os
 from typing import Sequence
 
-from tfwarm_export import progress
-from tfwarm_export.batching import BatchingConfig, load_batching_parameters
+from tfwarm_export import analysis
+from tfwarm_export.batching import BatchingConfig
 from tfwarm_export.errors import WarmupFileError
 from tfwarm_export.plan import MAX_RECORDS
-from tfwarm_export.replay import Replayer, RecordProblem, RecordResult, _signature_name, prepare
+from tfwarm_export.replay import (PreparedRun, Replayer, RecordProblem, RecordResult, _signature_name,
+                                  prepare)
 from tfwarm_export.report import CheckReport
-from tfwarm_export.signatures import DEFAULT_TAGS, read_signatures
+from tfwarm_export.serving_config import resolve_server
+from tfwarm_export.signatures import DEFAULT_TAGS, ModelSignatures, read_signatures, tensor_spec_from_info
 from tfwarm_export.warmup_file import parse_records, read_records, warmup_path
 
 
 def check_warmup_file(export_dir: str, *, path: str | None = None,
                       batching_parameters: str | BatchingConfig | None = None,
-                      tags: Sequence[str] = DEFAULT_TAGS, replay: bool = True) -> CheckReport:
-    """Check ``path`` (default: the model's own warmup file) against ``export_dir``."""
+                      tags: Sequence[str] = DEFAULT_TAGS, replay: bool = True,
+                      platform_config=None, ignore_per_model_batching: bool = False) -> CheckReport:
+    """Check ``path`` (default: the model's own warmup file) against ``export_dir``.
+
+    Runs under the configuration TF Serving would use: ``batching_parameters``,
+    ``platform_config`` and the version directory's ``batching_params.pbtxt``
+    (unless ``ignore_per_model_batching``), resolved by ``serving_config.resolve_server``.
+    """
     export_dir = os.fspath(export_dir)
     path = os.fspath(path) if path else warmup_path(export_dir)
-    batching = batching_parameters
-    if batching is not None and not isinstance(batching, BatchingConfig):
-        batching = load_batching_parameters(batching)
+    server = resolve_server(export_dir, platform_config=platform_config,
+                            batching_parameters=batching_parameters,
+                            ignore_per_model_batching=ignore_per_model_batching)
+    batching = server.batching
+    if server.tags and tuple(tags) == tuple(DEFAULT_TAGS):
+        tags = server.tags
     model = read_signatures(export_dir, tags)
-    report = CheckReport(export_dir=export_dir, path=path)
+    report = CheckReport(export_dir=export_dir, path=path, server=server, warnings=list(server.warnings))
     try:
         records = read_records(path)
         logs = parse_records(records, path)
@@ -68,13 +79,50 @@ def check_warmup_file(export_dir: str, *, path: str | None = None,
                     f"signature {sig!r}: allowed batch sizes {missing} are not warmed; the first "
                     f"request padded to each of them stays cold. Add records of those sizes "
                     f"(tfwarm add --batching-parameters {batching.source or 'FILE'} --overwrite).")
+    xla = _xla_single_size(model, prepared)
     if replay and prepared:
-        with Replayer(export_dir, tags, batching) as replayer:
+        # As the server: num_request_iterations runs per record on num_model_warmup_threads
+        # threads; twice at least when an XLA compile cost is to be measured.
+        runs = max(server.num_request_iterations, 2 if xla else 1)
+        with Replayer(export_dir, tags, batching, session_config=server.session_config) as replayer:
             report.replayed = True
-            for i, run in progress.bar(sorted(prepared.items()), desc="replay", unit="record"):
-                result = replayer.run_record(i, run, iterations=1)
+            for result in replayer.run_all(sorted(prepared.items()), iterations=runs,
+                                           threads=server.num_model_warmup_threads):
                 if not result.ok:
-                    report.problems.append(f"record {i} ({run.signature}): replay failed: {result.error}")
+                    report.problems.append(f"record {result.index} ({result.signature}): replay "
+                                           f"failed: {result.error}")
                 report.results.append(result)
         report.results.sort(key=lambda r: r.index)
+    for sig, (where, size) in sorted(xla.items()):
+        costs = sorted(r.first_ms - r.second_ms for r in report.results if r.signature == sig and r.ok
+                       and r.first_ms is not None and r.second_ms is not None)
+        ms = costs[len(costs) // 2] if costs else None
+        report.warnings.append(f"signature {sig!r}: " + analysis.xla_shape_warning(where, size, ms))
     return report
+
+
+def _xla_single_size(model: ModelSignatures, prepared: dict[int, PreparedRun]
+                     ) -> dict[str, tuple[list[str], int]]:
+    """XLA signatures whose unknown non-batch dims the file warms at one size only: sig -> (where, size)."""
+    sizes: dict[str, set[int]] = {}
+    for run in prepared.values():
+        if run.log_type != "predict_log":
+            continue
+        sig = model.meta_graph.signature_def[run.signature]
+        for alias, info in sig.inputs.items():
+            spec = tensor_spec_from_info(alias, info)
+            value = run.feeds.get(spec.name)
+            if value is None or spec.shape is None:
+                continue
+            for axis, d in enumerate(spec.shape):
+                if axis >= 1 and d is None and axis < value.ndim:
+                    sizes.setdefault(run.signature, set()).add(int(value.shape[axis]))
+    out = {}
+    for name, seen in sorted(sizes.items()):
+        if len(seen) != 1:
+            continue
+        where = analysis.find_xla_compilation(model.meta_graph,
+                                              [t.name for t in model.meta_graph.signature_def[name].outputs.values()])
+        if where:
+            out[name] = (where, seen.pop())
+    return out

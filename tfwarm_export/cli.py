@@ -63,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "it would skip with the reason. Nothing is written.")
     cli_args.add_model_args(p)
     cli_args.add_plan_args(p)
+    cli_args.add_flags(p, cli_args.ITERATION_FLAGS)
 
     p = sub.add_parser("add", help="write the warmup file and replay every record",
                        description="Write DIR/assets.extra/tf_serving_warmup_requests. Every record "
@@ -73,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_args.add_model_args(p, dir_optional=True)
     cli_args.add_plan_args(p)
     cli_args.add_flags(p, cli_args.WRITE_FLAGS)
+    cli_args.add_flags(p, cli_args.ITERATION_FLAGS)
     _add_fleet_args(p)
 
     p = sub.add_parser("check", help="check an existing warmup file, then replay it",
@@ -105,7 +107,9 @@ def _single(args: argparse.Namespace) -> int:
     else:
         config = cli_args.config_from_args(args)
         result = tw.check(args.export_dir, path=cli_args.local_file_arg(args.file), tags=tuple(config.tags),
-                          batching_parameters=config.batching_parameters, replay=not args.no_replay)
+                          batching_parameters=config.batching_parameters, replay=not args.no_replay,
+                          platform_config=config.platform_config,
+                          ignore_per_model_batching=config.ignore_per_model_batching)
         if args.file and fileargs.is_stream(args.file):
             result.path = fileargs.describe(args.file)  # not the private copy it was read into
         ok = result.ok

@@ -179,6 +179,12 @@ MODEL_FLAGS: list[Flag] = [
     Flag(("--batching-parameters",), "batching_parameters", dict(
         metavar="FILE", help="the file given to tensorflow_model_server --batching_parameters_file; "
                              "'-' reads it from stdin"), load_batching_arg),
+    Flag(("--platform-config-file",), "platform_config", dict(
+        metavar="FILE", help="the file given to tensorflow_model_server --platform_config_file: "
+                             "replay under its batching, warmup options and session config")),
+    Flag(("--ignore-per-model-batching-params",), "ignore_per_model_batching", dict(
+        action="store_true", help="ignore DIR/batching_params.pbtxt (for servers run without "
+                                  "--enable_per_model_batching_params)")),
 ]
 """Flags every subcommand takes: which MetaGraph, and TF Serving's batching."""
 
@@ -205,12 +211,26 @@ PLAN_FLAGS: list[Flag] = [
         metavar="GLOB", help="TFRecord file(s) of tf.Example/SequenceExample to sample values from "
                              "(GZIP detected); '-' or a pipe may carry the records or a list of paths"),
          examples_arg),
+    Flag(("--traffic",), "traffic", dict(
+        action="append", default=[], metavar="GLOB",
+        help="logged requests to warm from (repeatable): REST JSON bodies (.json/.jsonl), "
+             "PredictionLog or tf.Example TFRecords; globs, directories, gs://..., GZIP"),
+         lambda v: list(v) or None),
+    Flag(("--from-version",), "previous_version", dict(
+        metavar="DIR", help="reuse another version's warmup records that still fit; plan the rest")),
+    Flag(("--runner",), "runner", dict(
+        metavar="RUNNER", help="select --traffic with an Apache Beam pipeline on this runner "
+                               "(DirectRunner, DataflowRunner, ...; needs tfwarm_export[beam])")),
+    Flag(("--beam-arg",), "beam_args", dict(
+        action="append", default=[], metavar="KEY=VALUE",
+        help="Beam pipeline option for --runner (repeatable), e.g. project=my-project"), tuple),
     Flag(("--privacy",), "privacy", dict(
         choices=["rows", "shapes_only"], default="rows",
         help="rows: copy sampled rows into the warmup file; shapes_only: learn only shapes, ranges "
              "and vocabularies from the data")),
     Flag(("--sample-size",), "dataset_sample_size", dict(
-        type=int, default=256, help="rows kept from --examples (default 256)")),
+        type=int, default=256,
+        help="rows kept from --examples, and per stratum from --traffic (default 256)")),
     Flag(("--max-scan",), "dataset_max_scan", dict(
         type=int, default=None, help="stop reading --examples after N records")),
     Flag(("--max-buckets",), "max_buckets", dict(
@@ -233,6 +253,14 @@ WRITE_FLAGS: list[Flag] = [
          lambda v: not v),
 ]
 """Flags of ``add``: what happens to the file."""
+
+ITERATION_FLAGS: list[Flag] = [
+    Flag(("--iterations",), "iterations", dict(
+        dest="record_iterations", type=int, default=None, metavar="N",
+        help="write each record N times, within the 1000-record limit (default: "
+             "tfwarm_export.config.DEFAULT_ITERATIONS; see benchmarks/RESULTS.md)")),
+]
+"""``inspect``/``add``: copies of each record (``bench --iterations`` means steady runs)."""
 
 
 def add_flags(parser: argparse.ArgumentParser, flags: Sequence[Flag]) -> None:
@@ -273,7 +301,7 @@ def config_from_args(args: argparse.Namespace, **changes: Any):
     from tfwarm_export.config import WarmupConfig
 
     values: dict[str, Any] = {}
-    for flag in MODEL_FLAGS + PLAN_FLAGS + WRITE_FLAGS:
+    for flag in MODEL_FLAGS + PLAN_FLAGS + WRITE_FLAGS + ITERATION_FLAGS:
         if not hasattr(args, flag.dest):
             continue
         value = getattr(args, flag.dest)

@@ -21,6 +21,15 @@ convolution stack that needs a larger image)."""
 
 DEFAULT_SEED = 0
 
+DEFAULT_ITERATIONS = 1
+"""Copies of each record written to the file (``iterations``). Chosen from
+``benchmarks/bench_iterations.py`` (table and reason in ``benchmarks/RESULTS.md``,
+"Record iterations (issue 14)"): over 7 rows of the suite's 4 models, the median
+penalty removed was 99.91 / 100.06 / 99.94 % for 1 / 2 / 3 copies, a difference
+within that run's noise, while 2 and 3 copies cost 1.10x and 1.17x the load-time
+replay. Servers whose first requests still matter at the sub-millisecond level can
+ask for more (``iterations=2`` or ``num_request_iterations``)."""
+
 
 @dataclass(frozen=True)
 class WarmupConfig:
@@ -41,11 +50,22 @@ class WarmupConfig:
       shapes: full shapes for inputs of unknown rank, ``{"alias": (None, 12)}``; None
         or -1 marks the batch dimension.
       dataset: user data to sample instead of synthesising values.
-      dataset_sample_size / dataset_max_scan: rows kept (reservoir sampling) and
-        rows scanned at most.
+      dataset_sample_size / dataset_max_scan: rows kept per stratum (the smallest
+        hash(seed, row); also for traffic) and rows scanned at most (datasets only:
+        a traffic scan reads every request, so its drop counts are complete).
       max_buckets / bucket_quantiles: sizes warmed per variable dimension seen in
         the data: every distinct size when there are at most ``max_buckets``,
         else the sizes at these quantiles (default evenly spaced, max included).
+      traffic: logged requests to warm from: paths, globs or directories of REST JSON
+        bodies (``.json``/``.jsonl``), PredictionLog TFRecords (request logs, warmup
+        files) or tf.Example TFRecords, any mix, any ``tf.io.gfile`` scheme, GZIP
+        detected; or a ``TrafficSelection`` made by ``tfwarm_export.beam``. Requests
+        that no longer fit the export are dropped and counted by reason.
+      previous_version: another version directory whose warmup file is read as
+        traffic: records that still validate are reused, the rest is planned.
+      runner / beam_args: run the traffic selection as an Apache Beam pipeline on
+        this runner (e.g. "DirectRunner", "DataflowRunner") with these pipeline
+        options (``"project=p"`` or ``"--project=p"``); None selects in-process.
       privacy: "rows" copies sampled rows into the file; "shapes_only" learns only
         shapes, lengths, ranges and vocabularies and synthesises the values.
       replay: replay every record in-process before the file is kept.
@@ -59,6 +79,12 @@ class WarmupConfig:
       image_size: ``(height, width)`` (or one int) of the images written for string
         inputs an image decoder reads, instead of the graph's resize target (or
         224x224); a dict ``{"alias" | "sig/alias": (h, w)}`` sets it per input.
+      platform_config: TF Serving's ``--platform_config_file`` (path or a parsed
+        ``SessionBundleConfig``): batching, warmup options, session config.
+      ignore_per_model_batching: ignore ``batching_params.pbtxt`` in the version
+        directory (servers without ``--enable_per_model_batching_params``).
+      iterations: write each record this many times (within the 1000-record cap),
+        for servers whose ``num_request_iterations`` you cannot change.
     """
 
     batch_sizes: Sequence[int] | None = None
@@ -73,6 +99,10 @@ class WarmupConfig:
     dataset_max_scan: int | None = None
     max_buckets: int = 8
     bucket_quantiles: Sequence[float] | None = None
+    traffic: Any = None
+    previous_version: str | None = None
+    runner: str | None = None
+    beam_args: Sequence[str] = ()
     privacy: str = "rows"
     replay: bool = True
     model_name: str = ""
@@ -81,6 +111,9 @@ class WarmupConfig:
     multi_inference: bool = False
     include_stateful: bool = False
     image_size: Any = None
+    platform_config: Any = None
+    ignore_per_model_batching: bool = False
+    iterations: int = DEFAULT_ITERATIONS
 
     def replace(self, **changes: Any) -> "WarmupConfig":
         """A copy with ``changes`` applied; unknown names raise TypeError."""

@@ -22,6 +22,10 @@ class BatchingError(TfwarmError):
     """Batch sizes or a BatchingParameters file are invalid."""
 
 
+class ServingConfigError(TfwarmError):
+    """A TF Serving config file (platform config, saved_model_config.pb) is invalid."""
+
+
 class PlanError(TfwarmError):
     """The warmup plan cannot be built (too many records, unknown shapes...)."""
 

@@ -252,7 +252,7 @@ def run_version(target: VersionTarget, action: str, config: Any, per_model_batch
             row.notes.append(note)
         if action == CHECK:
             report = api.check(target.path, tags=tuple(config.tags), batching_parameters=batching,
-                               replay=config.replay)
+                               replay=config.replay, ignore_per_model_batching=True)
             row.records = report.num_records
             if not report.ok:
                 raise TfwarmError("\n".join(report.problems))
@@ -262,7 +262,7 @@ def run_version(target: VersionTarget, action: str, config: Any, per_model_batch
             if not config.overwrite and tf.io.gfile.exists(warmup_path(target.path)):
                 try:
                     report = api.check(target.path, tags=tuple(config.tags), batching_parameters=batching,
-                                       replay=config.replay)
+                                       replay=config.replay, ignore_per_model_batching=True)
                 except TfwarmError as e:
                     problems = [str(e)]
                 else:
@@ -273,7 +273,10 @@ def run_version(target: VersionTarget, action: str, config: Any, per_model_batch
                     problems = report.problems
                 row.notes.append(f"existing warmup file failed check ({problems[0]}); replaced")
                 status = REWARMED
-            report = api.add_warmup(target.path, config.replace(overwrite=True, batching_parameters=batching))
+            # The fleet decided the batching above (per_model_batching); the version's own file
+            # must not be picked up again by resolve_server.
+            report = api.add_warmup(target.path, config.replace(overwrite=True, batching_parameters=batching,
+                                                                ignore_per_model_batching=True))
             row.status, row.records = status, len(report.plan.records)
     except TfwarmError as e:
         row.status, row.error = FAILED, str(e)

@@ -15,14 +15,15 @@ from typing import Any, Mapping
 import tensorflow as tf
 
 from tfwarm_export import analysis
-from tfwarm_export.batching import (BatchingConfig, load_batching_parameters, padding_note,
-                                   resolve_batch_sizes)
+from tfwarm_export.batching import BatchingConfig, padding_note, resolve_batch_sizes
 from tfwarm_export.config import DEFAULT_DIM_SIZE, WarmupConfig
 from tfwarm_export.domains import Domain
 from tfwarm_export.errors import DatasetError, PlanError, SignatureError
 from tfwarm_export.example_spec import ExampleSpec
 from tfwarm_export.keys import validate_keys
-from tfwarm_export.sampling import DataSample, sample_dataset
+from tfwarm_export.traffic import (DataSample, TrafficSelection, check_selection, sample_dataset,
+                                   sample_traffic, traffic_plan)
+from tfwarm_export.serving_config import ServerSettings, resolve_server
 from tfwarm_export.signatures import (CLASSIFY_METHOD, PREDICT_METHOD, REGRESS_METHOD,
                                       ModelSignatures, SignatureInfo, TensorSpec)
 
@@ -110,6 +111,9 @@ class WarmupPlan:
     notes: tuple[str, ...] = ()
     samples: Mapping[str, DataSample] = field(default_factory=dict)
     privacy: str = "rows"
+    server: ServerSettings | None = None  # what TF Serving loads the model with
+    copies: int = 1  # each record is written this many times (``iterations``)
+    xla: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # XLA sigs warmed at a default dim
 
     @property
     def signatures(self) -> list[str]:
@@ -129,6 +133,9 @@ class WarmupPlan:
             "notes": list(self.notes),
             "data": {sig: sample.to_dict(privacy=self.privacy) for sig, sample in sorted(self.samples.items())},
             "privacy": self.privacy,
+            "server": self.server.to_dict() if self.server else None,
+            "copies": self.copies,
+            "xla_default_dims": {k: list(v) for k, v in sorted(self.xla.items())},
         }
 
     def to_json(self) -> str:
@@ -147,9 +154,16 @@ class WarmupPlan:
             sizes = [str(s) for s in sorted({r.batch_size for r in recs}, key=lambda b: b or 0)]
             lines.append(f"  {sig}: {recs[0].request_type} x{len(recs)} "
                          f"(batch {', '.join(sizes)}; e.g. {shapes})")
+        for sig, where in sorted(self.xla.items()):
+            lines.append(f"  {sig}: WARNING - {analysis.xla_shape_warning(where, DEFAULT_DIM_SIZE)}")
         for sig, why in sorted(self.skipped.items()):
             lines.append(f"  {sig}: SKIPPED - {why}")
+        if self.copies > 1:
+            lines.append(f"  each record is written {self.copies} times ({len(self.records) * self.copies} "
+                         "records in the file)")
         lines += [f"  note: {n}" for n in self.notes]
+        if self.server is not None:
+            lines += self.server.summary_lines()
         return "\n".join(lines)
 
 
@@ -430,13 +444,20 @@ def _multi_inference_records(model: ModelSignatures, records: list[PlannedRecord
     return out
 
 
-def make_plan(model: ModelSignatures, config: WarmupConfig | None = None) -> WarmupPlan:
-    """Build the plan for ``model`` under ``config``. Raises PlanError on impossible options."""
+def make_plan(model: ModelSignatures, config: WarmupConfig | None = None,
+              server: ServerSettings | None = None) -> WarmupPlan:
+    """Build the plan for ``model`` under ``config``. Raises PlanError on impossible options.
+
+    ``server`` is what TF Serving will load the model with (``resolve_server``); it
+    is resolved from ``config`` when not given.
+    """
     config = config or WarmupConfig()
     validate_keys(model, config)  # a mistyped key is an error, never silently ignored
-    batching = config.batching_parameters
-    if batching is not None and not isinstance(batching, BatchingConfig):
-        batching = load_batching_parameters(batching)
+    if server is None:
+        server = resolve_server(model.export_dir, platform_config=config.platform_config,
+                                batching_parameters=config.batching_parameters,
+                                ignore_per_model_batching=config.ignore_per_model_batching)
+    batching = server.batching
     batch_sizes = resolve_batch_sizes(config.batch_sizes, batching)
 
     if config.signatures is not None:
@@ -449,12 +470,13 @@ def make_plan(model: ModelSignatures, config: WarmupConfig | None = None) -> War
         raise SignatureError(f"{model.export_dir} has no signatures to warm; export the model with "
                              "a serving signature (e.g. signatures={'serving_default': fn}).")
 
-    notes: list[str] = []
+    notes: list[str] = list(server.notes)
     padded = padding_note(config.batch_sizes, batching)
     if padded:
         notes.append(padded)
     skipped: dict[str, str] = {}
     samples = _sample_datasets(model, wanted, config, notes)
+    samples.update(_sample_traffic(model, wanted, config, batching, notes, samples))
     per_sig: dict[str, list[PlannedRecord]] = {}
     for name in wanted:
         try:
@@ -482,10 +504,38 @@ def make_plan(model: ModelSignatures, config: WarmupConfig | None = None) -> War
             f"warmup file ({len(per_sig)} signature(s) x {len(batch_sizes)} batch size(s) x shape "
             f"variants: {breakdown}). Reduce it: warm fewer signatures (signatures=[...]), fewer "
             "batch sizes (batch_sizes=[...] or fewer allowed_batch_sizes), or fewer dim sizes/buckets.")
+    copies = _copies(config.iterations, len(records), notes)
     return WarmupPlan(export_dir=model.export_dir, tags=tuple(model.tags), model_name=config.model_name,
                       seed=config.seed, batch_sizes=batch_sizes, batching=batching,
                       records=tuple(records), skipped=skipped, notes=tuple(notes),
-                      samples=samples, privacy=config.privacy)
+                      samples=samples, privacy=config.privacy, server=server, copies=copies,
+                      xla=_xla_default_dims(model, records))
+
+
+def _copies(iterations: int, n_records: int, notes: list[str]) -> int:
+    """How many times each record goes into the file: ``iterations``, cut to fit the cap."""
+    if int(iterations) < 1:
+        raise PlanError(f"iterations must be >= 1, got {iterations}.")
+    fit = max(1, MAX_RECORDS // max(1, n_records))
+    if iterations > fit:
+        notes.append(f"iterations={iterations} would write {iterations * n_records} records, over TF "
+                     f"Serving's limit of {MAX_RECORDS}; each record is written {fit} time(s) instead")
+        return fit
+    return int(iterations)
+
+
+def _xla_default_dims(model: ModelSignatures, records: list[PlannedRecord]) -> dict[str, tuple[str, ...]]:
+    """XLA signatures whose unknown non-batch dims were warmed only at DEFAULT_DIM_SIZE."""
+    out: dict[str, tuple[str, ...]] = {}
+    for name in sorted({r.signature for r in records if r.request_type != MULTI_INFERENCE}):
+        recs = [r for r in records if r.signature == name]
+        if not all(any(i.defaulted_axes for i in r.inputs) for r in recs):
+            continue
+        sig = model.signatures[name]
+        where = analysis.find_xla_compilation(model.meta_graph, [s.name for s in sig.outputs.values()])
+        if where:
+            out[name] = tuple(where)
+    return out
 
 
 def _sample_datasets(model: ModelSignatures, wanted: list[str], config: WarmupConfig,
@@ -551,3 +601,33 @@ def _fit_buckets_to_budget(model: ModelSignatures, config: WarmupConfig, batch_s
             shown = sorted({f"{a}[{ax}]={n}" for b in dropped for (a, ax), n in b})
             notes.append(f"{name}: to stay within {MAX_RECORDS} records, dataset buckets were "
                          f"cut to {cap} per dimension; dropped {', '.join(shown)}")
+
+
+def _sample_traffic(model: ModelSignatures, wanted: list[str], config: WarmupConfig,
+                    batching: BatchingConfig | None, notes: list[str],
+                    have: Mapping[str, Any]) -> dict[str, Any]:
+    """Select rows from logged traffic / a previous version for the signatures
+    ``dataset=`` does not already feed; count what was dropped, and why."""
+    if config.traffic is None and config.previous_version is None:
+        return {}
+    if config.privacy not in ("rows", "shapes_only"):
+        raise PlanError(f"privacy must be 'rows' or 'shapes_only', got {config.privacy!r}.")
+    selection = config.traffic
+    if not isinstance(selection, TrafficSelection):
+        files, spec, source = traffic_plan(
+            {n: model.signatures[n] for n in wanted}, sorted(model.signatures),
+            batching.allowed_batch_sizes if batching else (), config.traffic,
+            config.previous_version, k=config.dataset_sample_size, seed=config.seed)
+        selection = sample_traffic(files, spec, source)
+    check_selection(selection)
+    notes.extend(selection.drop_lines())
+    out = {}
+    for name in wanted:
+        if name in have:
+            continue
+        if name in selection.samples:
+            out[name] = selection.samples[name]
+        else:
+            notes.append(f"{name}: no request from {selection.source} fits this signature; "
+                         "values are synthesised")
+    return out

@@ -10,6 +10,7 @@ passes here passes there; one that fails here would fail the model's load.
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable, Mapping, Sequence
 
@@ -305,11 +306,13 @@ class Replayer:
     """A SavedModel loaded the way TF Serving loads it: a graph in a Session."""
 
     def __init__(self, export_dir: str, tags: Sequence[str] = ("serve",),
-                 batching: BatchingConfig | None = None):
+                 batching: BatchingConfig | None = None, session_config=None):
+        """``session_config``: the ``ConfigProto`` TF Serving builds the Session with
+        (``serving_config.resolve_server``); None is TF's default, as the server's flags give."""
         self.export_dir = export_dir
         self.batching = batching
         self.graph = tf.Graph()
-        self.session = tf.compat.v1.Session(graph=self.graph)
+        self.session = tf.compat.v1.Session(graph=self.graph, config=session_config)
         start = time.perf_counter()
         try:
             with self.graph.as_default(), quiet_deprecations():
@@ -337,6 +340,8 @@ class Replayer:
             values = self.session.run([prepared.fetches[k] for k in keys], feed_dict=prepared.feeds)
         except tf.errors.OpError as e:
             raise RecordProblem(f"TensorFlow error: {type(e).__name__}: {_tf_message(e)}") from None
+        except (ValueError, TypeError) as e:  # the Session's own feed checks (shape/dtype vs placeholder)
+            raise RecordProblem(f"the Session refused the feed: {e}") from None
         ms = (time.perf_counter() - start) * 1000
         outputs = dict(zip(keys, (np.asarray(v) for v in values)))
         n = prepared.batch_size
@@ -362,12 +367,29 @@ class Replayer:
                     prepared.warnings.append(note)
         return outputs, ms
 
-    def run_record(self, index: int, prepared: PreparedRun, iterations: int = 2) -> RecordResult:
-        """Run one prepared record ``iterations`` times; failures become a failed result."""
+    def run_record(self, index: int, prepared: PreparedRun, iterations: int = 2,
+                   compare_outputs: bool = False) -> RecordResult:
+        """Run one prepared record ``iterations`` times; failures become a failed result.
+
+        ``compare_outputs`` (parallel replay): warn when identical runs of the record
+        give different outputs, i.e. it reads state that changes while it runs.
+        """
         result = RecordResult(index, prepared.signature, prepared.log_type, prepared.batch_size, True,
                               padded_to=prepared.padded_to)
         try:
-            timings = [self.run(prepared)[1] for _ in range(max(1, iterations))]
+            timings, first = [], None
+            for _ in range(max(1, iterations)):
+                outputs, ms = self.run(prepared)
+                timings.append(ms)
+                if compare_outputs and first is None:
+                    first = outputs
+                elif compare_outputs and not _same_outputs(first, outputs):
+                    note = ("identical runs of this record returned different outputs during parallel "
+                            "warmup: the signature reads state that changes while it runs (another "
+                            "signature's writes, its own, or random ops), so it is not safe to run "
+                            "concurrently with them")
+                    if note not in prepared.warnings:
+                        prepared.warnings.append(note)
             result.warnings = list(prepared.warnings)
             result.first_ms = round(timings[0], 3)
             result.second_ms = round(timings[1], 3) if len(timings) > 1 else None
@@ -375,19 +397,48 @@ class Replayer:
             result.ok, result.error = False, str(e)
         return result
 
-    def replay(self, logs: Sequence[prediction_log_pb2.PredictionLog], *, iterations: int = 2
-               ) -> list[RecordResult]:
-        """Prepare and run each log ``iterations`` times (first/second timings)."""
-        results = []
-        for i, log in enumerate(progress.bar(logs, desc="replay", unit="record")):
+    def replay(self, logs: Sequence[prediction_log_pb2.PredictionLog], *, iterations: int = 2,
+               threads: int = 1) -> list[RecordResult]:
+        """Prepare and run each log ``iterations`` times (first/second timings).
+
+        ``threads`` > 1 runs records concurrently, as TF Serving's
+        ``num_model_warmup_threads`` does (each thread takes the next record).
+        """
+        results: list[RecordResult | None] = [None] * len(logs)
+        runnable = []
+        for i, log in enumerate(logs):
             log_type = log.WhichOneof("log_type") or "unset"
             try:
-                prepared = prepare(log, self.meta_graph, self.batching)
+                runnable.append((i, prepare(log, self.meta_graph, self.batching)))
             except RecordProblem as e:
-                results.append(RecordResult(i, _signature_name(log), log_type, None, False, str(e)))
-                continue
-            results.append(self.run_record(i, prepared, iterations))
-        return results
+                results[i] = RecordResult(i, _signature_name(log), log_type, None, False, str(e))
+        for result in self.run_all(runnable, iterations=iterations, threads=threads):
+            results[result.index] = result
+        return [r for r in results if r is not None]
+
+    def run_all(self, runnable: Sequence[tuple[int, PreparedRun]], *, iterations: int = 2,
+                threads: int = 1) -> list[RecordResult]:
+        """Run prepared records in order, or on ``threads`` threads (outputs compared across runs)."""
+        if threads <= 1:
+            return [self.run_record(i, prepared, iterations)
+                    for i, prepared in progress.bar(runnable, desc="replay", unit="record")]
+        with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="warmup") as pool:
+            done = pool.map(lambda item: self.run_record(item[0], item[1], iterations, True), runnable)
+            return list(progress.bar(done, total=len(runnable), desc=f"replay ({threads} threads)",
+                                     unit="record"))
+
+
+def _same_outputs(a: Mapping[str, np.ndarray], b: Mapping[str, np.ndarray]) -> bool:
+    for key, x in a.items():
+        y = b.get(key)
+        if y is None or x.shape != y.shape:
+            return False
+        if np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.complexfloating):
+            if not np.allclose(x, y, rtol=1e-5, atol=1e-6, equal_nan=True):
+                return False
+        elif not np.array_equal(x, y):
+            return False
+    return True
 
 
 def _tf_message(error: tf.errors.OpError, limit: int = 400) -> str:

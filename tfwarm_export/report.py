@@ -55,6 +55,10 @@ class WarmupReport:
     data_source: dict[str, Any] | None = None
     privacy: str = "Values are synthetic: no user data is stored in the warmup file."
     file_bytes: int = 0
+    warnings: list[str] = field(default_factory=list)  # e.g. warmup disabled in the platform config
+    xla_warnings: dict[str, str] = field(default_factory=dict)  # signature -> XLA shape warning
+    replay_runs: int = 2
+    replay_threads: int = 1
 
     @property
     def ok(self) -> bool:
@@ -88,6 +92,10 @@ class WarmupReport:
             "data_source": self.data_source,
             "plan": self.plan.to_dict(),
             "results": [r.to_dict() for r in self.results],
+            "warnings": self.warnings,
+            "xla_warnings": self.xla_warnings,
+            "replay_runs": self.replay_runs,
+            "replay_threads": self.replay_threads,
         }
 
     def to_json(self) -> str:
@@ -95,12 +103,17 @@ class WarmupReport:
 
     def summary(self) -> str:
         head = "wrote" if self.path else "did NOT write"
-        lines = [f"tfwarm: {head} {len(self.plan.records)} warmup record(s) "
+        copies = f" x {self.plan.copies} copies" if self.plan.copies > 1 else ""
+        lines = [f"tfwarm: {head} {len(self.plan.records)} warmup record(s){copies} "
                  f"to {self.path or self.export_dir}"]
         lines += ["", self.plan.summary()]
         if self.replayed:
-            lines += ["", f"Replay (model load {_ms(self.load_ms)} ms; each record run twice, "
-                          "as TF Serving's first request would and then warm):"]
+            how = ("each record run twice, as TF Serving's first request would and then warm"
+                   if self.replay_runs == 2 else f"each record run {self.replay_runs} times, as the "
+                   "server's iterations give")
+            if self.replay_threads > 1:
+                how += f", on {self.replay_threads} threads"
+            lines += ["", f"Replay (model load {_ms(self.load_ms)} ms; {how}):"]
             lines += results_table(self.results)
             lines += warning_lines(self.results)
             lines += _value_lines(self.results)
@@ -111,6 +124,8 @@ class WarmupReport:
         else:
             lines += ["", "Replay skipped (replay=False): the file was not run against the model, so "
                           "nothing is verified (ok is False); run `tfwarm check` on it."]
+        for sig, w in sorted(self.xla_warnings.items()):
+            lines.append(f"  WARNING {sig}: {w}")
         lines += ["", f"Privacy: {self.privacy}"]
         return "\n".join(lines)
 
@@ -126,6 +141,8 @@ class CheckReport:
     results: list[RecordResult] = field(default_factory=list)
     coverage: dict[str, list[int]] = field(default_factory=dict)
     replayed: bool = False
+    warnings: list[str] = field(default_factory=list)  # worth acting on, but the file is valid
+    server: Any = None  # serving_config.ServerSettings the check ran under
 
     @property
     def ok(self) -> bool:
@@ -134,7 +151,8 @@ class CheckReport:
     def to_dict(self) -> dict:
         return {"export_dir": self.export_dir, "path": self.path, "ok": self.ok,
                 "num_records": self.num_records, "problems": self.problems,
-                "coverage": self.coverage, "replayed": self.replayed,
+                "coverage": self.coverage, "replayed": self.replayed, "warnings": self.warnings,
+                "server": self.server.to_dict() if self.server is not None else None,
                 "results": [r.to_dict() for r in self.results]}
 
     def to_json(self) -> str:
@@ -146,6 +164,9 @@ class CheckReport:
             verdict += " (static checks only; not replayed)"
         lines = [f"tfwarm check {self.path}: {verdict} ({self.num_records} record(s))"]
         lines += [f"  problem: {p}" for p in self.problems]
+        lines += [f"  warning: {w}" for w in self.warnings]
+        if self.server is not None:
+            lines += [ln for ln in self.server.summary_lines(notes=True) if not ln.startswith("  warning:")]
         for sig, sizes in sorted(self.coverage.items()):
             lines.append(f"  {sig}: batch sizes {sizes}")
         if self.results and self.replayed:

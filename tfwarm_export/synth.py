@@ -136,7 +136,7 @@ def record_values(record, seed: int, strategy: str = PLANNED, sample: Any = None
 
     Returns ``(values, strategies)``: alias -> array (tensors, or serialized
     tf.Examples for "examples" inputs), and alias -> a short description.
-    A "dataset" record takes rows from ``sample`` (a ``sampling.DataSample``),
+    A "dataset" record takes rows from ``sample`` (a ``traffic.DataSample``),
     or, with ``privacy="shapes_only"``, values synthesised from what the data
     taught (shapes, lengths, ranges, vocabularies). The safe retry is synthetic.
     """

@@ -4,7 +4,8 @@
 each other module answers one question about an input by walking it:
 ``parse_specs`` (tf.Example features), ``value_domains`` (ids, vocabularies, bounds),
 ``stateful`` (ops that change model state), ``decoders`` (images, CSV, numbers,
-base64, raw bytes a string input is decoded as). A new input kind is a new module here.
+base64, raw bytes a string input is decoded as), ``xla`` (XLA compilation per shape).
+A new input kind is a new module here.
 """
 from tfwarm_export.analysis.decoders import (find_decoder_domain, find_encoding,
                                              find_feature_decoder_domains)
@@ -12,7 +13,8 @@ from tfwarm_export.analysis.index import GraphIndex, index_for
 from tfwarm_export.analysis.parse_specs import find_example_spec
 from tfwarm_export.analysis.stateful import find_stateful_ops, is_stateful_op
 from tfwarm_export.analysis.value_domains import find_value_domains
+from tfwarm_export.analysis.xla import find_xla_compilation, xla_shape_warning
 
 __all__ = ["GraphIndex", "index_for", "find_example_spec", "find_value_domains",
            "find_stateful_ops", "is_stateful_op", "find_decoder_domain", "find_encoding",
-           "find_feature_decoder_domains"]
+           "find_feature_decoder_domains", "find_xla_compilation", "xla_shape_warning"]

@@ -1,0 +1,292 @@
+"""Benchmark: traffic selection against plain reads, on one machine and on Beam.
+
+All ratios are measured side by side in one run (interleaved best-of-N, so a
+burst of load on shared CPUs hits both sides alike):
+
+* **Local selection vs plain read** (throughput ratio, higher is better):
+  - request logs: ``sample_traffic`` over a PredictionLog TFRecord vs reading
+    it with ``tf.data`` and parsing every record (``PredictionLog.FromString``);
+  - REST JSON: ``sample_traffic`` over a JSONL file vs reading every line and
+    ``json.loads`` it;
+  - dataset path: ``sample_dataset`` over tf.Example TFRecords vs a batched
+    ``tf.data.TFRecordDataset`` read (the same selection code, vectorised).
+* **Beam selection vs Beam read-and-count**: ``ReadTraffic | SelectWarmupRequests``
+  vs ``ReadTraffic | Count.Globally()`` over the same files, same DirectRunner
+  options (``in_memory``: one process, so worker start-up is not in either).
+* **Peak memory across a 10x larger log**: each pass in a fresh process, peak RSS
+  during the pass minus RSS before it (``VmHWM`` reset via ``/proc/self/clear_refs``).
+
+Run: ``python benchmarks/bench_traffic.py [--n 10000 --repeats 3]``. Writes its
+section of ``benchmarks/RESULTS.md`` and the README table between the
+``bench_traffic`` markers (``--no-write`` to only print).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import tempfile
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.join(ROOT, "tests"))
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2  # noqa: E402
+
+START, END = "<!-- bench_traffic:start -->", "<!-- bench_traffic:end -->"
+
+
+# --------------------------------------------------------------------------- data
+
+
+def write_traffic(tmp: str, n: int, seed: int, tag: str) -> tuple[str, str]:
+    """``n`` predict requests (batch 1-4, variable-length ids, string tags) written
+    both as a PredictionLog TFRecord and as REST JSON lines."""
+    rng = np.random.default_rng(seed)
+    logs, lines = os.path.join(tmp, f"{tag}.tfrecord"), os.path.join(tmp, f"{tag}.jsonl")
+    with tf.io.TFRecordWriter(logs) as w, open(lines, "w") as jf:
+        for _ in range(n):
+            b, length = int(rng.integers(1, 5)), int(rng.integers(1, 20))
+            x = rng.standard_normal((b, 3)).astype(np.float32)
+            ids = rng.integers(0, 1000, (b, length))
+            tags = [f"t{int(t)}" for t in rng.integers(0, 100, b)]
+            req = predict_pb2.PredictRequest(model_spec=model_pb2.ModelSpec(signature_name="serving_default"))
+            req.inputs["x"].CopyFrom(tf.make_tensor_proto(x))
+            req.inputs["ids"].CopyFrom(tf.make_tensor_proto(ids))
+            req.inputs["tag"].CopyFrom(tf.make_tensor_proto(np.array([t.encode() for t in tags], object)))
+            w.write(prediction_log_pb2.PredictionLog(
+                predict_log=prediction_log_pb2.PredictLog(request=req)).SerializeToString())
+            jf.write(json.dumps({"instances": [{"x": x[j].tolist(), "ids": ids[j].tolist(), "tag": tags[j]}
+                                               for j in range(b)]}) + "\n")
+    return logs, lines
+
+
+def write_examples(path: str, n: int, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    with tf.io.TFRecordWriter(path) as w:
+        for i in range(n):
+            w.write(tf.train.Example(features=tf.train.Features(feature={
+                "age": tf.train.Feature(float_list=tf.train.FloatList(value=[rng.uniform(18, 90)])),
+                "uid": tf.train.Feature(int64_list=tf.train.Int64List(value=[i])),
+                "tokens": tf.train.Feature(bytes_list=tf.train.BytesList(
+                    value=[b"w%d" % j for j in rng.integers(0, 500, size=int(rng.integers(1, 20)))])),
+            })).SerializeToString())
+
+
+# --------------------------------------------------------------------------- passes
+
+
+def plain_logs(path: str) -> int:
+    n = 0
+    for batch in tf.data.TFRecordDataset(path, buffer_size=1 << 20).batch(1024).as_numpy_iterator():
+        for rec in batch:
+            prediction_log_pb2.PredictionLog.FromString(rec)
+            n += 1
+    return n
+
+
+def plain_jsonl(path: str) -> int:
+    n = 0
+    with tf.io.gfile.GFile(path, "rb") as f:
+        for line in f:
+            json.loads(line)
+            n += 1
+    return n
+
+
+def plain_examples(path: str) -> int:
+    return sum(len(b) for b in tf.data.TFRecordDataset(path, buffer_size=1 << 20).batch(1024).as_numpy_iterator())
+
+
+def select(model_dir: str, path: str, k: int = 256):
+    import tfwarm_export as tw
+    from tfwarm_export.traffic import sample_traffic, traffic_plan
+
+    model = tw.read_signatures(model_dir)
+    files, spec, source = traffic_plan(model.signatures, sorted(model.signatures), (), path, None, k=k, seed=0)
+    return sample_traffic(files, spec, source)
+
+
+def select_examples(path: str, k: int = 256):
+    from tfwarm_export.signatures import SignatureInfo, TensorSpec
+    from tfwarm_export.traffic import sample_dataset
+
+    sig = SignatureInfo("serving_default", "tensorflow/serving/predict",
+                        {"examples": TensorSpec("examples", "ex:0", tf.string, (None,))}, {})
+    return sample_dataset(path, sig, k=k, seed=0)
+
+
+def interleaved(a, b, repeats: int) -> tuple[float, float]:
+    ta = tb = float("inf")
+    for _ in range(repeats):
+        t = time.perf_counter()
+        a()
+        ta = min(ta, time.perf_counter() - t)
+        t = time.perf_counter()
+        b()
+        tb = min(tb, time.perf_counter() - t)
+    return ta, tb
+
+
+def beam_passes(model_dir: str, path: str, repeats: int) -> tuple[float, float]:
+    import apache_beam as beam
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    from tfwarm_export.beam import ReadTraffic, SelectWarmupRequests
+    from tfwarm_export.traffic import traffic_files
+
+    files = traffic_files(path)
+    opts = PipelineOptions(["--runner=DirectRunner", "--direct_running_mode=in_memory"])
+
+    def count():
+        with beam.Pipeline(options=opts) as p:
+            _ = p | ReadTraffic(files) | beam.combiners.Count.Globally() | beam.Map(lambda n: None)
+
+    def sel():
+        with beam.Pipeline(options=opts) as p:
+            _ = p | ReadTraffic(files) | SelectWarmupRequests(model_dir) | beam.Map(lambda s: None)
+
+    t_count, t_sel = interleaved(count, sel, repeats)
+    return t_count, t_sel
+
+
+# --------------------------------------------------------------------------- memory (child)
+
+
+def _kib(field: str) -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise OSError(field)
+
+
+def child(args) -> None:
+    import gc
+
+    select(args.model, args.warm, args.k)  # imports, kernels, allocator set-up: not charged to the pass
+    gc.collect()
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        before, method = _kib("VmRSS"), "VmHWM"
+    except OSError:
+        import resource
+
+        before, method = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, "ru_maxrss"
+    sel = select(args.model, args.path, args.k)
+    if method == "VmHWM":
+        after = _kib("VmHWM")
+    else:
+        import resource
+
+        after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({"delta_kib": after - before, "method": method, "records": sel.records}))
+
+
+def peak(model: str, path: str, warm: str, k: int) -> dict:
+    out = subprocess.run([sys.executable, os.path.abspath(__file__), "--child", "--model", model,
+                          "--path", path, "--warm", warm, "--k", str(k)], capture_output=True, text=True, check=True,
+                         env={**os.environ, "PYTHONPATH": ROOT})
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+# --------------------------------------------------------------------------- main
+
+
+def replace_section(path: str, body: str, heading: str | None = None) -> None:
+    text = open(path).read() if os.path.exists(path) else ""
+    block = f"{START}\n{body}\n{END}"
+    if START in text and END in text:
+        text = re.sub(re.escape(START) + ".*?" + re.escape(END), lambda _: block, text, flags=re.S)
+    else:
+        text = text.rstrip() + "\n\n" + (f"{heading}\n\n" if heading else "") + block + "\n"
+    with open(path, "w") as f:
+        f.write(text)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=10_000, help="requests in the throughput files")
+    ap.add_argument("--mem-n", type=int, default=5_000, help="requests in the small memory file (large: 10x)")
+    ap.add_argument("--mem-k", type=int, default=32,
+                    help="rows kept per stratum in the memory passes (small enough that the small "
+                         "log already fills every stratum: memory is O(k x strata), then flat)")
+    ap.add_argument("--beam-n", type=int, default=5_000)
+    ap.add_argument("--k", type=int, default=256, help=argparse.SUPPRESS)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--no-write", action="store_true")
+    ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--model", help=argparse.SUPPRESS)
+    ap.add_argument("--path", help=argparse.SUPPRESS)
+    ap.add_argument("--warm", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        child(args)
+        return
+    from models_traffic import traffic_model
+
+    t0 = time.perf_counter()
+    load = os.getloadavg()[0]
+    with tempfile.TemporaryDirectory(prefix="bench_traffic_") as tmp:
+        model = traffic_model(os.path.join(tmp, "model", "7"), 7)
+        logs, lines = write_traffic(tmp, args.n, 1, "thr")
+        examples = os.path.join(tmp, "examples.tfrecord")
+        write_examples(examples, 20 * args.n, 2)
+        rows = []
+        for label, plain, sel_fn, path in (
+                ("request log (PredictionLog TFRecord)", plain_logs, lambda p: select(model, p), logs),
+                ("REST JSON (JSONL)", plain_jsonl, lambda p: select(model, p), lines),
+                ("dataset path (tf.Example TFRecord)", plain_examples, select_examples, examples)):
+            sel_fn(path), plain(path)  # warm up
+            t_plain, t_sel = interleaved(lambda: plain(path), lambda: sel_fn(path), args.repeats)
+            rows.append((label, t_plain, t_sel))
+            print(f"{label}: plain {t_plain:.2f}s, selection {t_sel:.2f}s, ratio {t_plain / t_sel:.2f}")
+
+        b_logs, _ = write_traffic(tmp, args.beam_n, 3, "beam")
+        t_count, t_bsel = beam_passes(model, b_logs, max(1, args.repeats - 1))
+        print(f"beam: read+count {t_count:.2f}s, selection {t_bsel:.2f}s, "
+              f"ratio {t_count / t_bsel:.2f}")
+
+        warm, _ = write_traffic(tmp, 200, 4, "warm")
+        small, _ = write_traffic(tmp, args.mem_n, 5, "small")
+        large, _ = write_traffic(tmp, 10 * args.mem_n, 6, "large")
+        mem = {name: peak(model, path, warm, args.mem_k) for name, path in (("small", small), ("large", large))}
+        ratio = mem["large"]["delta_kib"] / max(mem["small"]["delta_kib"], 1)
+        print(f"memory: peak +{mem['small']['delta_kib']} KiB ({args.mem_n} requests) vs "
+              f"+{mem['large']['delta_kib']} KiB ({10 * args.mem_n}); ratio {ratio:.2f} ({mem['small']['method']})")
+
+    took = time.perf_counter() - t0
+    conditions = (f"{platform.machine()}, {os.cpu_count()} CPU(s), load average {load:.1f} at the start "
+                  f"(a shared box: other jobs were running), Python {platform.python_version()}, "
+                  f"TF {tf.__version__}; {took:.0f} s in all; best of {args.repeats} interleaved runs")
+    table = ["| measurement | baseline | selection | ratio | target |", "|---|---:|---:|---:|---:|"]
+    for label, t_plain, t_sel in rows:
+        target = ">= 0.8"
+        table.append(f"| local: {label}, {args.n if 'dataset' not in label else 20 * args.n} records | "
+                     f"plain read {t_plain:.2f} s | {t_sel:.2f} s | {t_plain / t_sel:.2f} | {target} |")
+    table.append(f"| Beam DirectRunner (in_memory), {args.beam_n} logged requests | read+count {t_count:.2f} s | "
+                 f"{t_bsel:.2f} s | {t_count / t_bsel:.2f} | >= 0.7 |")
+    table.append(f"| peak memory, {args.mem_n} vs {10 * args.mem_n} logged requests (k={args.mem_k}) | "
+                 f"+{mem['small']['delta_kib'] / 1024:.1f} MiB | +{mem['large']['delta_kib'] / 1024:.1f} MiB | "
+                 f"{ratio:.2f} | ~1 |")
+    body = "\n".join(table) + f"\n\nConditions: {conditions}. Command: `python benchmarks/bench_traffic.py " \
+        f"--n {args.n} --mem-n {args.mem_n} --mem-k {args.mem_k} --beam-n {args.beam_n} " \
+        f"--repeats {args.repeats}`."
+    print("\n" + body)
+    if not args.no_write:
+        replace_section(os.path.join(ROOT, "benchmarks", "RESULTS.md"), body,
+                        "## Traffic selection (`benchmarks/bench_traffic.py`)")
+        replace_section(os.path.join(ROOT, "README.md"), body)
+
+
+if __name__ == "__main__":
+    main()

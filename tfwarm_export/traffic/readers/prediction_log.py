@@ -1,0 +1,140 @@
+"""``PredictionLog`` TFRecords: TF Serving's request logs (``logging_config``) and
+warmup files (``assets.extra/tf_serving_warmup_requests`` of any version).
+
+Predict, Classify, Regress and MultiInference logs are read; tensors are decoded
+with ``tf.make_ndarray`` and must carry the signature's dtype exactly (TF
+Serving feeds them as they are). ``ExampleListWithContext`` inputs are merged
+as TF Serving merges them. ``session_run_log`` and ``predict_streamed_log``
+records cannot be replayed and are dropped with that reason.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import tensorflow as tf
+from google.protobuf import message as pb_message
+from tensorflow_serving.apis import prediction_log_pb2
+
+from tfwarm_export.traffic.validate import (
+    Dropped,
+    LoggedRequest,
+    TrafficSpec,
+    check_method,
+    check_predict,
+    example_alias,
+    merge_context,
+)
+
+LOG_TYPES = ("predict_log", "classify_log", "regress_log", "multi_inference_log")
+
+
+def is_prediction_log(record: bytes) -> bool:
+    """True when a TFRecord record parses as a PredictionLog with a log type set.
+
+    A serialized tf.Example also parses (field 1 is a message in both), but it
+    never sets one of the ``log_type`` fields."""
+    try:
+        log = prediction_log_pb2.PredictionLog.FromString(record)
+    except pb_message.DecodeError:
+        return False
+    return log.WhichOneof("log_type") is not None
+
+
+def _examples(request_input, what: str) -> np.ndarray:
+    kind = request_input.WhichOneof("kind")
+    if kind == "example_list":
+        raw = [e.SerializeToString(deterministic=True) for e in request_input.example_list.examples]
+    elif kind == "example_list_with_context":
+        lst = request_input.example_list_with_context
+        raw = merge_context(lst.context.SerializeToString(deterministic=True),
+                            [e.SerializeToString(deterministic=True) for e in lst.examples])
+    else:
+        raise Dropped(f"{what} request has no examples")
+    if not raw:
+        raise Dropped(f"{what} request has no examples")
+    arr = np.empty(len(raw), dtype=object)
+    arr[:] = raw
+    return arr
+
+
+def decode_log(record: bytes | prediction_log_pb2.PredictionLog, spec: TrafficSpec) -> list[LoggedRequest]:
+    """One PredictionLog as the request(s) it makes of each signature."""
+    if isinstance(record, prediction_log_pb2.PredictionLog):
+        log = record
+    else:
+        try:
+            log = prediction_log_pb2.PredictionLog.FromString(record)
+        except pb_message.DecodeError:
+            raise Dropped("a record is not a PredictionLog") from None
+    kind = log.WhichOneof("log_type")
+    if kind == "predict_log":
+        req = log.predict_log.request
+        sig = spec.signature(req.model_spec.signature_name)
+        check_method(sig, "predict")
+        for alias in sorted(req.inputs):
+            if alias not in sig.inputs:
+                raise Dropped(f"input {alias!r} is not in signature {sig.name!r}")
+        dtypes = {a: tf.as_dtype(t.dtype) for a, t in req.inputs.items()}
+        shapes = {a: _shape_only(t) for a, t in req.inputs.items()}
+        check_predict(sig, shapes, dtypes)
+        try:
+            inputs = {a: _ndarray(t, shapes[a]) for a, t in req.inputs.items()}
+        except (TypeError, ValueError) as e:
+            raise Dropped(f"a tensor of signature {sig.name!r} cannot be decoded ({type(e).__name__})") from None
+        return [LoggedRequest(sig.name, "predict", inputs)]
+    if kind in ("classify_log", "regress_log"):
+        what = kind.split("_")[0]
+        req = getattr(log, kind).request
+        sig = spec.signature(req.model_spec.signature_name)
+        check_method(sig, what)
+        return [LoggedRequest(sig.name, what, {example_alias(sig): _examples(req.input, what)})]
+    if kind == "multi_inference_log":
+        req = log.multi_inference_log.request
+        if not req.tasks:
+            raise Dropped("multi_inference request has no tasks")
+        arr = _examples(req.input, "multi_inference")
+        out = []
+        for task in req.tasks:
+            sig = spec.signature(task.model_spec.signature_name)
+            what = {"tensorflow/serving/classify": "classify",
+                    "tensorflow/serving/regress": "regress"}.get(task.method_name)
+            if what is None:
+                raise Dropped(f"multi_inference task method {task.method_name!r} is not classify/regress")
+            check_method(sig, what)
+            out.append(LoggedRequest(sig.name, "multi_inference", {example_alias(sig): arr}))
+        return out
+    if kind in ("session_run_log", "predict_streamed_log"):
+        raise Dropped(f"{kind} records cannot be replayed (TF Serving fails the load on them)")
+    raise Dropped("a PredictionLog has no log type")
+
+
+_NUMERIC = {int(d.as_datatype_enum): np.dtype(d.as_numpy_dtype).newbyteorder("<")
+            for d in (tf.float16, tf.bfloat16, tf.float32, tf.float64, tf.int8, tf.int16, tf.int32,
+                      tf.int64, tf.uint8, tf.uint16, tf.uint32, tf.uint64, tf.bool,
+                      tf.complex64, tf.complex128)}
+_STRING = int(tf.string.as_datatype_enum)
+
+
+def _ndarray(t, shape: tuple[int, ...]) -> np.ndarray:
+    """``tf.make_ndarray``, with the two layouts ``tf.make_tensor_proto`` writes taken
+    in one numpy call: raw ``tensor_content`` (little-endian, as TensorFlow defines it)
+    and ``string_val`` (kept as ``bytes`` objects: fixed-width numpy bytes would drop
+    trailing NULs). Every other layout goes through ``tf.make_ndarray``; a request log
+    has millions of tensors, and make_ndarray's Python set-up would dominate the scan."""
+    size = math.prod(shape)
+    np_dtype = _NUMERIC.get(t.dtype)
+    if np_dtype is not None and t.tensor_content and np_dtype.itemsize * size == len(t.tensor_content):
+        return np.frombuffer(t.tensor_content, np_dtype).reshape(shape)
+    if t.dtype == _STRING and len(t.string_val) == size:
+        arr = np.empty(size, dtype=object)
+        arr[:] = list(t.string_val)
+        return arr.reshape(shape)
+    arr = tf.make_ndarray(t)
+    if arr.dtype.kind == "S":
+        arr = np.array(arr.tolist(), dtype=object).reshape(arr.shape)
+    return arr
+
+
+def _shape_only(t) -> tuple[int, ...]:
+    return tuple(int(d.size) for d in t.tensor_shape.dim)

@@ -1,0 +1,85 @@
+"""TFRecord files of serialized tf.Example / SequenceExample, for a signature with one string input."""
+from __future__ import annotations
+
+from typing import Iterator
+
+import numpy as np
+import tensorflow as tf
+
+from tfwarm_export.errors import DatasetError
+from tfwarm_export.traffic.readers.files import detect_compression
+from tfwarm_export.traffic.rows import Chunk, example_alias
+from tfwarm_export.traffic.validate import Dropped, LoggedRequest, TrafficSpec
+
+CHUNK_ROWS = 1024  # rows per internal read batch
+
+
+def tfrecord_chunks(files: list[str], compression: str, inputs, required, sig_name,
+                     max_scan: int | None) -> tuple[str, str, Iterator[Chunk]]:
+    alias = example_alias(inputs, required)
+    if alias is None:
+        shown = ", ".join(f"{a}: {s.dtype.name}{s.shape_str()}" for a, s in sorted(inputs.items()))
+        raise DatasetError(
+            f"TFRecord files hold serialized tf.Example records, but signature {sig_name!r} does "
+            f"not take a single string input (inputs: {shown}). Pass a tf.data.Dataset or numpy "
+            "arrays of its inputs instead, or pick the signature that parses examples.")
+    groups: list[tuple[str, list[str]]] = []
+    for f in files:
+        c = detect_compression(f) if compression == "auto" else compression
+        if groups and groups[-1][0] == c:
+            groups[-1][1].append(f)
+        else:
+            groups.append((c, [f]))
+    ds = None
+    for c, group in groups:
+        part = tf.data.TFRecordDataset(group, compression_type=c, buffer_size=1 << 20)
+        ds = part if ds is None else ds.concatenate(part)
+    if max_scan is not None:
+        ds = ds.take(max_scan)
+    ds = ds.batch(CHUNK_ROWS)
+    spec = inputs[alias]
+    trailing = spec.shape[1:] if spec.shape else ()
+    reshape = trailing and all(d == 1 for d in trailing)
+    kinds = sorted({c or "plain" for c, _ in groups})
+    source = (f"TFRecord {files[0]}" if len(files) == 1 else
+              f"TFRecord {len(files)} files ({files[0]} ... {files[-1]})") + f" [{', '.join(kinds)}]"
+
+    def gen() -> Iterator[Chunk]:
+        index = 0
+        it = ds.as_numpy_iterator()
+        while True:
+            try:
+                batch = next(it)
+            except StopIteration:
+                return
+            except tf.errors.DataLossError as e:
+                raise DatasetError(
+                    f"{source}: record {index} onwards cannot be read ({e.message.splitlines()[0]}). "
+                    "Is it a TFRecord file? For ZLIB-compressed files pass compression='ZLIB'.") from None
+            if reshape:
+                batch = batch.reshape((len(batch),) + tuple(trailing))
+            yield Chunk(index, {alias: ("record", batch)}, user_batch=False, label="record")
+            index += len(batch)
+
+    return source, alias, gen()
+
+
+
+
+def decode_example_record(record: bytes, spec: TrafficSpec) -> list[LoggedRequest]:
+    """A tf.Example record found among traffic files: a row for every warmed
+    signature that takes serialized examples through one string input."""
+    out = []
+    for name in sorted(spec.signatures):
+        sig = spec.signatures[name]
+        required = sig.required_inputs
+        alias = example_alias(sig.inputs, list(required))
+        if alias is None or sig.inputs[alias].rank not in (None, 1):
+            continue
+        arr = np.empty(1, dtype=object)
+        arr[0] = bytes(record)
+        out.append(LoggedRequest(name, "examples", {alias: arr}))
+    if not out:
+        raise Dropped("a tf.Example record, but no warmed signature takes serialized tf.Examples "
+                      "through one string input")
+    return out

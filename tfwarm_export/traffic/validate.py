@@ -1,0 +1,149 @@
+"""Does a logged request still fit the model? One check shared by every traffic reader.
+
+A request from last month's logs, or from the previous version's warmup file,
+was valid for the model that served it. Against the new export it may name a
+signature that is gone, an alias that was renamed, a dtype or a fixed dimension
+that changed, or a request type the signature's method no longer accepts. Each
+such request is *dropped*, and the reason is counted: the reasons never name a
+position or a value, so a million requests dropped for one cause are one line
+("input 'age' is not in signature 'serving_default'").
+
+TF Serving's own rules, as enforced here:
+* an empty ``signature_name`` means ``serving_default``;
+* Classify needs a classify signature, Regress a regress one; Predict accepts
+  predict, classify and regress signatures (``predict_util.cc``);
+* Predict inputs are signature aliases: every alias without a default must be
+  present and no other may be; dtypes must equal the TensorInfo's (TF Serving
+  feeds the tensor as is; a wrong one fails inside ``Session::Run``); shapes
+  must be compatible, and every batched input shares the 0th dimension.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from tfwarm_export.signatures import SignatureInfo
+
+PREDICT_METHOD = "tensorflow/serving/predict"
+CLASSIFY_METHOD = "tensorflow/serving/classify"
+REGRESS_METHOD = "tensorflow/serving/regress"
+METHOD_OF = {"classify": CLASSIFY_METHOD, "regress": REGRESS_METHOD}
+DEFAULT_SIGNATURE = "serving_default"
+
+
+class Dropped(Exception):
+    """A request that does not fit; ``str()`` is the reason that is counted."""
+
+
+@dataclass(frozen=True)
+class TrafficSpec:
+    """What a traffic scan needs to know of the model, and nothing else: small and
+    picklable, so Beam can ship it to every worker."""
+
+    signatures: Mapping[str, SignatureInfo]
+    known: tuple[str, ...] = ()          # every signature of the export (for clearer reasons)
+    allowed_batch_sizes: tuple[int, ...] = ()
+    k: int = 256
+    seed: int = 0
+    vocab_cap: int = 1000
+
+    def padded(self, n: int) -> int:
+        """The batch TF Serving pads ``n`` rows to (``n`` itself without batching)."""
+        for size in self.allowed_batch_sizes:
+            if size >= n:
+                return size
+        return self.allowed_batch_sizes[-1] if self.allowed_batch_sizes else n
+
+    def signature(self, name: str) -> SignatureInfo:
+        name = name or DEFAULT_SIGNATURE
+        sig = self.signatures.get(name)
+        if sig is None:
+            if name in self.known:
+                raise Dropped(f"signature {name!r} is not warmed (it was skipped or not selected)")
+            raise Dropped(f"signature {name!r} is not in the model")
+        return sig
+
+
+@dataclass
+class LoggedRequest:
+    """One decoded request for one signature: ``inputs`` alias -> array with the
+    signature's dtype (serialized tf.Examples under ``inputs`` for classify/regress)."""
+
+    signature: str
+    request_type: str  # "predict" | "classify" | "regress" | "multi_inference" | "examples"
+    inputs: dict[str, np.ndarray]
+
+
+def check_method(sig: SignatureInfo, request_type: str) -> None:
+    """Classify/Regress requests need a signature of that method."""
+    want = METHOD_OF.get(request_type)
+    if want is not None and sig.method_name != want:
+        raise Dropped(f"{request_type} request for signature {sig.name!r}, whose method is "
+                      f"{sig.method_name or 'unset'}; TF Serving's {request_type.capitalize()} API rejects it")
+    if request_type == "predict" and sig.method_name not in (PREDICT_METHOD, CLASSIFY_METHOD, REGRESS_METHOD):
+        raise Dropped(f"signature {sig.name!r} has method {sig.method_name!r}, which Predict rejects")
+
+
+def example_alias(sig: SignatureInfo) -> str:
+    """The input that takes serialized tf.Examples for Classify/Regress/MultiInference."""
+    if set(sig.inputs) != {"inputs"} or sig.inputs["inputs"].dtype != tf.string:
+        raise Dropped(f"signature {sig.name!r} does not take serialized tf.Examples under one "
+                      f"string input 'inputs' (inputs: {sorted(sig.inputs)})")
+    return "inputs"
+
+
+def check_predict(sig: SignatureInfo, shapes: Mapping[str, tuple[int, ...]],
+                  dtypes: Mapping[str, tf.DType] | None = None) -> None:
+    """Aliases, dtypes and shapes (alias -> shape) of a Predict request against ``sig``."""
+    inputs = shapes
+    for alias in sorted(inputs):
+        if alias not in sig.inputs:
+            raise Dropped(f"input {alias!r} is not in signature {sig.name!r}")
+    missing = [a for a in sig.required_inputs if a not in inputs]
+    if missing:
+        raise Dropped(f"input {missing[0]!r} of signature {sig.name!r} is missing")
+    batch = set()
+    for alias in sorted(inputs):
+        spec = sig.inputs[alias]
+        if spec.encoding != "dense":
+            raise Dropped(f"input {alias!r} of signature {sig.name!r} is {spec.encoding}; "
+                          "the Predict API cannot feed it")
+        got = (dtypes or {}).get(alias)
+        if got is not None and got != spec.dtype:
+            raise Dropped(f"input {alias!r} is {got.name}, signature {sig.name!r} needs {spec.dtype.name}")
+        shape = tuple(inputs[alias])
+        if spec.shape is not None:
+            if len(shape) != len(spec.shape):
+                raise Dropped(f"input {alias!r} has rank {len(shape)}, signature {sig.name!r} "
+                              f"needs {spec.shape_str()}")
+            for axis, (d, want) in enumerate(zip(shape, spec.shape)):
+                if want is not None and d != want:
+                    raise Dropped(f"input {alias!r} axis {axis} is {d}, signature {sig.name!r} "
+                                  f"needs {spec.shape_str()}")
+        if len(shape) >= 1:
+            batch.add(shape[0])
+    if len(batch) > 1:
+        raise Dropped(f"inputs of signature {sig.name!r} disagree on the batch size")
+
+
+def batch_of(inputs: Mapping[str, np.ndarray]) -> int:
+    """Rows in a request: the 0th dimension its batched inputs share (1 if none is batched)."""
+    for arr in inputs.values():
+        if np.ndim(arr) >= 1:
+            return int(np.shape(arr)[0])
+    return 1
+
+
+def merge_context(context: bytes | None, examples: Sequence[bytes]) -> list[bytes]:
+    """``ExampleListWithContext`` as TF Serving feeds it: each example merged over the context."""
+    if not context:
+        return list(examples)
+    out = []
+    for raw in examples:
+        ex = tf.train.Example.FromString(context)
+        ex.MergeFromString(raw)
+        out.append(ex.SerializeToString(deterministic=True))
+    return out

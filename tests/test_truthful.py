@@ -48,7 +48,7 @@ def test_batching_file_is_parsed_strictly(tmp_path, text, line, what):
     with pytest.raises(tw.BatchingError) as e:
         tw.load_batching_parameters(cfg)
     msg = str(e.value)
-    assert f"{cfg} line {line}" in msg and what in msg and "refuses to start" in msg
+    assert f"{cfg}:{line}:" in msg and f"(line {line}:" in msg and what in msg and "refuses to start" in msg
 
 
 def test_misspelt_batching_field_cli_exit_2_no_traceback(mixed, tmp_path):
@@ -59,7 +59,7 @@ def test_misspelt_batching_field_cli_exit_2_no_traceback(mixed, tmp_path):
                            "--batching-parameters", str(cfg)], capture_output=True, text=True,
                           env=env, timeout=300)
     assert proc.returncode == 2, proc.stderr
-    assert "Traceback" not in proc.stderr and "line 2" in proc.stderr
+    assert "Traceback" not in proc.stderr and "(line 2:" in proc.stderr
     assert "alowed_batch_sizes" in proc.stderr
     assert not os.path.exists(warmup_path(mixed))
 
@@ -70,7 +70,7 @@ def test_parse_text_proto_is_reusable_for_other_configs():
 
     msg = parse_text_proto("intra_op_parallelism_threads: 2\n", config_pb2.ConfigProto())
     assert msg.intra_op_parallelism_threads == 2
-    with pytest.raises(tw.TfwarmError, match=r"cfg line 1 .*intra_op_paralelism"):
+    with pytest.raises(tw.TfwarmError, match=r"cfg:1:1 \(line 1: .*intra_op_paralelism"):
         parse_text_proto("intra_op_paralelism_threads: 2\n", config_pb2.ConfigProto(), "cfg")
 
 

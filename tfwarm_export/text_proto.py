@@ -41,10 +41,11 @@ def parse_text_proto(text: str, message: M, source: str = "<string>", *,
         reason = reason.rstrip(".")
         lines = text.splitlines()
         where = source
+        col = e.GetColumn() or 1
         if line_no is not None and 1 <= line_no <= len(lines):
-            where = f"{source} line {line_no} ({lines[line_no - 1].strip()!r})"
+            where = f"{source}:{line_no}:{col} (line {line_no}: {lines[line_no - 1].strip()!r})"
         elif line_no is not None:
-            where = f"{source} line {line_no}"
+            where = f"{source}:{line_no}:{col} (line {line_no})"
         name = message.DESCRIPTOR.name
         hint = f" Expected lines like {example}." if example else ""
         raise error(f"{where}: not a text-format {name} proto: {reason}. TF Serving parses this "

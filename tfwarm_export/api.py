@@ -176,6 +176,13 @@ def add_warmup(export_dir: str | os.PathLike, config: WarmupConfig | None = None
                               f"{', '.join(sources)} taught (shapes, lengths, ranges, vocabularies of "
                               "values seen at least twice, the form of encoded images/CSV/numbers); "
                               "no sampled row is copied into the file.")
+            flags = [f"{sig}: {f}" for sig, s in sorted(warmup_plan.samples.items())
+                     for f in s.unavoidable_values()]
+            if flags:  # values the learned domain cannot avoid: said, never hidden
+                report.privacy += (" Values in the file that also occur in the data, because the "
+                                   "learned domain holds no others: " + "; ".join(flags) + ".")
+                log.warning("shapes_only: %d input(s) emit values that occur in the data: %s",
+                            len(flags), "; ".join(flags))
         else:
             report.privacy = (f"{n} record(s) carry rows sampled from {', '.join(sources)}. They are "
                               "copied into assets.extra/ and ship with the model artifact to every "

@@ -104,7 +104,7 @@ def _single(args: argparse.Namespace) -> int:
         ok = True
     elif args.command == "add":
         result = tw.add_warmup(args.export_dir, cli_args.config_from_args(args))
-        ok = result.ok
+        ok = result.ok or (args.no_replay and result.path is not None)  # written, as asked
     else:
         config = cli_args.config_from_args(args)
         result = tw.check(args.export_dir, path=cli_args.local_file_arg(args.file), tags=tuple(config.tags),

@@ -17,7 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfwarm_export import analysis
-from tfwarm_export.batching import BatchingConfig, resolve_batch_sizes
+from tfwarm_export.batching import BatchingConfig, padding_note, resolve_batch_sizes
 from tfwarm_export.config import DEFAULT_DIM_SIZE, WarmupConfig
 from tfwarm_export.domains import Domain
 from tfwarm_export.errors import DatasetError, PlanError, SignatureError
@@ -581,6 +581,9 @@ def make_plan(model: ModelSignatures, config: WarmupConfig | None = None,
                              "a serving signature (e.g. signatures={'serving_default': fn}).")
 
     notes: list[str] = list(server.notes) + model.recoveries(wanted)
+    padded = padding_note(config.batch_sizes, batching)
+    if padded:
+        notes.append(padded)
     skipped: dict[str, str] = {}
     samples = _sample_datasets(model, wanted, config, notes)
     samples.update(_sample_traffic(model, wanted, config, batching, notes, samples))
@@ -695,19 +698,19 @@ def _fit_buckets_to_budget(model: ModelSignatures, config: WarmupConfig, batch_s
                            notes: list[str]) -> None:
     """Shrink data buckets (never batch sizes or signatures) until the plan fits 1000 records."""
     cap = config.max_buckets
+    wanted = {name: {r.bucket for r in recs} for name, recs in per_sig.items()}
     while sum(len(v) for v in per_sig.values()) > MAX_RECORDS and cap > 1:
         cap -= 1
         for name, sample in samples.items():
-            if name not in per_sig:
-                continue
-            before = {r.bucket for r in per_sig[name]}
-            per_sig[name] = _plan_signature(model, model.signatures[name], config, batch_sizes,
-                                            batching, [], sample, max_buckets=cap)
-            dropped = before - {r.bucket for r in per_sig[name]}
-            if dropped:
-                shown = sorted({f"{a}[{ax}]={n}" for b in dropped for (a, ax), n in b})
-                notes.append(f"{name}: to stay within {MAX_RECORDS} records, dataset buckets were "
-                             f"cut to {cap} per dimension; dropped {', '.join(shown)}")
+            if name in per_sig:
+                per_sig[name] = _plan_signature(model, model.signatures[name], config, batch_sizes,
+                                                batching, [], sample, max_buckets=cap)
+    for name, before in sorted(wanted.items()):  # one note per signature: the final cut
+        dropped = before - {r.bucket for r in per_sig[name]}
+        if dropped:
+            shown = sorted({f"{a}[{ax}]={n}" for b in dropped for (a, ax), n in b})
+            notes.append(f"{name}: to stay within {MAX_RECORDS} records, dataset buckets were "
+                         f"cut to {cap} per dimension; dropped {', '.join(shown)}")
 
 
 def _sample_traffic(model: ModelSignatures, wanted: list[str], config: WarmupConfig,

@@ -6,10 +6,12 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
+import tensorflow as tf
 
 from tfwarm_export.cli import main
-from tfwarm_export.warmup_file import warmup_path
+from tfwarm_export.warmup_file import read_logs, warmup_path
 
 
 
@@ -60,6 +62,12 @@ def test_dim_and_value_options(model, capsys):
     out = json.loads(capsys.readouterr().out)
     shapes = sorted(tuple(i["shape"]) for r in out["records"] for i in r["inputs"] if i["alias"] == "ids")
     assert shapes == [(1, 3), (1, 9)]
+    # the --value reaches the file: every id is 1 or 2, and both occur
+    assert main(["add", model, "--signatures", "serving_default", "--dim", "ids:1=3,9",
+                 "--value", "ids=[1,2]"]) == 0
+    ids = np.concatenate([tf.make_ndarray(lg.predict_log.request.inputs["ids"]).ravel()
+                          for lg in read_logs(warmup_path(model))])
+    assert ids.size == 12 and set(ids.tolist()) == {1, 2}
 
 
 def test_bad_input_exit_code_2(tmp_path, capsys):
@@ -87,3 +95,18 @@ def test_quickstart_example_runs_end_to_end(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "tfwarm check" in out and ": OK (" in out
     assert (tmp_path / "qs" / "1" / "assets.extra" / "tf_serving_warmup_requests").exists()
+
+
+def test_internal_error_is_one_line_exit_1(model, monkeypatch, capsys):
+    """A bug in tfwarm itself still reaches the user as one line and exit 1, never a traceback."""
+    import tfwarm_export.cli as cli
+
+    def broken(args):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(cli, "_single", broken)
+    assert main(["inspect", model]) == 1
+    err = capsys.readouterr().err
+    assert "internal error: RuntimeError: boom" in err and "Traceback" not in err
+    assert main(["inspect", model, "-v"]) == 1
+    assert "Traceback" in capsys.readouterr().err

@@ -100,8 +100,13 @@ def test_budget_binds_and_plan_says_what_was_dropped(tmp_path):
     rows = [rng.integers(0, 50, size=n).astype(np.int32) for n in range(1, 41)]
     ds = tf.data.Dataset.from_generator(lambda: iter(rows), output_signature=tf.TensorSpec([None], tf.int32))
     p = tw.plan(d, dataset=ds, batch_sizes=list(range(1, 201)), max_buckets=8)
-    assert len(p.records) <= 1000
-    assert any("dropped" in n for n in p.notes)
+    # 200 batch sizes x 8 buckets = 1600 > 1000: buckets (never batch sizes) are cut to the
+    # most that fits, 5, so the plan uses the whole budget and every batch size is kept
+    buckets = sorted({dict(r.bucket)[("tokens", 1)] for r in p.records})
+    assert len(buckets) == 5 and buckets[-1] == 40  # the longest length is always warmed
+    assert len(p.records) == 200 * 5 and {r.batch_size for r in p.records} == set(range(1, 201))
+    (note,) = [n for n in p.notes if "dropped" in n]  # one note, the final cut
+    assert "cut to 5 per dimension" in note and "tokens[1]=40" not in note
 
 
 def test_cli_examples_glob_for_tf_example_signatures(half_plus_two, tmp_path, capsys):

@@ -32,6 +32,11 @@ def _write(path, logs):
             w.write(raw)
 
 
+def _check_file(model, logs, **kwargs):
+    _write(warmup_path(model), logs)
+    return tw.check(model, **kwargs)
+
+
 def _problems(model, logs=None, **kwargs):
     if logs is not None:
         _write(warmup_path(model), logs)
@@ -250,12 +255,14 @@ def test_check_rejects_more_than_1000_records(model):
     assert "1001 records exceed" in _problems(model, logs * 1001, replay=False)
 
 
-def test_check_reports_replay_failure(model):
-    # Valid by every static rule, but the graph rejects it at run time (wrong inner length is
-    # allowed by the (?, ?) signature of 'ids' -- use a model op failure instead: huge batch is fine,
-    # so corrupt the tensor content length).
-    (log,) = _good_logs(model, signatures=["serving_default"])
-    t = log.predict_log.request.inputs["ids"]
-    t.ClearField("int64_val")
-    t.tensor_content = b"\x00" * 3  # not a multiple of 8 bytes
-    assert "record 0" in _problems(model, [log])
+def test_check_reports_replay_failure(tmp_path):
+    """A record every static rule accepts, which the graph rejects when run: only replay sees it."""
+    d = guarded_module(tmp_path / "g" / "1")
+    logs = tw.build_logs(tw.plan(d, overrides={"x": 1000.0}))  # the graph asserts x < 100
+    static = _check_file(d, logs, replay=False)
+    assert static.ok and not static.replayed  # nothing wrong before running it
+    report = tw.check(d)
+    assert not report.ok and report.replayed
+    (problem,) = report.problems
+    assert problem.startswith("record 0 (serving_default): replay failed:") and "x too big" in problem
+    assert [r.ok for r in report.results] == [False]

@@ -15,9 +15,9 @@ from tfwarm_export.api import add_warmup, build_logs, check, plan
 from tfwarm_export.batching import BatchingConfig, load_batching_parameters, parse_batching_parameters
 from tfwarm_export.config import WarmupConfig
 from tfwarm_export.domains import Domain
-from tfwarm_export.errors import (BatchingError, ConfigKeyError, DatasetError, ModelConfigError, PlanError,
-                                  ReplayError, SavedModelError, ServingConfigError, SignatureError,
-                                  TfwarmError,
+from tfwarm_export.errors import (BatchingError, ConfigKeyError, DatasetError, ModelConfigError,
+                                  OpLibraryError, PlanError, ReplayError, SavedModelError,
+                                  ServingConfigError, SignatureError, TfwarmError,
                                   WarmupFileError)
 from tfwarm_export.plan import WarmupPlan
 from tfwarm_export.report import CheckReport, WarmupReport
@@ -32,7 +32,7 @@ __all__ = [
     "BatchingConfig", "load_batching_parameters", "parse_batching_parameters",
     "TfwarmError", "SavedModelError", "SignatureError", "BatchingError", "PlanError",
     "DatasetError", "WarmupFileError", "ReplayError", "ConfigKeyError", "ModelConfigError",
-    "ServingConfigError",
+    "OpLibraryError", "ServingConfigError",
 ]
 
 

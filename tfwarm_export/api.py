@@ -16,6 +16,7 @@ from tfwarm_export import analysis
 from tfwarm_export.check import check_warmup_file
 from tfwarm_export.config import DEFAULT_DIM_SIZE, RETRY_DIM_SIZE, WarmupConfig, resolve_config
 from tfwarm_export.errors import PlanError, ReplayError, WarmupFileError
+from tfwarm_export.oplibs import ensure_ops
 from tfwarm_export.plan import PlannedRecord, WarmupPlan, make_plan
 from tfwarm_export.replay import RecordResult, Replayer
 from tfwarm_export.report import CheckReport, WarmupReport, results_table
@@ -39,6 +40,8 @@ def plan(export_dir: str | os.PathLike, config: WarmupConfig | None = None, **op
     # The platform config's saved_model_tags pick the MetaGraph unless tags were given.
     tags = server.tags if server.tags and tuple(config.tags) == tuple(DEFAULT_TAGS) else config.tags
     model = read_signatures(export_dir, tags)
+    if ensure_ops(model.meta_graph, config.op_libraries, export_dir):
+        model = read_signatures(export_dir, tags)  # graph inference sees the new ops
     if config.runner and (config.traffic is not None or config.previous_version is not None) \
             and not isinstance(config.traffic, TrafficSelection):
         try:
@@ -155,7 +158,12 @@ def add_warmup(export_dir: str | os.PathLike, config: WarmupConfig | None = None
     logs, how = [], []
     for record in warmup_plan.records:
         values, h = _values(warmup_plan, record)
-        logs.append(build_log(record, values, warmup_plan.model_name))
+        try:
+            logs.append(build_log(record, values, warmup_plan.model_name))
+        except (TypeError, ValueError) as e:  # values tf.make_tensor_proto cannot encode
+            raise PlanError(f"signature {record.signature!r} ({record.key}): the values for "
+                            f"{[i.alias for i in record.inputs]} cannot be encoded as their dtypes "
+                            f"({e}); check overrides= for these inputs.") from None
         how.append(h)
     report = WarmupReport(export_dir=export_dir, path=None, plan=warmup_plan)
     if warmup_plan.samples:
@@ -168,6 +176,13 @@ def add_warmup(export_dir: str | os.PathLike, config: WarmupConfig | None = None
                               f"{', '.join(sources)} taught (shapes, lengths, ranges, vocabularies of "
                               "values seen at least twice, the form of encoded images/CSV/numbers); "
                               "no sampled row is copied into the file.")
+            flags = [f"{sig}: {f}" for sig, s in sorted(warmup_plan.samples.items())
+                     for f in s.unavoidable_values()]
+            if flags:  # values the learned domain cannot avoid: said, never hidden
+                report.privacy += (" Values in the file that also occur in the data, because the "
+                                   "learned domain holds no others: " + "; ".join(flags) + ".")
+                log.warning("shapes_only: %d input(s) emit values that occur in the data: %s",
+                            len(flags), "; ".join(flags))
         else:
             report.privacy = (f"{n} record(s) carry rows sampled from {', '.join(sources)}. They are "
                               "copied into assets.extra/ and ship with the model artifact to every "
@@ -181,7 +196,8 @@ def add_warmup(export_dir: str | os.PathLike, config: WarmupConfig | None = None
         runs = max(2, warmup_plan.copies * (server.num_request_iterations if server else 1))
         threads = server.num_model_warmup_threads if server else 1
         with Replayer(export_dir, warmup_plan.tags, warmup_plan.batching,
-                      session_config=server.session_config if server else None) as replayer:
+                      session_config=server.session_config if server else None,
+                      op_libraries=config.op_libraries) as replayer:
             report.load_ms = round(replayer.load_ms, 3)
             report.results, report.plan = _replay_with_retry(replayer, warmup_plan, logs, how, runs, threads)
         report.replayed = True

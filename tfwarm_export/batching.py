@@ -5,7 +5,8 @@ which pads every batch up to the next ``allowed_batch_sizes`` entry. Each padded
 size is a distinct shape (and, under XLA, a distinct compilation), so we warm one
 record per allowed size. The text file is parsed with protobuf's own text_format
 against a descriptor mirroring ``session_bundle_config.proto`` (the pip package of
-tensorflow-serving-api does not ship that proto).
+tensorflow-serving-api does not ship that proto), as strictly as TF Serving's
+``ParseProtoTextFile``: a misspelt field is an error naming the line, never ignored.
 """
 from __future__ import annotations
 
@@ -13,11 +14,12 @@ import os
 from dataclasses import dataclass
 from typing import Sequence
 
-from google.protobuf import descriptor_pb2, descriptor_pool, text_format, wrappers_pb2
+from google.protobuf import descriptor_pb2, descriptor_pool, wrappers_pb2
 from google.protobuf import message_factory
 
 from tfwarm_export import fileargs
 from tfwarm_export.errors import BatchingError
+from tfwarm_export.text_proto import parse_text_proto
 
 DEFAULT_BATCH_SIZES: tuple[int, ...] = (1,)
 
@@ -84,19 +86,15 @@ class BatchingConfig:
             "max_batch_size": self.max_batch_size,
             "allowed_batch_sizes": list(self.allowed_batch_sizes),
             "pad_variable_length_inputs": self.pad_variable_length_inputs,
+            "max_execution_batch_size": self.max_execution_batch_size,
         }
 
 
 def parse_batching_parameters(text: str, source: str = "<string>") -> BatchingConfig:
     """Parse and validate text-format BatchingParameters as TF Serving would."""
-    proto = BatchingParameters()
-    try:
-        text_format.Parse(text, proto)  # strict, as TF Serving's ParseProtoTextFile
-    except text_format.ParseError as e:
-        raise BatchingError(
-            f"{source}: not a text-format BatchingParameters proto ({e}). Expected lines like "
-            "'max_batch_size { value: 32 }' and 'allowed_batch_sizes: 8'."
-        ) from None
+    proto = parse_text_proto(
+        text, BatchingParameters(), source, error=BatchingError,
+        example="'max_batch_size { value: 32 }' and 'allowed_batch_sizes: 8'")
     if not proto.HasField("max_batch_size"):
         raise BatchingError(
             f"{source}: max_batch_size is not set. TF Serving then uses its own default; "
@@ -166,9 +164,29 @@ def resolve_batch_sizes(batch_sizes: Sequence[int] | None,
                     f"batch sizes {too_big} exceed max_batch_size {batching.max_batch_size} "
                     f"from {batching.source or 'the batching parameters'}; TF Serving rejects such "
                     "batches. Drop them or raise max_batch_size.")
-            # Warm what TF Serving will actually run: the padded size.
+            # Warm what TF Serving will actually run: the padded size (``padding_note`` says so).
             sizes = [batching.padded_size(s) for s in sizes]
         return tuple(sorted(set(sizes)))
     if batching is not None:
         return batching.batch_sizes
     return DEFAULT_BATCH_SIZES
+
+
+def padded_sizes(batch_sizes: Sequence[int] | None,
+                 batching: BatchingConfig | None) -> dict[int, int]:
+    """Requested sizes that TF Serving pads to another size: ``{requested: padded}``."""
+    if batch_sizes is None or batching is None:
+        return {}
+    return {int(s): batching.padded_size(int(s)) for s in sorted(set(batch_sizes))
+            if batching.padded_size(int(s)) != int(s)}
+
+
+def padding_note(batch_sizes: Sequence[int] | None, batching: BatchingConfig | None) -> str | None:
+    """The plan note for sizes replaced by their padded size, or None when none were."""
+    padded = padded_sizes(batch_sizes, batching)
+    if not padded:
+        return None
+    pairs = ", ".join(f"{a} -> {b}" for a, b in padded.items())
+    return (f"batch sizes padded: {pairs} (allowed_batch_sizes {list(batching.allowed_batch_sizes)} "
+            f"of {batching.source or 'the batching parameters'}); TF Serving pads each batch up to "
+            "the next allowed size, so that size is what runs and what is warmed")

@@ -87,7 +87,10 @@ class BenchRow:
     warmed_first_samples: list[float] = field(default_factory=list)
     steady_samples: list[float] = field(default_factory=list)
     hot_samples: list[float] = field(default_factory=list)
-    replay_failures: list[str] = field(default_factory=list)
+    replay_samples: list[float] = field(default_factory=list)
+    cold_load_samples: list[float] = field(default_factory=list)
+    warm_load_samples: list[float] = field(default_factory=list)
+    replay_failures: list[str] = field(default_factory=list)  # from every repeat, never overwritten
     trace: dict | None = None
     cold_trace: dict | None = None
     error: str = ""
@@ -157,13 +160,14 @@ class BenchReport:
 
     @property
     def replay_ms(self) -> float | None:
-        """Median replay time of the whole file over the rows' warmed processes."""
-        values = [r.replay_ms for r in self.rows if r.replay_ms is not None]
+        """Median replay time of the whole file over every warmed process of every row."""
+        values = [v for r in self.rows for v in r.replay_samples]
         return statistics.median(values) if values else None
 
     @property
     def load_ms(self) -> float | None:
-        values = [v for r in self.rows for v in (r.cold_load_ms, r.warm_load_ms) if v is not None]
+        """Median model load time over every cold and warmed process of every row."""
+        values = [v for r in self.rows for v in r.cold_load_samples + r.warm_load_samples]
         return statistics.median(values) if values else None
 
     @property
@@ -406,6 +410,7 @@ def bench(export_dir: str | os.PathLike, config=None, *, iterations: int = DEFAU
         _write_blobs(warmup_file, warmup_records)
         _write_blobs(requests_file, serialize_logs(request_logs))
         job = {"export_dir": export_dir, "tags": list(warmup_plan.tags),
+               "op_libraries": list(config.op_libraries),
                "batching": dataclasses.asdict(batching) if batching else None,
                "warmup_file": warmup_file, "requests_file": requests_file, "iterations": iterations,
                "idle_ms": idle_ms}
@@ -430,9 +435,9 @@ def bench(export_dir: str | os.PathLike, config=None, *, iterations: int = DEFAU
                     try:
                         result = _run_worker(job_path, row.index, mode, tmp, timeout_s, python)
                     except RuntimeError as e:
-                        row.error = f"{mode} worker: {e}"
+                        _add_error(row, f"{mode} worker (repeat {rep_i + 1}): {e}")
                         continue
-                    _apply(row, mode, result)
+                    _apply(row, mode, result, rep_i)
             _finish(row)
             say(f"[bench]   cold {_fmt(row.cold_first_ms, '.2f')} ms, warmed {_fmt(row.warmed_first_ms, '.2f')} "
                 f"ms, steady {_fmt(row.steady_ms, '.2f')} ms (b2b {_fmt(row.steady_hot_ms, '.2f')} ms)")
@@ -449,19 +454,29 @@ def bench(export_dir: str | os.PathLike, config=None, *, iterations: int = DEFAU
     return report
 
 
-def _apply(row: BenchRow, mode: str, result: dict) -> None:
+def _add_error(row: BenchRow, error: str) -> None:
+    """Keep every worker's error: a failure in one repeat must not vanish in the next."""
+    row.error = f"{row.error}; {error}" if row.error else error
+
+
+def _apply(row: BenchRow, mode: str, result: dict, repeat: int = 0) -> None:
     """Add one worker's samples to its row (``_finish`` turns them into medians)."""
     if result.get("error"):
-        row.error = f"{mode} worker: {result['error']}"
+        _add_error(row, f"{mode} worker (repeat {repeat + 1}): {result['error']}")
     if mode == "cold":
         if result.get("first_ms") is not None:
             row.cold_first_samples.append(round(result["first_ms"], 4))
-        row.cold_load_ms = _round(result.get("load_ms"))
+        if result.get("load_ms") is not None:
+            row.cold_load_samples.append(round(result["load_ms"], 4))
         return
-    row.warm_load_ms = _round(result.get("load_ms"))
+    if result.get("load_ms") is not None:
+        row.warm_load_samples.append(round(result["load_ms"], 4))
     if result.get("replay_ms") is not None:
-        row.replay_ms = _round(result["replay_ms"])
-    row.replay_failures = list(result.get("replay_failures", []))
+        row.replay_samples.append(round(result["replay_ms"], 4))
+    for failure in result.get("replay_failures") or []:
+        failure = f"repeat {repeat + 1}: {failure}"
+        if failure not in row.replay_failures:
+            row.replay_failures.append(failure)
     if result.get("first_ms") is not None:
         row.warmed_first_samples.append(round(result["first_ms"], 4))
     row.steady_samples += [round(v, 4) for v in result.get("steady_ms") or []]
@@ -469,6 +484,7 @@ def _apply(row: BenchRow, mode: str, result: dict) -> None:
 
 
 def _finish(row: BenchRow) -> None:
+    """Medians over every repeat's samples: first requests, steady, load and replay times."""
     def med(values: list[float]) -> float | None:
         return _round(statistics.median(values), 4) if values else None
 
@@ -476,6 +492,9 @@ def _finish(row: BenchRow) -> None:
     row.warmed_first_ms = med(row.warmed_first_samples)
     row.steady_ms = med(row.steady_samples)
     row.steady_hot_ms = med(row.hot_samples)
+    row.replay_ms = med(row.replay_samples)
+    row.cold_load_ms = med(row.cold_load_samples)
+    row.warm_load_ms = med(row.warm_load_samples)
     if row.steady_samples:
         ordered = sorted(row.steady_samples)
         row.steady_p90_ms = ordered[min(len(ordered) - 1, int(0.9 * len(ordered)))]
@@ -538,7 +557,8 @@ def _worker(job_path: str, row: int, mode: str, out_path: str) -> int:
 
         session_config = config_pb2.ConfigProto.FromString(bytes.fromhex(job["session_config"]))
     try:
-        with Replayer(job["export_dir"], job["tags"], batching, session_config=session_config) as replayer:
+        with Replayer(job["export_dir"], job["tags"], batching, session_config=session_config,
+                      op_libraries=job.get("op_libraries", ())) as replayer:
             result["load_ms"] = replayer.load_ms
             if mode in ("warm", "trace"):
                 t0 = time.perf_counter()

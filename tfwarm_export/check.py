@@ -24,7 +24,8 @@ from tfwarm_export.warmup_file import parse_records, read_records, warmup_path
 def check_warmup_file(export_dir: str, *, path: str | None = None,
                       batching_parameters: str | BatchingConfig | None = None,
                       tags: Sequence[str] = DEFAULT_TAGS, replay: bool = True,
-                      platform_config=None, ignore_per_model_batching: bool = False) -> CheckReport:
+                      platform_config=None, ignore_per_model_batching: bool = False,
+                      op_libraries: Sequence[str] = ()) -> CheckReport:
     """Check ``path`` (default: the model's own warmup file) against ``export_dir``.
 
     Runs under the configuration TF Serving would use: ``batching_parameters``,
@@ -84,7 +85,8 @@ def check_warmup_file(export_dir: str, *, path: str | None = None,
         # As the server: num_request_iterations runs per record on num_model_warmup_threads
         # threads; twice at least when an XLA compile cost is to be measured.
         runs = max(server.num_request_iterations, 2 if xla else 1)
-        with Replayer(export_dir, tags, batching, session_config=server.session_config) as replayer:
+        with Replayer(export_dir, tags, batching, session_config=server.session_config,
+                      op_libraries=op_libraries) as replayer:
             report.replayed = True
             for result in replayer.run_all(sorted(prepared.items()), iterations=runs,
                                            threads=server.num_model_warmup_threads):

@@ -30,7 +30,8 @@ Ship TensorFlow SavedModels with a correct TF Serving warmup file.
   tfwarm check --model-config-file models.config
 
 Exit status: 0 success; 1 a model or file breaks a rule, or a record failed replay;
-2 bad input (missing model, bad option or file); 3 an internal error (please report it).
+2 bad input (missing model, bad option or file). An unexpected error is exit 1,
+reported in one line (please report it; -v shows the traceback).
 Run 'tfwarm COMMAND --help' for the options of a command."""
 
 FLEET_EPILOG = """\
@@ -103,13 +104,14 @@ def _single(args: argparse.Namespace) -> int:
         ok = True
     elif args.command == "add":
         result = tw.add_warmup(args.export_dir, cli_args.config_from_args(args))
-        ok = result.ok
+        ok = result.ok or (args.no_replay and result.path is not None)  # written, as asked
     else:
         config = cli_args.config_from_args(args)
         result = tw.check(args.export_dir, path=cli_args.local_file_arg(args.file), tags=tuple(config.tags),
                           batching_parameters=config.batching_parameters, replay=not args.no_replay,
                           platform_config=config.platform_config,
-                          ignore_per_model_batching=config.ignore_per_model_batching)
+                          ignore_per_model_batching=config.ignore_per_model_batching,
+                          op_libraries=config.op_libraries)
         if args.file and fileargs.is_stream(args.file):
             result.path = fileargs.describe(args.file)  # not the private copy it was read into
         ok = result.ok
@@ -168,7 +170,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             traceback.print_exc()
         print(f"tfwarm {args.command}: internal error: {type(e).__name__}: {e}. Please report it "
               "(rerun with -v for the traceback).", file=sys.stderr)
-        return 3
+        return 1
 
 
 if __name__ == "__main__":

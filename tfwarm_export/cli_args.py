@@ -179,6 +179,10 @@ MODEL_FLAGS: list[Flag] = [
     Flag(("--batching-parameters",), "batching_parameters", dict(
         metavar="FILE", help="the file given to tensorflow_model_server --batching_parameters_file; "
                              "'-' reads it from stdin"), load_batching_arg),
+    Flag(("--op-library",), "op_libraries", dict(
+        action="append", default=[], metavar="PATH",
+        help="custom op kernel library (.so) loaded with tf.load_op_library before the model "
+             "(TF Text / TF-DF ops TF Serving links are imported automatically); repeatable"), tuple),
     Flag(("--platform-config-file",), "platform_config", dict(
         metavar="FILE", help="the file given to tensorflow_model_server --platform_config_file: "
                              "replay under its batching, warmup options and session config")),
@@ -186,7 +190,7 @@ MODEL_FLAGS: list[Flag] = [
         action="store_true", help="ignore DIR/batching_params.pbtxt (for servers run without "
                                   "--enable_per_model_batching_params)")),
 ]
-"""Flags every subcommand takes: which MetaGraph, and TF Serving's batching."""
+"""Flags every subcommand takes: which MetaGraph, TF Serving's batching, op libraries."""
 
 PLAN_FLAGS: list[Flag] = [
     Flag(("--batch-sizes",), "batch_sizes", dict(

@@ -76,6 +76,8 @@ class WarmupConfig:
       multi_inference: also emit MultiInference records for classify/regress
         signatures that share one input.
       include_stateful: warm signatures that mutate variables or tables.
+      op_libraries: custom kernel libraries (``.so``) loaded with ``tf.load_op_library``
+        before the model is loaded (TF Text / TF-DF ops are imported automatically).
       image_size: ``(height, width)`` (or one int) of the images written for string
         inputs an image decoder reads, instead of the graph's resize target (or
         224x224); a dict ``{"alias" | "sig/alias": (h, w)}`` sets it per input.
@@ -110,6 +112,7 @@ class WarmupConfig:
     overwrite: bool = False
     multi_inference: bool = False
     include_stateful: bool = False
+    op_libraries: Sequence[str] = ()
     image_size: Any = None
     platform_config: Any = None
     ignore_per_model_batching: bool = False

@@ -18,6 +18,10 @@ class SignatureError(TfwarmError):
     """A signature is unknown, or cannot be fed the way TF Serving feeds it."""
 
 
+class OpLibraryError(SavedModelError):
+    """The graph uses ops this process cannot register (TF Text, TF-DF, custom kernels)."""
+
+
 class BatchingError(TfwarmError):
     """Batch sizes or a BatchingParameters file are invalid."""
 

@@ -252,7 +252,8 @@ def run_version(target: VersionTarget, action: str, config: Any, per_model_batch
             row.notes.append(note)
         if action == CHECK:
             report = api.check(target.path, tags=tuple(config.tags), batching_parameters=batching,
-                               replay=config.replay, ignore_per_model_batching=True)
+                               replay=config.replay, ignore_per_model_batching=True,
+                               op_libraries=config.op_libraries)
             row.records = report.num_records
             if not report.ok:
                 raise TfwarmError("\n".join(report.problems))
@@ -262,7 +263,8 @@ def run_version(target: VersionTarget, action: str, config: Any, per_model_batch
             if not config.overwrite and tf.io.gfile.exists(warmup_path(target.path)):
                 try:
                     report = api.check(target.path, tags=tuple(config.tags), batching_parameters=batching,
-                                       replay=config.replay, ignore_per_model_batching=True)
+                                       replay=config.replay, ignore_per_model_batching=True,
+                                       op_libraries=config.op_libraries)
                 except TfwarmError as e:
                     problems = [str(e)]
                 else:

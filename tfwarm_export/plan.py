@@ -8,19 +8,23 @@ listed in ``skipped`` with the reason instead of becoming a failing record.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+import numpy as np
 import tensorflow as tf
 
 from tfwarm_export import analysis
-from tfwarm_export.batching import BatchingConfig, resolve_batch_sizes
+from tfwarm_export.batching import BatchingConfig, padding_note, resolve_batch_sizes
 from tfwarm_export.config import DEFAULT_DIM_SIZE, WarmupConfig
 from tfwarm_export.domains import Domain
 from tfwarm_export.errors import DatasetError, PlanError, SignatureError
 from tfwarm_export.example_spec import ExampleSpec
 from tfwarm_export.keys import validate_keys
+from tfwarm_export.plan_inputs import (Skip, composite_batching_reason, composite_input,
+                                       composite_part_shape, logical_signature, lookup)
 from tfwarm_export.traffic import (DataSample, TrafficSelection, check_selection, sample_dataset,
                                    sample_traffic, traffic_plan)
 from tfwarm_export.serving_config import ServerSettings, resolve_server
@@ -50,6 +54,7 @@ class InputPlan:
     example_spec: ExampleSpec | None = None
     feature_domains: Mapping[str, Domain] = field(default_factory=dict)
     defaulted_axes: tuple[int, ...] = ()  # unknown dims sized by DEFAULT_DIM_SIZE, not by user/data
+    composite: analysis.Component | None = None  # kind "composite": one part of a ragged/sparse input
 
     def to_dict(self) -> dict:
         d: dict[str, Any] = {"alias": self.alias, "tensor": self.tensor, "dtype": self.dtype.name,
@@ -62,6 +67,10 @@ class InputPlan:
             d["example_spec"] = self.example_spec.to_dict()
         if self.feature_domains:
             d["feature_domains"] = {k: v.describe() for k, v in sorted(self.feature_domains.items())}
+        if self.composite is not None:
+            d["composite"] = {"part": self.composite.describe(), "shape": list(self.composite.sizes)}
+            if self.composite.confirmed_by:
+                d["composite"]["confirmed_by"] = list(self.composite.confirmed_by)
         return d
 
 
@@ -150,7 +159,7 @@ class WarmupPlan:
         for sig, recs in sorted(by_sig.items()):
             shapes = ", ".join(f"{i.alias}{list(i.shape)}" + (f" {i.domain.source}" if i.domain is not None
                                                                and i.domain.encoding is not None else "")
-                               for i in recs[0].inputs)
+                               for i in recs[0].inputs) or "no inputs"
             sizes = [str(s) for s in sorted({r.batch_size for r in recs}, key=lambda b: b or 0)]
             lines.append(f"  {sig}: {recs[0].request_type} x{len(recs)} "
                          f"(batch {', '.join(sizes)}; e.g. {shapes})")
@@ -165,17 +174,6 @@ class WarmupPlan:
         if self.server is not None:
             lines += self.server.summary_lines()
         return "\n".join(lines)
-
-
-class _Skip(Exception):
-    """A signature TF Serving could never run; becomes a ``skipped`` entry."""
-
-
-def _lookup(mapping: Mapping[str, Any], sig: str, alias: str) -> Any:
-    for key in (f"{sig}/{alias}", alias):
-        if key in mapping:
-            return mapping[key]
-    return None
 
 
 def _is_float(dtype: tf.DType) -> bool:
@@ -231,7 +229,7 @@ def choose_request_type(sig: SignatureInfo) -> tuple[str, str | None]:
     if sig.method_name == PREDICT_METHOD:
         if not dense:
             bad = [a for a, s in sig.inputs.items() if s.encoding != "dense"]
-            raise _Skip(f"inputs {bad} are sparse/composite tensors; the Predict API feeds dense "
+            raise Skip(f"inputs {bad} are sparse/composite tensors; the Predict API feeds dense "
                         "tensors only, so TF Serving can never run this signature")
         return PREDICT, None
     if sig.method_name in (CLASSIFY_METHOD, REGRESS_METHOD):
@@ -240,8 +238,8 @@ def choose_request_type(sig: SignatureInfo) -> tuple[str, str | None]:
             return (CLASSIFY if sig.method_name == CLASSIFY_METHOD else REGRESS), None
         if dense:
             return PREDICT, f"{problem}; warmed through the Predict API instead"
-        raise _Skip(problem)
-    raise _Skip(f"method_name {sig.method_name!r} is not predict/classify/regress; every TF Serving "
+        raise Skip(problem)
+    raise Skip(f"method_name {sig.method_name!r} is not predict/classify/regress; every TF Serving "
                 "API refuses to run it")
 
 
@@ -250,7 +248,7 @@ def _input_shapes(sig: SignatureInfo, spec: TensorSpec, config: WarmupConfig
     """The declared shape (after user ``shapes``), its non-batch variants, and the
     axes that fell back to ``DEFAULT_DIM_SIZE``."""
     shape = spec.shape
-    user_shape = _lookup(config.shapes, sig.name, spec.alias)
+    user_shape = lookup(config.shapes, sig.name, spec.alias)
     if user_shape is not None:
         user_shape = tuple(None if (d is None or int(d) < 0) else int(d) for d in user_shape)
         if shape is not None and (len(user_shape) != len(shape) or any(
@@ -259,11 +257,11 @@ def _input_shapes(sig: SignatureInfo, spec: TensorSpec, config: WarmupConfig
                             f"compatible with the signature's {spec.shape_str()}.")
         shape = user_shape
     if shape is None:
-        raise _Skip(
+        raise Skip(
             f"input {spec.alias!r} of signature {sig.name!r} has unknown rank, so no shape can be "
             f"synthesised. Give one: shapes={{'{sig.name}/{spec.alias}': (None, 16)}} in Python, or "
             f"--shape {sig.name}/{spec.alias}=-1,16 on the command line (-1 marks the batch dim).")
-    dims = _lookup(config.dim_sizes, sig.name, spec.alias) or {}
+    dims = lookup(config.dim_sizes, sig.name, spec.alias) or {}
     per_axis: list[list[int]] = []
     defaulted: list[int] = []
     for axis, d in enumerate(shape):
@@ -293,7 +291,7 @@ def _data_variants(sample: Any, per_input: dict[str, dict], config: WarmupConfig
     """
     buckets = {key: sizes for key, sizes in sample.buckets(max_buckets, config.bucket_quantiles).items()
                if key[0] in per_input and per_input[key[0]]["kind"] == "tensor"
-               and not (_lookup(config.dim_sizes, sig.name, key[0]) or {}).get(key[1])}
+               and not (lookup(config.dim_sizes, sig.name, key[0]) or {}).get(key[1])}
     if not buckets:
         return [{}]
     n = max(len(v) for v in buckets.values())
@@ -310,27 +308,119 @@ def _plan_signature(model: ModelSignatures, sig: SignatureInfo, config: WarmupCo
     if not config.include_stateful:
         stateful = analysis.find_stateful_ops(model.meta_graph, [s.name for s in sig.outputs.values()])
         if stateful:
-            raise _Skip(f"it mutates model state ({', '.join(stateful[:3])}); replaying it at every "
+            raise Skip(f"it mutates model state ({', '.join(stateful[:3])}); replaying it at every "
                         "load would change the model. Pass include_stateful=True to warm it anyway")
+    problems = [f"input {s.alias!r} ({s.name}): {s.problem}" for s in sig.inputs.values() if s.problem]
+    if problems:
+        raise Skip("; ".join(problems) + ". Re-export the model so the SignatureDef records each "
+                    "input's dtype")
     feeds = [sig.inputs[a] for a in sig.required_inputs]
-    if not feeds:
-        raise _Skip("it has no inputs without defaults; there is nothing to feed")
+    if not feeds and request_type == PREDICT and sample is None:
+        return _defaulted_records(model, sig, config, batch_sizes, batching, notes)
+    return _plan_feeds(model, sig, feeds, config, batch_sizes, batching, notes, request_type,
+                       sample, max_buckets)
 
+
+NO_INPUT_BATCHING_REASON = (
+    "it has no inputs, and TF Serving's batching session refuses a run without input tensors "
+    "(\"Batching Run() must have at least one input tensor\"), so every request to it fails with "
+    "batching on. Serve it from a model loaded without --enable_batching")
+
+
+def _defaulted_records(model: ModelSignatures, sig: SignatureInfo, config: WarmupConfig,
+                       batch_sizes: tuple[int, ...], batching: BatchingConfig | None,
+                       notes: list[str]) -> list[PlannedRecord]:
+    """Records for a signature a request may leave empty: no inputs, or every input defaulted.
+
+    TF Serving fills every missing alias with its ``defaults`` tensor, so an empty request
+    runs the defaults; traffic that feeds the inputs with other shapes is a different run,
+    warmed as well (a fed record shaped exactly like the defaults would repeat the empty one).
+    """
+    defaults = {a: np.asarray(sig.defaults[a]) for a in sorted(sig.inputs)}
+    dims0 = {v.shape[0] for v in defaults.values() if v.ndim >= 1}
+    scalars = sorted(a for a, v in defaults.items() if v.ndim == 0)
+    batch = dims0.pop() if len(dims0) == 1 and not scalars else None
+    records: list[PlannedRecord] = []
+    if batching is not None and not sig.inputs:
+        raise Skip(NO_INPUT_BATCHING_REASON)
+    why_not = None
+    if batching is not None:
+        if scalars:
+            why_not = f"the default of {scalars} is rank 0 and the batching session needs a batch dimension"
+        elif batch is None:
+            why_not = "the defaults do not share one 0th dimension, which the batching session needs"
+        elif batch > batching.max_batch_size:
+            why_not = f"the defaults' batch {batch} exceeds max_batch_size {batching.max_batch_size}"
+        else:
+            padded = batching.padded_size(batch)
+            fixed = sorted(a for a, s in sig.inputs.items() if s.shape and s.shape[0] not in (None, padded))
+            if fixed:
+                why_not = (f"the batching session pads the defaults' batch {batch} to {padded}, but "
+                           f"{fixed} fix the batch dimension at {sig.inputs[fixed[0]].shape[0]}")
+    if why_not is None:
+        records.append(PlannedRecord(signature=sig.name, request_type=PREDICT, batch_size=batch,
+                                     inputs=(), source="defaults"))
+    if sig.inputs:
+        try:
+            fed = _plan_feeds(model, sig, [sig.inputs[a] for a in sorted(sig.inputs)], config,
+                              batch_sizes, batching, notes, PREDICT, None, None)
+        except Skip as e:
+            if not records:
+                raise Skip(f"a request without inputs fails with batching on ({why_not}), and "
+                            f"feeding the defaulted inputs cannot be planned either: {e}") from None
+            notes.append(f"{sig.name}: warmed with its defaults only; feeding the defaulted inputs "
+                         f"cannot be planned ({e})")
+            fed = []
+        for r in fed:
+            if all(tuple(i.shape) == defaults[i.alias].shape for i in r.inputs):
+                continue  # the same Session run as the empty request
+            records.append(dataclasses.replace(r, variant=r.variant + 1))
+        if why_not is not None:
+            if not records:
+                raise Skip(f"a request without inputs fails with batching on ({why_not}), and fed "
+                            "requests would repeat the defaults' shapes")
+            notes.append(f"{sig.name}: no record without inputs under batching ({why_not}); "
+                         "only requests that feed the defaulted inputs are warmed")
+    if why_not is None:
+        notes.append(f"{sig.name}: " + ("no inputs; warmed with an empty request" if not sig.inputs else
+                                    f"every input has a default; warmed with an empty request (TF "
+                                    f"Serving feeds the defaults){' and with fed inputs' if len(records) > 1 else ''}"))
+    return records
+
+
+def _plan_feeds(model: ModelSignatures, sig: SignatureInfo, feeds: list[TensorSpec], config: WarmupConfig,
+                batch_sizes: tuple[int, ...], batching: BatchingConfig | None, notes: list[str],
+                request_type: str, sample: Any, max_buckets: int | None) -> list[PlannedRecord]:
+    """Records that feed ``feeds`` (normally every input without a default)."""
+    if not feeds:
+        raise Skip("it has no inputs without defaults; there is nothing to feed")
+    composites = analysis.find_composites(model.meta_graph, {s.alias: (s.name, s.dtype) for s in feeds})
+    if composites and batching is not None:
+        raise Skip(composite_batching_reason(composites))
+    if composites and sample is not None and not {c.group for c in composites.values()} <= set(sample.aliases):
+        notes.append(f"{sig.name}: the dataset has no field for its ragged/sparse inputs; values are "
+                     "synthesised")
+        sample = None
     per_input: dict[str, dict[str, Any]] = {}
     for spec in feeds:
-        override = _lookup(config.overrides, sig.name, spec.alias)
+        if spec.alias in composites:
+            per_input[spec.alias] = composite_input(model, sig, spec, composites[spec.alias], config)
+            continue
+        override = lookup(config.overrides, sig.name, spec.alias)
         domain = Domain.from_user(override) if override is not None else None
         example_spec = None
         if spec.dtype == tf.string and (request_type in (CLASSIFY, REGRESS) or spec.rank in (None, 0, 1)):
             example_spec = analysis.find_example_spec(model.meta_graph, spec.name)
         if request_type in (CLASSIFY, REGRESS) and example_spec is None and domain is None:
-            raise _Skip(f"could not find the tf.Example parser that input {spec.alias!r} ({spec.name}) "
+            raise Skip(f"could not find the tf.Example parser that input {spec.alias!r} ({spec.name}) "
                         f"feeds. Give serialized examples: overrides={{'{sig.name}/{spec.alias}': "
                         "[example.SerializeToString(), ...]}")
         if example_spec is not None and domain is None:
             shape = (() if example_spec.single else (None,)) if spec.rank in (None, 0, 1) else spec.shape
             if spec.shape is not None and len(shape) != len(spec.shape):
                 shape = spec.shape
+            if request_type in (CLASSIFY, REGRESS):
+                shape = (None,)  # the Classify/Regress API always feeds a 1-D batch of examples
             variants = [tuple(DEFAULT_DIM_SIZE if d is None else d for d in shape[1:])]
             feature_domains = analysis.find_value_domains(model.meta_graph, {spec.alias: spec.name}, example_spec,
                                                        export_dir=model.export_dir)
@@ -340,7 +430,7 @@ def _plan_signature(model: ModelSignatures, sig: SignatureInfo, config: WarmupCo
             keys = [example_spec.domain_key(f.key) for f in example_spec.context_features()]
             keys += [example_spec.domain_key(f.key, True) for f in example_spec.feature_list_features()]
             for key in list(feature_domains) + keys:
-                user = _lookup(config.overrides, sig.name, key)
+                user = lookup(config.overrides, sig.name, key)
                 if user is not None:
                     feature_domains[key] = Domain.from_user(user)
             per_input[spec.alias] = dict(spec=spec, shape=shape, variants=variants, kind="examples",
@@ -350,7 +440,7 @@ def _plan_signature(model: ModelSignatures, sig: SignatureInfo, config: WarmupCo
         shape, variants, defaulted = _input_shapes(sig, spec, config)
         if domain is None and spec.dtype == tf.string:  # bytes a graph decoder reads
             size = config.image_size
-            size = _lookup(size, sig.name, spec.alias) if isinstance(size, Mapping) else size
+            size = lookup(size, sig.name, spec.alias) if isinstance(size, Mapping) else size
             domain = analysis.find_decoder_domain(model.meta_graph, spec.name, model.export_dir, size)
         if domain is None:
             domain = analysis.find_value_domains(model.meta_graph, {spec.alias: spec.name}, None,
@@ -359,17 +449,28 @@ def _plan_signature(model: ModelSignatures, sig: SignatureInfo, config: WarmupCo
                                      domain=domain, example_spec=None, feature_domains={},
                                      defaulted=defaulted)
 
-    ranks = {a: len(p["shape"]) for a, p in per_input.items()}
+    ranks = {a: (len(p["shape"]) if p["kind"] != "composite" else 1) for a, p in per_input.items()}
     if batching is not None:
         scalars = [a for a, r in ranks.items() if r == 0]
         if scalars:
-            raise _Skip(f"inputs {scalars} are rank 0; TF Serving's batching needs every input to "
+            raise Skip(f"inputs {scalars} are rank 0; TF Serving's batching needs every input to "
                         "have a batch dimension, so every request to this signature fails with "
                         "batching on")
     batched = [a for a, r in ranks.items() if r >= 1]
-    fixed0 = {p["shape"][0] for a, p in per_input.items() if ranks[a] >= 1 and p["shape"][0] is not None}
+    fixed0 = {p["shape"][0] for a, p in per_input.items() if ranks[a] >= 1 and p["shape"][0] is not None
+              and p["kind"] != "composite"}
+    fixed0 |= {p["batch_dim"] for p in per_input.values() if p.get("batch_dim") is not None}
+    if batching is not None:  # TF Serving feeds the defaults of inputs left out: they are batched too
+        for alias in sorted(set(sig.defaults) - set(per_input)):
+            default = np.asarray(sig.defaults[alias])
+            if default.ndim == 0:
+                raise Skip(f"input {alias!r} is left to its default, a rank-0 tensor that TF Serving "
+                            "feeds with every request; its batching session needs every input to have "
+                            "a batch dimension (\"Batching Run() input tensors must have at least one "
+                            "dimension\")")
+            fixed0.add(int(default.shape[0]))
     if len(fixed0) > 1:
-        raise _Skip(f"inputs fix different batch dimensions {sorted(fixed0)}; no request can satisfy all")
+        raise Skip(f"inputs fix different batch dimensions {sorted(fixed0)}; no request can satisfy all")
     scalars = [a for a, r in ranks.items() if r == 0]
     if scalars:
         notes.append(f"{sig.name}: inputs {scalars} are rank 0 (no batch dimension); they cannot be "
@@ -380,7 +481,11 @@ def _plan_signature(model: ModelSignatures, sig: SignatureInfo, config: WarmupCo
         only = fixed0.pop()
         sizes = (only,)
         if batching is not None and only > batching.max_batch_size:
-            raise _Skip(f"its batch dimension is fixed at {only} > max_batch_size {batching.max_batch_size}")
+            raise Skip(f"its batch dimension is fixed at {only} > max_batch_size {batching.max_batch_size}")
+        if batching is not None and batching.padded_size(only) != only:
+            raise Skip(f"its batch dimension is fixed at {only}, but TF Serving's batching session pads "
+                        f"a batch of {only} to {batching.padded_size(only)} (allowed_batch_sizes), "
+                        "which that input cannot take")
         if tuple(batch_sizes) != (only,):
             notes.append(f"{sig.name}: the batch dimension is fixed at {only}; only that size is warmed")
     else:
@@ -406,11 +511,16 @@ def _plan_signature(model: ModelSignatures, sig: SignatureInfo, config: WarmupCo
                         rest[axis - 1] = size
                         defaulted.discard(axis)
                 shape = ((batch_size,) + tuple(rest)) if ranks[alias] >= 1 else ()
+                composite = None
+                if p["kind"] == "composite":
+                    composite = dataclasses.replace(p["component"], sizes=(batch_size,) + tuple(rest))
+                    shape, defaulted = composite_part_shape(composite), set()
                 inputs.append(InputPlan(alias=alias, tensor=p["spec"].name, dtype=p["spec"].dtype,
                                         shape=shape, kind=p["kind"], domain=p["domain"],
                                         example_spec=p["example_spec"],
                                         feature_domains=p["feature_domains"],
-                                        defaulted_axes=tuple(sorted(defaulted)) if ranks[alias] >= 1 else ()))
+                                        defaulted_axes=tuple(sorted(defaulted)) if ranks[alias] >= 1 else (),
+                                        composite=composite))
             records.append(PlannedRecord(signature=sig.name, request_type=request_type,
                                          batch_size=batch_size, inputs=tuple(inputs), variant=v,
                                          source="dataset" if sample is not None else "synthetic",
@@ -470,7 +580,10 @@ def make_plan(model: ModelSignatures, config: WarmupConfig | None = None,
         raise SignatureError(f"{model.export_dir} has no signatures to warm; export the model with "
                              "a serving signature (e.g. signatures={'serving_default': fn}).")
 
-    notes: list[str] = list(server.notes)
+    notes: list[str] = list(server.notes) + model.recoveries(wanted)
+    padded = padding_note(config.batch_sizes, batching)
+    if padded:
+        notes.append(padded)
     skipped: dict[str, str] = {}
     samples = _sample_datasets(model, wanted, config, notes)
     samples.update(_sample_traffic(model, wanted, config, batching, notes, samples))
@@ -479,7 +592,7 @@ def make_plan(model: ModelSignatures, config: WarmupConfig | None = None,
         try:
             per_sig[name] = _plan_signature(model, model.signatures[name], config, batch_sizes,
                                             batching, notes, samples.get(name))
-        except _Skip as why:
+        except Skip as why:
             skipped[name] = str(why)
     _fit_buckets_to_budget(model, config, batch_sizes, batching, samples, per_sig, notes)
     records = [r for name in wanted for r in per_sig.get(name, [])]
@@ -553,8 +666,8 @@ def _sample_datasets(model: ModelSignatures, wanted: list[str], config: WarmupCo
 
     if isinstance(config.dataset, Mapping) and config.dataset and all(
             isinstance(k, str) and k in model.signatures for k in config.dataset):
-        return {name: sample(ds, model.signatures[name]) for name, ds in sorted(config.dataset.items())
-                if name in wanted}
+        return {name: sample(ds, logical_signature(model, model.signatures[name]))
+                for name, ds in sorted(config.dataset.items()) if name in wanted}
     out: dict[str, Any] = {}
     cache: dict[tuple, Any] = {}
     errors: dict[str, DatasetError] = {}
@@ -566,7 +679,7 @@ def _sample_datasets(model: ModelSignatures, wanted: list[str], config: WarmupCo
                 out[name] = cache[layout]
             continue
         try:
-            cache[layout] = out[name] = sample(config.dataset, sig)
+            cache[layout] = out[name] = sample(config.dataset, logical_signature(model, sig))
         except (DatasetError, SignatureError) as e:
             cache[layout] = None
             errors[name] = e
@@ -585,19 +698,19 @@ def _fit_buckets_to_budget(model: ModelSignatures, config: WarmupConfig, batch_s
                            notes: list[str]) -> None:
     """Shrink data buckets (never batch sizes or signatures) until the plan fits 1000 records."""
     cap = config.max_buckets
+    wanted = {name: {r.bucket for r in recs} for name, recs in per_sig.items()}
     while sum(len(v) for v in per_sig.values()) > MAX_RECORDS and cap > 1:
         cap -= 1
         for name, sample in samples.items():
-            if name not in per_sig:
-                continue
-            before = {r.bucket for r in per_sig[name]}
-            per_sig[name] = _plan_signature(model, model.signatures[name], config, batch_sizes,
-                                            batching, [], sample, max_buckets=cap)
-            dropped = before - {r.bucket for r in per_sig[name]}
-            if dropped:
-                shown = sorted({f"{a}[{ax}]={n}" for b in dropped for (a, ax), n in b})
-                notes.append(f"{name}: to stay within {MAX_RECORDS} records, dataset buckets were "
-                             f"cut to {cap} per dimension; dropped {', '.join(shown)}")
+            if name in per_sig:
+                per_sig[name] = _plan_signature(model, model.signatures[name], config, batch_sizes,
+                                                batching, [], sample, max_buckets=cap)
+    for name, before in sorted(wanted.items()):  # one note per signature: the final cut
+        dropped = before - {r.bucket for r in per_sig[name]}
+        if dropped:
+            shown = sorted({f"{a}[{ax}]={n}" for b in dropped for (a, ax), n in b})
+            notes.append(f"{name}: to stay within {MAX_RECORDS} records, dataset buckets were "
+                         f"cut to {cap} per dimension; dropped {', '.join(shown)}")
 
 
 def _sample_traffic(model: ModelSignatures, wanted: list[str], config: WarmupConfig,

@@ -20,11 +20,15 @@ from tensorflow.core.protobuf import meta_graph_pb2
 from tensorflow_serving.apis import prediction_log_pb2
 
 from tfwarm_export import progress
+from tfwarm_export.analysis import tensor_facts
+from tfwarm_export.analysis.composites import DENSE_SHAPE, ROW_SPLITS, find_composites
 from tfwarm_export.batching import BatchingConfig
 from tfwarm_export.errors import SavedModelError
+from tfwarm_export.oplibs import ensure_ops
 from tfwarm_export.warmup_file import quiet_deprecations
 from tfwarm_export.signatures import (CLASSIFY_METHOD, DEFAULT_SIGNATURE, PREDICT_METHOD,
-                                      REGRESS_METHOD, tensor_spec_from_info)
+                                      REGRESS_METHOD, read_saved_model_proto, select_meta_graph,
+                                      tensor_spec_from_info)
 
 RUNNABLE_LOG_TYPES = ("predict_log", "classify_log", "regress_log", "multi_inference_log")
 
@@ -89,6 +93,9 @@ def _apply_batching(run: PreparedRun, batching: BatchingConfig | None) -> None:
     """Enforce the batching session's rules and pad to the allowed size, as TF Serving does."""
     if batching is None:
         return
+    if not run.feeds:
+        raise RecordProblem("batching: the run has no input tensors, and TF Serving's batching session "
+                            "refuses it (\"Batching Run() must have at least one input tensor\")")
     dims = set()
     for name, value in run.feeds.items():
         if value.ndim == 0:
@@ -115,6 +122,29 @@ def _batch_of(feeds: Mapping[str, np.ndarray]) -> int | None:
     return dims.pop() if len(dims) == 1 else None
 
 
+def _composite_batch(meta_graph, sig, feeds: Mapping[str, np.ndarray]) -> int | None:
+    """The request's batch when some inputs are parts of a ragged/sparse value: the number of
+    rows its row_splits or dense_shape say (the parts' own 0th dimensions are not the batch)."""
+    if len(feeds) < 2 or not meta_graph.object_graph_def.concrete_functions:
+        return _batch_of(feeds)
+    parts = find_composites(meta_graph, {a: (i.name, tf.dtypes.as_dtype(i.dtype))
+                                         for a, i in sig.inputs.items() if i.dtype})
+    if not parts:
+        return _batch_of(feeds)
+    dense = {i.name: feeds[i.name] for a, i in sig.inputs.items() if a not in parts and i.name in feeds}
+    rows = set()
+    for alias, part in parts.items():
+        value = feeds.get(sig.inputs[alias].name)
+        if value is None:
+            continue
+        if part.role == ROW_SPLITS and part.level == 1 and value.ndim == 1 and value.size:
+            rows.add(int(value.size) - 1)
+        elif part.role == DENSE_SHAPE and value.ndim == 1 and value.size:
+            rows.add(int(value[0]))
+    rows |= {v.shape[0] for v in dense.values() if v.ndim >= 1}
+    return rows.pop() if len(rows) == 1 else None
+
+
 def _prepare_predict(log, meta_graph) -> PreparedRun:
     request = log.predict_log.request
     name, sig = _sig(meta_graph, request.model_spec.signature_name)
@@ -138,8 +168,12 @@ def _prepare_predict(log, meta_graph) -> PreparedRun:
         proto = request.inputs[alias]
         if proto.dtype != info.dtype:
             got = tf.dtypes.as_dtype(proto.dtype).name if proto.dtype else "DT_INVALID"
-            raise RecordProblem(f"signature {name!r}: input {alias!r} has dtype {got}, the signature "
-                                f"expects {spec.dtype.name}")
+            # TF Serving does not compare dtypes; Session::Run needs the graph tensor's dtype,
+            # which a legacy SignatureDef may misstate (or leave DT_INVALID).
+            graph = tensor_facts.graph_tensor(meta_graph, spec.name, infer=False)
+            if graph is None or graph.dtype is None or graph.dtype.as_datatype_enum != proto.dtype:
+                raise RecordProblem(f"signature {name!r}: input {alias!r} has dtype {got}, the signature "
+                                    f"expects {spec.dtype.name}")
         try:
             value = tf.make_ndarray(proto)
         except Exception as e:  # malformed TensorProto content
@@ -154,7 +188,7 @@ def _prepare_predict(log, meta_graph) -> PreparedRun:
             raise RecordProblem(f"signature {name!r}: output_filter alias {alias!r} not in "
                                 f"{sorted(sig.outputs)}")
     fetches = {f"{name}/{a}": sig.outputs[a].name for a in wanted}
-    return PreparedRun("predict_log", (name,), feeds, fetches, _batch_of(feeds),
+    return PreparedRun("predict_log", (name,), feeds, fetches, _composite_batch(meta_graph, sig, feeds),
                        soft_checks=[_check_output_batch])
 
 
@@ -213,7 +247,11 @@ def _example_signature(meta_graph, sig_name: str, method: str):
         raise RecordProblem(f"{short} signature {name!r} needs exactly one input named 'inputs', has "
                             f"{sorted(sig.inputs)}")
     info = sig.inputs["inputs"]
-    if info.dtype != tf.string.as_datatype_enum:
+    # TF Serving's Classify/Regress never read this dtype; they feed strings to the tensor,
+    # so what matters is the graph's dtype (legacy exports record float for a string placeholder).
+    graph = (tensor_facts.graph_tensor(meta_graph, info.name, infer=False)
+             if info.dtype != tf.string.as_datatype_enum else None)
+    if info.dtype != tf.string.as_datatype_enum and (graph is None or graph.dtype != tf.string):
         raise RecordProblem(f"{short} signature {name!r}: input 'inputs' is "
                             f"{tf.dtypes.as_dtype(info.dtype).name}, but {short} feeds serialized "
                             "tf.Example strings")
@@ -306,11 +344,16 @@ class Replayer:
     """A SavedModel loaded the way TF Serving loads it: a graph in a Session."""
 
     def __init__(self, export_dir: str, tags: Sequence[str] = ("serve",),
-                 batching: BatchingConfig | None = None, session_config=None):
+                 batching: BatchingConfig | None = None, session_config=None,
+                 op_libraries: Sequence[str] = ()):
         """``session_config``: the ``ConfigProto`` TF Serving builds the Session with
-        (``serving_config.resolve_server``); None is TF's default, as the server's flags give."""
+        (``serving_config.resolve_server``); None is TF's default, as the server's flags give.
+        ``op_libraries``: kernel libraries loaded before the model (see ``oplibs``)."""
         self.export_dir = export_dir
         self.batching = batching
+        # TF Serving's model server links TF Text/TF-DF ops; list and load them before loading.
+        ensure_ops(select_meta_graph(read_saved_model_proto(export_dir), list(tags), export_dir),
+                   op_libraries, export_dir)
         self.graph = tf.Graph()
         self.session = tf.compat.v1.Session(graph=self.graph, config=session_config)
         start = time.perf_counter()
@@ -341,7 +384,7 @@ class Replayer:
         except tf.errors.OpError as e:
             raise RecordProblem(f"TensorFlow error: {type(e).__name__}: {_tf_message(e)}") from None
         except (ValueError, TypeError) as e:  # the Session's own feed checks (shape/dtype vs placeholder)
-            raise RecordProblem(f"the Session refused the feed: {e}") from None
+            raise RecordProblem(f"signature {prepared.signature!r}: the Session refused the feed: {e}") from None
         ms = (time.perf_counter() - start) * 1000
         outputs = dict(zip(keys, (np.asarray(v) for v in values)))
         n = prepared.batch_size

@@ -62,7 +62,8 @@ class WarmupReport:
 
     @property
     def ok(self) -> bool:
-        return all(r.ok for r in self.results)
+        """True only when every record was replayed and passed: nothing replayed is not ok."""
+        return self.replayed and bool(self.results) and all(r.ok for r in self.results)
 
     @property
     def failures(self) -> list[RecordResult]:
@@ -101,7 +102,7 @@ class WarmupReport:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True, default=str)
 
     def summary(self) -> str:
-        head = "wrote" if self.path and self.ok else "did NOT write"
+        head = "wrote" if self.path else "did NOT write"
         copies = f" x {self.plan.copies} copies" if self.plan.copies > 1 else ""
         lines = [f"tfwarm: {head} {len(self.plan.records)} warmup record(s){copies} "
                  f"to {self.path or self.export_dir}"]
@@ -121,7 +122,8 @@ class WarmupReport:
                              f"the warmup file moves ~{self.cold_ms - self.warm_ms:.0f} ms of cold-start "
                              "cost from the first requests to model load.")
         else:
-            lines += ["", "Replay skipped (replay=False): the file was not run against the model."]
+            lines += ["", "Replay skipped (replay=False): the file was not run against the model, so "
+                          "nothing is verified (ok is False); run `tfwarm check` on it."]
         for sig, w in sorted(self.xla_warnings.items()):
             lines.append(f"  WARNING {sig}: {w}")
         lines += ["", f"Privacy: {self.privacy}"]
@@ -158,6 +160,8 @@ class CheckReport:
 
     def summary(self) -> str:
         verdict = "OK" if self.ok else f"{len(self.problems)} problem(s)"
+        if self.ok and not self.replayed:
+            verdict += " (static checks only; not replayed)"
         lines = [f"tfwarm check {self.path}: {verdict} ({self.num_records} record(s))"]
         lines += [f"  problem: {p}" for p in self.problems]
         lines += [f"  warning: {w}" for w in self.warnings]

@@ -300,7 +300,8 @@ def _rmtree_quietly(path: str | None) -> None:
             if tf.io.gfile.exists(path):
                 remove_tree(path)
         else:
-            shutil.rmtree(path, ignore_errors=True)
+            shutil.rmtree(path, onerror=lambda _f, p, exc: log.warning(
+                "could not remove %s: %s", p, exc[1]) if os.path.lexists(p) else None)
     except (tf.errors.OpError, OSError) as e:
         log.warning("could not remove %s: %s", path, e)
 

@@ -7,6 +7,7 @@ alike.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
@@ -17,6 +18,7 @@ from google.protobuf import message as pb_message
 from google.protobuf import text_format
 from tensorflow.core.protobuf import meta_graph_pb2, saved_model_pb2
 
+from tfwarm_export.analysis import tensor_facts
 from tfwarm_export.errors import SavedModelError, SignatureError
 
 DEFAULT_TAGS: tuple[str, ...] = ("serve",)
@@ -44,6 +46,8 @@ class TensorSpec:
     dtype: tf.DType
     shape: Shape | None
     encoding: str = "dense"
+    recovered: str = ""  # what was taken from the graph instead of the TensorInfo, and why
+    problem: str = ""  # why the TensorInfo cannot be used as is (e.g. DT_INVALID, not recoverable)
 
     @property
     def rank(self) -> int | None:
@@ -61,6 +65,8 @@ class TensorSpec:
             "dtype": self.dtype.name,
             "shape": None if self.shape is None else list(self.shape),
             "encoding": self.encoding,
+            **({"recovered": self.recovered} if self.recovered else {}),
+            **({"problem": self.problem} if self.problem else {}),
         }
 
 
@@ -98,6 +104,12 @@ class ModelSignatures:
     signatures: Mapping[str, SignatureInfo]
     meta_graph: meta_graph_pb2.MetaGraphDef
 
+    def recoveries(self, names: Sequence[str] | None = None) -> list[str]:
+        """One line per input whose dtype or shape came from the graph, for the plan's notes."""
+        return [f"{s.name}/{spec.alias}: {spec.recovered}" for s in self.signatures.values()
+                if names is None or s.name in names
+                for spec in s.inputs.values() if spec.recovered]
+
     def get(self, name: str) -> SignatureInfo:
         try:
             return self.signatures[name]
@@ -115,27 +127,82 @@ def _shape_from_proto(proto) -> Shape | None:
 
 
 def tensor_spec_from_info(alias: str, info: meta_graph_pb2.TensorInfo) -> TensorSpec:
+    """The TensorInfo as written. A missing ``tensor_shape`` is an unknown shape (old TF1
+    exports omit it), never a scalar; a missing dtype is reported in ``problem``."""
     encoding = info.WhichOneof("encoding") or "name"
     name = info.name if encoding == "name" else ""
     if encoding == "coo_sparse":
         name = info.coo_sparse.values_tensor_name
+    problem = ""
+    try:
+        dtype = tf.dtypes.as_dtype(info.dtype) if info.dtype else None
+    except TypeError:
+        dtype = None
+    if dtype is None:
+        problem = f"its TensorInfo has no valid dtype ({info.dtype})"
     return TensorSpec(
         alias=alias,
         name=name,
-        dtype=tf.dtypes.as_dtype(info.dtype) if info.dtype else tf.float32,
-        shape=_shape_from_proto(info.tensor_shape),
+        # float32 only fills the field; ``problem`` marks it unusable until the graph says.
+        dtype=dtype if dtype is not None else tf.float32,
+        shape=_shape_from_proto(info.tensor_shape) if info.HasField("tensor_shape") else None,
         encoding={"name": "dense", "coo_sparse": "coo_sparse"}.get(encoding, "composite"),
+        problem=problem,
     )
 
 
-def signature_from_def(name: str, sig: meta_graph_pb2.SignatureDef) -> SignatureInfo:
+def _reconcile(meta_graph: meta_graph_pb2.MetaGraphDef, info: meta_graph_pb2.TensorInfo,
+               spec: TensorSpec) -> TensorSpec:
+    """Align an input's spec with the graph tensor it names: ``Session::Run`` follows the graph.
+
+    A missing shape is recovered from the placeholder or TF shape inference; a dtype the
+    graph contradicts (or DT_INVALID) becomes the graph's dtype; ``recovered`` says so.
+    """
+    if spec.encoding != "dense":
+        return spec
+    shape_missing = not info.HasField("tensor_shape")
+    needs_inference = shape_missing or bool(spec.problem)
+    facts = tensor_facts.graph_tensor(meta_graph, spec.name, infer=needs_inference)
+    if facts is None:
+        if spec.problem:
+            return dataclasses.replace(spec, problem=spec.problem + " and the graph has no tensor "
+                                       f"{spec.name!r} to read it from")
+        return spec
+    changes: dict = {}
+    said = []
+    if facts.dtype is not None and (spec.problem or facts.dtype != spec.dtype):
+        declared = "DT_INVALID" if spec.problem else spec.dtype.name
+        changes.update(dtype=facts.dtype, problem="")
+        said.append(f"dtype {facts.dtype.name} from the graph ({facts.source}); the SignatureDef "
+                    f"says {declared}, but Session.run only accepts {facts.dtype.name}")
+    if shape_missing:
+        changes["shape"] = facts.shape
+        said.append("no tensor_shape in the SignatureDef; shape "
+                    + ("unknown" if facts.shape is None else
+                       "(" + ", ".join("?" if d is None else str(d) for d in facts.shape) + ")")
+                    + f" from the graph ({facts.source})")
+    if not changes:
+        return spec
+    return dataclasses.replace(spec, recovered="; ".join(said), **changes)
+
+
+def signature_from_def(name: str, sig: meta_graph_pb2.SignatureDef,
+                       meta_graph: meta_graph_pb2.MetaGraphDef | None = None) -> SignatureInfo:
+    """Decode one SignatureDef; with ``meta_graph``, inputs are reconciled with the graph."""
     defaults = {}
     for alias, proto in sig.defaults.items():
-        defaults[alias] = tf.make_ndarray(proto)
+        try:
+            defaults[alias] = tf.make_ndarray(proto)
+        except (TypeError, ValueError) as e:
+            raise SavedModelError(f"signature {name!r}: the default value of input {alias!r} cannot "
+                                  f"be decoded ({e}); re-export the model.") from None
+    inputs = {a: tensor_spec_from_info(a, i) for a, i in sorted(sig.inputs.items())}
+    if meta_graph is not None:
+        inputs = {a: _reconcile(meta_graph, sig.inputs[a], s) for a, s in inputs.items()}
     return SignatureInfo(
         name=name,
         method_name=sig.method_name,
-        inputs={a: tensor_spec_from_info(a, i) for a, i in sorted(sig.inputs.items())},
+        inputs=inputs,
         outputs={a: tensor_spec_from_info(a, i) for a, i in sorted(sig.outputs.items())},
         defaults=defaults,
     )
@@ -197,7 +264,7 @@ def read_signatures(export_dir: str, tags: Sequence[str] = DEFAULT_TAGS) -> Mode
     proto = read_saved_model_proto(export_dir)
     mg = select_meta_graph(proto, tags, export_dir)
     sigs = {
-        name: signature_from_def(name, sig)
+        name: signature_from_def(name, sig, mg)
         for name, sig in sorted(mg.signature_def.items())
         if name != INIT_OP_SIGNATURE
     }

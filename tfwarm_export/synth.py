@@ -14,6 +14,7 @@ from typing import Any, Sequence
 import numpy as np
 import tensorflow as tf
 
+from tfwarm_export.composite_values import composite_from_sample, composite_values
 from tfwarm_export.domains import Domain
 from tfwarm_export.encoders import encode_array
 from tfwarm_export.errors import PlanError
@@ -112,6 +113,13 @@ def synthesize(dtype: tf.DType, shape: Sequence[int], rng: np.random.Generator,
         "request either. Remove it from the signature or give an override.")
 
 
+def _composite_part_values(strategy: str):
+    """How a composite's values part is filled: the planned domain, or its safe value."""
+    def make(dtype: tf.DType, shape: tuple, rng: np.random.Generator, domain: Domain | None) -> np.ndarray:
+        return synthesize(dtype, shape, rng, safe_domain(dtype, domain) if strategy == SAFE else domain)
+    return make
+
+
 PLANNED, SAFE = "planned", "safe"
 """Value strategies: the plan's values, then a conservative retry (zeros, empty
 strings, the lowest value of a known domain) for records that fail replay."""
@@ -148,6 +156,13 @@ def record_values(record, seed: int, strategy: str = PLANNED, sample: Any = None
         make = sample.synthesize if privacy == "shapes_only" else sample.batches
         data = make(record.batch_size or 1, bucket or None, rng)
         for inp in record.inputs:
+            if inp.kind == "composite":  # rebuilt from whole sampled rows, parts consistent
+                if inp.alias not in values:
+                    parts = [i for i in record.inputs if i.composite and i.composite.group == inp.composite.group]
+                    values.update(composite_from_sample(parts, sample, rng, privacy, _composite_part_values(PLANNED)))
+                    how.update({p.alias: f"{p.composite.describe()} from {sample.source}"
+                                + (" (shapes_only)" if privacy == "shapes_only" else "") for p in parts})
+                continue
             value = np.asarray(data[inp.alias])
             if tuple(value.shape) != tuple(inp.shape):
                 raise PlanError(f"dataset values for {record.signature}/{inp.alias} have shape "
@@ -158,6 +173,14 @@ def record_values(record, seed: int, strategy: str = PLANNED, sample: Any = None
         return values, how
     for inp in record.inputs:
         rng = rng_for(seed, record.signature, record.batch_size, record.variant, inp.alias)
+        if inp.kind == "composite":  # all parts of one ragged/sparse value at once, consistent
+            if inp.alias not in values:
+                parts = [i for i in record.inputs if i.composite and i.composite.group == inp.composite.group]
+                made = composite_values(parts, rng, _composite_part_values(strategy), strategy == SAFE)
+                values.update(made)
+                how.update({a: f"{strategy}: {p.composite.describe()}" for a, p in
+                            ((p.alias, p) for p in parts)})
+            continue
         if inp.kind == "examples":
             domains = dict(inp.feature_domains)
             if strategy == SAFE:

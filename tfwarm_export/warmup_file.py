@@ -20,6 +20,8 @@ from tensorflow_serving.apis import prediction_log_pb2
 
 from tfwarm_export.errors import WarmupFileError
 
+log = logging.getLogger("tfwarm_export")
+
 ASSETS_EXTRA = "assets.extra"
 WARMUP_FILENAME = "tf_serving_warmup_requests"
 _GZIP_MAGIC = b"\x1f\x8b"
@@ -128,5 +130,8 @@ def _cleanup(tmp: str, created_dir: str | None) -> None:
             tf.io.gfile.remove(tmp)
         if created_dir and tf.io.gfile.exists(created_dir) and not tf.io.gfile.listdir(created_dir):
             tf.io.gfile.rmtree(created_dir)
-    except (tf.errors.OpError, OSError):
-        pass
+    except (tf.errors.OpError, OSError) as e:
+        # The failure that brought us here is what the caller raises; a leftover
+        # temp file is hidden (dot name) and harmless to TF Serving, but say so.
+        log.warning("could not remove the temporary warmup file %s: %s; delete it by hand",
+                    tmp, getattr(e, "message", e))

@@ -4,9 +4,11 @@
 each other module answers one question about an input by walking it:
 ``parse_specs`` (tf.Example features), ``value_domains`` (ids, vocabularies, bounds),
 ``stateful`` (ops that change model state), ``decoders`` (images, CSV, numbers,
-base64, raw bytes a string input is decoded as), ``xla`` (XLA compilation per shape).
-A new input kind is a new module here.
+base64, raw bytes a string input is decoded as), ``xla`` (XLA compilation per shape),
+``composites`` (which flat aliases form one ragged/sparse tensor), ``tensor_facts``
+(dtype/shape the graph gives a fed tensor). A new input kind is a new module here.
 """
+from tfwarm_export.analysis.composites import Component, CompositeSpec, find_composites
 from tfwarm_export.analysis.decoders import (find_decoder_domain, find_encoding,
                                              find_feature_decoder_domains)
 from tfwarm_export.analysis.index import GraphIndex, index_for
@@ -17,4 +19,5 @@ from tfwarm_export.analysis.xla import find_xla_compilation, xla_shape_warning
 
 __all__ = ["GraphIndex", "index_for", "find_example_spec", "find_value_domains",
            "find_stateful_ops", "is_stateful_op", "find_decoder_domain", "find_encoding",
-           "find_feature_decoder_domains", "find_xla_compilation", "xla_shape_warning"]
+           "find_feature_decoder_domains", "find_xla_compilation", "xla_shape_warning",
+           "Component", "CompositeSpec", "find_composites"]

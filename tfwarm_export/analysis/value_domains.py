@@ -7,6 +7,7 @@ feature) and says which values are valid, or nothing when the graph does not say
 """
 from __future__ import annotations
 
+import logging
 import os
 from typing import Mapping, Sequence
 
@@ -27,6 +28,8 @@ _VALUE_PASS_FIRST = frozenset({
     "BroadcastTo", "ReverseV2", "Reverse", "Cast", "GatherV2", "Gather", "GatherNd", "Pad",
     "PadV2", "MirrorPad", "Unique", "UniqueV2", "UniqueWithCounts",
 })
+
+log = logging.getLogger("tfwarm_export")
 
 
 def _value_passthrough(node: Node, pos: int) -> Sequence[int]:
@@ -142,7 +145,9 @@ def _read_vocab(path: str, node: Node) -> list | None:
     try:
         with tf.io.gfile.GFile(path, "rb") as f:
             content = f.read()
-    except (tf.errors.OpError, OSError):
+    except (tf.errors.OpError, OSError) as e:
+        log.warning("vocabulary file %s of %s cannot be read (%s); values reaching that lookup "
+                    "are not constrained to its keys", path, node.name, getattr(e, "message", e))
         return None
     lines = content.split(b"\n")
     if lines and lines[-1] == b"":

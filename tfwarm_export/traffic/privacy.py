@@ -52,7 +52,7 @@ def synthesize(sample: Any, batch_size: int, bucket: Mapping[SizeKey, int] | Non
             continue
         seen = [np.asarray(row[alias]).ravel() for row in sample.rows if alias in row]
         values = stats.draw((batch_size,) + target, dtype_np, rng, sample.vocab_min_count,
-                            avoid=np.concatenate(seen) if seen and stats.kind == "numeric" else None)
+                            avoid=np.concatenate(seen) if seen and stats.kind != "bool" else None)
         batch = np.full((batch_size,) + target, fill_value(dtype), dtype=dtype_np)
         for i, r in enumerate(chosen):
             row = sample.rows[r][alias]

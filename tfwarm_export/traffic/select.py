@@ -368,10 +368,42 @@ class DataSample:
         """``privacy="shapes_only"`` values for one request; see ``privacy.synthesize``."""
         return synthesize_shapes_only(self, batch_size, bucket, rng)
 
+    def _all_value_stats(self) -> list[tuple[str, Any]]:
+        """Every ValueStats with a label: inputs, then tf.Example features."""
+        out = [(f"input {a!r}", v) for a, v in sorted(self.value_stats.items())]
+        for alias, ex in sorted(self.example_stats.items()):
+            out += [(f"input {alias!r} feature {k!r}", f.values) for k, f in sorted(ex.context.items())]
+            out += [(f"input {alias!r} feature list {k!r}", fl.step[""].values)
+                    for k, fl in sorted(ex.feature_lists.items()) if "" in fl.step]
+        return out
+
+    def unavoidable_values(self) -> list[str]:
+        """Under ``shapes_only``: where the file can hold a value that occurs in the
+        data, because the learned domain holds nothing else, and why (never the value)."""
+        flags = []
+        for label, v in self._all_value_stats():
+            vocab = v.vocabulary(self.vocab_min_count) if v.kind == "string" else []
+            if vocab:
+                flags.append(f"{label}: strings are drawn from a vocabulary of {len(vocab)} value(s) "
+                             f"each seen at least {self.vocab_min_count} times in the data")
+            elif v.kind == "bool" and v.low is not None:
+                flags.append(f"{label}: boolean; its values are the ones seen in the data")
+            if v.sampled_emitted:
+                flags.append(f"{label}: {v.sampled_emitted} synthesised value(s) equal a value in the "
+                             "data: the learned range holds no other value (or redrawing gave up)")
+        return flags
+
     def to_dict(self, privacy: str = "copy", max_buckets: int = 8) -> dict:
         """Summary for reports. Values are summarised (ranges, vocabulary
-        sizes), never listed, so the report itself leaks no rows."""
+        sizes), never listed; under ``shapes_only`` not even the range ends
+        (each is some row's value) appear, so the report leaks no data value."""
         copies = privacy != "shapes_only"
+        value_stats = {a: s.to_dict() for a, s in sorted(self.value_stats.items())}
+        example_stats = {a: s.to_dict() for a, s in sorted(self.example_stats.items())}
+        extra: dict[str, Any] = {}
+        if not copies:
+            value_stats, example_stats = _redact_range(value_stats), _redact_range(example_stats)
+            extra["sampled_values_in_file"] = self.unavoidable_values()
         return {
             "signature": self.signature,
             "source": self.source,
@@ -384,12 +416,23 @@ class DataSample:
             "size_distributions": {key_str(key): dict(sorted(c.items()))
                                    for key, c in sorted(self.size_counts.items())},
             "buckets": {key_str(key): b for key, b in self.buckets(max_buckets).items()},
-            "value_stats": {a: s.to_dict() for a, s in sorted(self.value_stats.items())},
-            "example_stats": {a: s.to_dict() for a, s in sorted(self.example_stats.items())},
+            "value_stats": value_stats,
+            "example_stats": example_stats,
+            **extra,
             "privacy": privacy,
             "copies_user_rows": copies,
             "privacy_note": privacy_note(copies, self.source),
         }
+
+
+def _redact_range(d: Any) -> Any:
+    """``d`` with every learned ``low``/``high`` replaced by a marker (shapes_only reports)."""
+    if isinstance(d, dict):
+        out = {k: _redact_range(v) for k, v in d.items() if k not in ("low", "high")}
+        if "low" in d or "high" in d:
+            out["range"] = "learned from the data; not shown under privacy='shapes_only'"
+        return out
+    return d
 
 
 

@@ -25,6 +25,10 @@ _ALPHABET = b"abcdefghijklmnopqrstuvwxyz0123456789"
 # --------------------------------------------------------------------------- buckets
 
 
+_REDRAWS = 8
+"""Redraws of a value equal to a sampled one before it is counted as unavoidable."""
+
+
 def choose_buckets(sizes: Mapping[int, int], max_buckets: int = 8,
                    quantiles: Sequence[float] | None = None) -> list[int]:
     """Pick the lengths worth warming from a size histogram.
@@ -90,6 +94,9 @@ class ValueStats:
     vocab: Counter | None = field(default_factory=Counter)
     vocab_cap: int = VOCAB_CAP
     str_lengths: Counter = field(default_factory=Counter)
+    # Values ``draw`` emitted that equal a sampled value because the learned domain
+    # held no other (or redrawing gave up): reported, never silently kept.
+    sampled_emitted: int = 0
 
     @classmethod
     def for_dtype(cls, dtype: tf.DType, vocab_cap: int = VOCAB_CAP) -> "ValueStats":
@@ -179,24 +186,50 @@ class ValueStats:
              min_count: int = VOCAB_MIN_COUNT, avoid: np.ndarray | None = None) -> np.ndarray:
         """Fresh values of ``shape`` from the learned range/vocabulary; never a copied row.
 
-        Numbers equal to any value in ``avoid`` (the sampled rows' values) are
-        redrawn, so no sampled number lands in the file unless the learned range
-        holds nothing else (e.g. a small id range entirely seen)."""
+        Numbers equal to any value in ``avoid`` (the sampled rows' values) or to
+        the learned ``low``/``high`` (each is some scanned row's value, kept even
+        when that row is not in the sample) are redrawn; so are random strings
+        (no vocabulary) equal to a sampled string. What is still equal when the
+        domain holds nothing else (a small int range entirely seen, a constant
+        float) or after ``_REDRAWS`` tries is counted in ``sampled_emitted`` and
+        flagged in the report, never kept silently."""
         out = self._draw(shape, np_dtype, rng, min_count)
-        if avoid is None or self.kind != "numeric" or self.low is None or not out.size:
+        if not out.size or (self.kind == "string" and self.vocabulary(min_count)):
+            return out  # vocabulary strings are the learned domain itself; the report says so
+        if self.kind == "string":
+            seen = set(self.vocab or ())  # every string seen, while few enough to count
+            if avoid is not None:
+                seen.update(np.asarray(avoid, dtype=object).ravel().tolist())
+            if not seen:
+                return out
+            return self._redraw(out, lambda o: np.array([v in seen for v in o.ravel().tolist()],
+                                                        dtype=bool).reshape(o.shape),
+                                np_dtype, rng, min_count)
+        if self.kind != "numeric" or self.low is None:
             return out
-        avoid = np.unique(np.asarray(avoid).ravel())
+        ends = np.array([self.low, self.high], dtype=np.asarray(out).dtype)
+        avoid = np.unique(np.concatenate([np.asarray(avoid, dtype=out.dtype).ravel(), ends])
+                          if avoid is not None else ends)
         if self.integer and int(self.high) - int(self.low) < 1_000_000:
             pool = np.setdiff1d(np.arange(int(self.low), int(self.high) + 1), avoid)
-            if pool.size:
-                hit = np.isin(out, avoid)
-                out[hit] = pool[rng.integers(pool.size, size=int(hit.sum()))].astype(out.dtype)
-            return out
-        for _ in range(8):
             hit = np.isin(out, avoid)
+            if pool.size:
+                out[hit] = pool[rng.integers(pool.size, size=int(hit.sum()))].astype(out.dtype)
+            else:
+                self.sampled_emitted += int(hit.sum())
+            return out
+        return self._redraw(out, lambda o: np.isin(o, avoid), np_dtype, rng, min_count)
+
+    def _redraw(self, out: np.ndarray, hits, np_dtype, rng: np.random.Generator,
+                min_count: int) -> np.ndarray:
+        """Redraw ``hits(out)`` up to ``_REDRAWS`` times; count what is left."""
+        hit = hits(out)
+        for _ in range(_REDRAWS):
             if not hit.any():
-                break
+                return out
             out[hit] = self._draw((int(hit.sum()),), np_dtype, rng, min_count)
+            hit = hits(out)
+        self.sampled_emitted += int(hit.sum())
         return out
 
     def _draw(self, shape: tuple, np_dtype, rng: np.random.Generator,

@@ -107,7 +107,7 @@ def _leaf(v: Any, dtype: tf.DType, alias: str):
             if abs(v) > _FLOAT_MAX_INT[dtype]:
                 raise Dropped(f"input {alias!r}: cannot convert a JSON integer to {dtype.name} "
                               "without loss of precision")
-        elif np.isfinite(v) and dtype == tf.float32 and abs(v) > np.finfo(np.float32).max:
+        elif np.isfinite(v) and dtype == tf.float32 and abs(v) > float(np.finfo(np.float32).max):
             raise Dropped(f"input {alias!r}: cannot convert a JSON number to float without loss of precision")
         return v
     if dtype in _INT_RANGE:
@@ -288,7 +288,7 @@ def _feature_value(v: Any, name: str, feature: tf.train.Feature) -> None:
     elif isinstance(v, str):
         want("bytes_list").append(v.encode("utf-8"))
     elif isinstance(v, float):
-        if np.isfinite(v) and abs(v) > np.finfo(np.float32).max:
+        if np.isfinite(v) and abs(v) > float(np.finfo(np.float32).max):
             raise Dropped(f"feature {name!r}: cannot convert a JSON number to float without loss of precision")
         want("float_list").append(v)
     else:

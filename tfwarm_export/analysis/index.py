@@ -289,6 +289,39 @@ class GraphIndex:
         return False
 
     # ---------------------------------------------------------------- walks
+    def call_tree(self, output_tensor_names: Sequence[str]) -> Iterator[tuple[Node, list[str]]]:
+        """Every node a run fetching ``output_tensor_names`` executes, with the functions
+        it is the first to call.
+
+        Walks back through data and control inputs and into each called function's
+        returns and control returns (what a function call executes). Restore and init
+        ops hang off the graph, not off outputs, so they are not reached.
+        """
+        queue: deque[NodeKey] = deque()
+        for name in output_tensor_names:
+            ref = self.tensor_ref(name)
+            if ref is not None:
+                queue.append((ref[0], ref[1]))
+        seen: set[NodeKey] = set()
+        done: set[str] = set()
+        while queue:
+            key = queue.popleft()
+            if key in seen or key not in self.nodes:
+                continue
+            seen.add(key)
+            node = self.nodes[key]
+            queue.extend((r[0], r[1]) for r in node.inputs)
+            queue.extend(node.control_inputs)
+            new = []
+            for c in self.calls.get(key, ()):
+                if c.function in done:
+                    continue
+                done.add(c.function)
+                new.append(c.function)
+                queue.extend((r[0], r[1]) for r in self.returns.get(c.function, ()) if r is not None)
+                queue.extend(self.control_returns.get(c.function, ()))
+            yield node, new
+
     def walk_forward(self, start: Ref, passthrough: Callable[[Node, int], Sequence[int]],
                      follow_calls: bool = True) -> Iterator[tuple[Node, int]]:
         """Yield every (consumer node, input position) the tensor ``start`` reaches.

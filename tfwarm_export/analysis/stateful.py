@@ -5,10 +5,9 @@ that writes a variable or a table would change the model each time it loads.
 """
 from __future__ import annotations
 
-from collections import deque
 from typing import Sequence
 
-from tfwarm_export.analysis.index import NodeKey, index_for
+from tfwarm_export.analysis.index import index_for
 
 # Op types that change model state. Reached from a signature's outputs, they
 # mean replaying the signature at load time mutates the model.
@@ -42,30 +41,7 @@ def find_stateful_ops(meta_graph_def, output_tensor_names: Sequence[str]) -> lis
     control returns, which is what a function call executes). Restore and
     init ops hang off the graph, not off outputs, so they are not counted.
     """
-    idx = index_for(meta_graph_def)
-    queue: deque[NodeKey] = deque()
-    for name in output_tensor_names:
-        ref = idx.tensor_ref(name)
-        if ref is not None:
-            queue.append((ref[0], ref[1]))
-    seen: set[NodeKey] = set()
-    found: set[str] = set()
-    done_functions: set[str] = set()
-    while queue:
-        key = queue.popleft()
-        if key in seen or key not in idx.nodes:
-            continue
-        seen.add(key)
-        node = idx.nodes[key]
-        if is_stateful_op(node.op):
-            found.add(f"{node.op} at {node.qualified_name}")
-        for ref in node.inputs:
-            queue.append((ref[0], ref[1]))
-        queue.extend(node.control_inputs)
-        for c in idx.calls.get(key, ()):
-            if c.function in done_functions:
-                continue
-            done_functions.add(c.function)
-            queue.extend((r[0], r[1]) for r in idx.returns.get(c.function, ()) if r is not None)
-            queue.extend(idx.control_returns.get(c.function, ()))
+    found = {f"{node.op} at {node.qualified_name}"
+             for node, _ in index_for(meta_graph_def).call_tree(output_tensor_names)
+             if is_stateful_op(node.op)}
     return sorted(found)

@@ -10,10 +10,9 @@ and already-clustered ``XlaLaunch``/``_XlaCompile`` ops (auto-clustered exports)
 """
 from __future__ import annotations
 
-from collections import deque
 from typing import Sequence
 
-from tfwarm_export.analysis.index import NodeKey, index_for
+from tfwarm_export.analysis.index import index_for
 
 XLA_OPS = frozenset({"XlaLaunch", "_XlaCompile", "_XlaRun", "XlaLaunchV2"})
 XLA_ATTR = "_XlaMustCompile"
@@ -31,36 +30,17 @@ def find_xla_compilation(meta_graph_def, output_tensor_names: Sequence[str]) -> 
     signature's call tree has no XLA marker.
     """
     idx = index_for(meta_graph_def)
-    queue: deque[NodeKey] = deque()
-    for name in output_tensor_names:
-        ref = idx.tensor_ref(name)
-        if ref is not None:
-            queue.append((ref[0], ref[1]))
-    seen: set[NodeKey] = set()
     found: set[str] = set()
-    done: set[str] = set()
-    while queue:
-        key = queue.popleft()
-        if key in seen or key not in idx.nodes:
-            continue
-        seen.add(key)
-        node = idx.nodes[key]
+    for node, new_functions in idx.call_tree(output_tensor_names):
         if node.op in XLA_OPS:
             found.add(f"{node.op} at {node.qualified_name}")
-        calls = idx.calls.get(key, ())
         if node.node_def is not None and _attr_true(node.node_def.attr, XLA_ATTR):
+            calls = idx.calls.get(node.key, ())
             target = calls[0].function if calls else node.qualified_name
             found.add(f"jit-compiled function {target}")
-        queue.extend((r[0], r[1]) for r in node.inputs)
-        queue.extend(node.control_inputs)
-        for c in calls:
-            if c.function in done:
-                continue
-            done.add(c.function)
-            if _attr_true(idx.functions[c.function].attr, XLA_ATTR):
-                found.add(f"jit-compiled function {c.function}")
-            queue.extend((r[0], r[1]) for r in idx.returns.get(c.function, ()) if r is not None)
-            queue.extend(idx.control_returns.get(c.function, ()))
+        for fname in new_functions:
+            if _attr_true(idx.functions[fname].attr, XLA_ATTR):
+                found.add(f"jit-compiled function {fname}")
     return sorted(found)
 
 

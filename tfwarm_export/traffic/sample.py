@@ -36,6 +36,7 @@ from __future__ import annotations
 import os
 from typing import Iterator, Mapping, Sequence
 
+import numpy as np
 import tensorflow as tf
 
 from tfwarm_export import progress
@@ -48,8 +49,8 @@ from tfwarm_export.traffic.readers.rest_json import read_bodies
 from tfwarm_export.traffic.readers.numpy_arrays import numpy_chunks
 from tfwarm_export.traffic.readers.tfdata import dataset_chunks
 from tfwarm_export.traffic.readers.tfexample import CHUNK_ROWS, tfrecord_chunks
-from tfwarm_export.traffic.select import (DEFAULT_K, DataSample, Scanner, SelectionCombiner,
-                                          TrafficSelection)
+from tfwarm_export.traffic.select import (DECODE_BATCH, DEFAULT_K, DataSample, RecordBatch, Scanner,
+                                          SelectionCombiner, TrafficSelection)
 from tfwarm_export.traffic.validate import TrafficSpec
 from tfwarm_export.traffic.stats import VOCAB_CAP, VOCAB_MIN_COUNT
 
@@ -147,29 +148,42 @@ def previous_version_file(export_dir: str) -> TrafficFile:
                        origin=f"previous version {os.fspath(export_dir)}")
 
 
-def read_elements(f: TrafficFile) -> Iterator[tuple[str, object]]:
-    """``(kind, payload)`` for every request in one traffic file: what the combiner takes."""
+def read_batches(f: TrafficFile, size: int = DECODE_BATCH) -> Iterator[RecordBatch]:
+    """The requests in one traffic file, ``size`` payloads at a time."""
     if f.kind == REST_JSON:
+        batch: list = []
         try:
             for body in read_bodies(f.path, f.compression):
-                yield REST_JSON, body
+                batch.append(body)
+                if len(batch) >= size:
+                    yield RecordBatch(REST_JSON, batch)
+                    batch = []
         except (OSError, UnicodeDecodeError, EOFError) as e:
             raise DatasetError(f"traffic file {f.path} cannot be read as REST JSON "
                                f"({type(e).__name__}: {e}).") from None
+        if batch:
+            yield RecordBatch(REST_JSON, batch)
         return
     ds = tf.data.TFRecordDataset(f.path, compression_type=f.compression, buffer_size=1 << 20)
-    it = ds.batch(CHUNK_ROWS).as_numpy_iterator()
+    it = ds.batch(size).prefetch(1).as_numpy_iterator()
     while True:
         try:
-            batch = next(it)
+            records = next(it)
         except StopIteration:
             return
         except tf.errors.OpError as e:
             raise DatasetError(f"traffic file {f.path} cannot be read past some record "
                                f"({e.message.splitlines()[0] if e.message else e}); is it a "
                                "complete TFRecord file?") from None
-        for rec in batch.tolist():
-            yield f.kind, rec
+        yield RecordBatch(f.kind, records)
+
+
+def read_elements(f: TrafficFile) -> Iterator[tuple[str, object]]:
+    """``(kind, payload)`` for every request in one traffic file."""
+    for batch in read_batches(f):
+        for payload in (batch.payloads.tolist() if isinstance(batch.payloads, np.ndarray)
+                        else batch.payloads):
+            yield batch.kind, payload
 
 
 def sample_traffic(files: Sequence[TrafficFile], spec: TrafficSpec, source: str | None = None,
@@ -183,9 +197,9 @@ def sample_traffic(files: Sequence[TrafficFile], spec: TrafficSpec, source: str 
     acc = combiner.create_accumulator()
     with progress.bar(desc="select traffic", unit="request") as bar:
         for f in files:
-            for element in read_elements(f):
-                combiner.add_input(acc, element)
-                bar.update(1)
+            for batch in read_batches(f):
+                combiner.add_input(acc, batch)
+                bar.update(len(batch.payloads))
     return combiner.extract_output(acc)
 
 

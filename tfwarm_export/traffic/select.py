@@ -18,9 +18,9 @@ from tfwarm_export.signatures import TensorSpec
 from tfwarm_export.traffic.privacy import privacy_note
 from tfwarm_export.traffic.privacy import synthesize as synthesize_shapes_only
 from tfwarm_export.traffic.readers.files import PREDICTION_LOG, REST_JSON, TF_EXAMPLE
-from tfwarm_export.traffic.readers.prediction_log import decode_log
-from tfwarm_export.traffic.readers.rest_json import decode_body
-from tfwarm_export.traffic.readers.tfexample import decode_example_record
+from tfwarm_export.traffic.readers.prediction_log import decode_logs
+from tfwarm_export.traffic.readers.rest_json import decode_bodies
+from tfwarm_export.traffic.readers.tfexample import decode_example_records
 from tfwarm_export.traffic.rows import (
     Chunk,
     Column,
@@ -44,7 +44,7 @@ from tfwarm_export.traffic.stats import (
     choose_buckets,
     looks_like_examples,
 )
-from tfwarm_export.traffic.validate import Dropped, LoggedRequest, TrafficSpec
+from tfwarm_export.traffic.validate import RequestGroup, TrafficSpec
 
 DEFAULT_K = 256
 _FLUSH_ROWS = 4096  # traffic rows buffered before they are scanned as chunks
@@ -696,25 +696,44 @@ class Scanner:
 # --------------------------------------------------------------------------- traffic combiner
 
 
-DECODERS: dict[str, Callable[[Any, TrafficSpec, dict], list[LoggedRequest]]] = {
-    REST_JSON: decode_body,
-    PREDICTION_LOG: decode_log,
-    TF_EXAMPLE: decode_example_record,
+BATCH_DECODERS: dict[str, Callable[[Sequence, TrafficSpec, dict], tuple[list[RequestGroup], Counter]]] = {
+    REST_JSON: decode_bodies,
+    PREDICTION_LOG: decode_logs,
+    TF_EXAMPLE: decode_example_records,
 }
+DECODE_BATCH = 1024          # payloads of one kind decoded together
+_FLUSH_BYTES = 32 << 20      # buffered row bytes before every layout is scanned
+
+
+@dataclass
+class RecordBatch:
+    """Many payloads of one kind as one combiner element (readers hand these over,
+    so a scan pays Python per thousand records, not per record)."""
+
+    kind: str
+    payloads: Sequence
 
 
 class TrafficScan:
     """The accumulator over logged traffic: one ``Scanner`` per signature plus
-    the drop counts. Elements are ``(kind, payload)``: a REST body, a
-    PredictionLog (bytes or proto) or a tf.Example record."""
+    the drop counts. Elements are ``(kind, payload)`` (a REST body, a
+    PredictionLog as bytes or proto, a tf.Example record) or a ``RecordBatch``.
+
+    Payloads wait, per kind, until ``DECODE_BATCH`` of them are decoded together
+    by the reader's batch decoder; decoded requests wait, per layout (signature,
+    stratum, row shapes and dtypes), until ``_FLUSH_ROWS`` rows make one chunk.
+    Neither wait changes a result: selection and statistics do not depend on
+    how rows are chunked."""
 
     def __init__(self, spec: TrafficSpec):
         self.spec = spec
         self.scanners: dict[str, Scanner] = {}
         self.records = 0
         self.dropped: Counter = Counter()
-        self._buffer: dict[tuple, list[dict[str, np.ndarray]]] = {}
-        self._buffered = 0
+        self._pending: dict[str, list] = {}
+        self._buffer: dict[tuple, list[tuple[dict[str, np.ndarray], int]]] = {}
+        self._rows: Counter = Counter()
+        self._bytes = 0
         self._memo: dict = {}  # the decoders' per-layout validation verdicts (see decode_log)
 
     def _scanner(self, name: str) -> Scanner:
@@ -726,39 +745,59 @@ class TrafficScan:
                 self.spec.k, self.spec.seed, None, self.spec.vocab_cap, None, "sample")
         return sc
 
-    def add(self, element: tuple[str, Any]) -> None:
-        kind, payload = element
-        self.records += 1
-        try:
-            requests = DECODERS[kind](payload, self.spec, self._memo)
-        except Dropped as why:
-            self.dropped[str(why)] += 1
+    def add(self, element: "tuple[str, Any] | RecordBatch") -> None:
+        if isinstance(element, RecordBatch):
+            self.add_batch(element.kind, element.payloads)
             return
-        for req in requests:
-            n, scalar, rows = 0, False, []
-            for alias, v in sorted(req.inputs.items()):
-                shape = v.shape
-                if shape:
-                    n = n or shape[0]
-                    rows.append((alias, shape[1:], v.dtype.str))
-                else:
-                    scalar = True
-            stratum = (req.request_type, self.spec.padded(n or 1))
-            if scalar:  # a scalar is shared by the rows, not stacked
-                self._add_chunk(req.signature, stratum, req.inputs, 1)
-                continue
-            self._buffer.setdefault((req.signature, stratum, tuple(rows)), []).append(req.inputs)
-            self._buffered += n
-        if self._buffered >= _FLUSH_ROWS:
+        kind, payload = element
+        pending = self._pending.setdefault(kind, [])
+        pending.append(payload)
+        if len(pending) >= DECODE_BATCH:
+            self._pending[kind] = []
+            self.add_batch(kind, pending)
+
+    def add_batch(self, kind: str, payloads: Sequence) -> None:
+        """Decode ``payloads`` (all of ``kind``) together and buffer their rows."""
+        if not len(payloads):
+            return
+        self.records += len(payloads)
+        groups, dropped = BATCH_DECODERS[kind](payloads, self.spec, self._memo)
+        self.dropped.update(dropped)
+        for group in groups:
+            self._add_group(group)
+        if self._bytes >= _FLUSH_BYTES:
             self.flush()
 
+    def _add_group(self, g: RequestGroup) -> None:
+        stratum = (g.request_type, self.spec.padded(g.batch or 1))
+        if g.batch is None:  # a rank-0 value is shared by the rows, not stacked
+            self._add_chunk(g.signature, stratum, g.inputs, g.requests)
+            return
+        layout = tuple((a, v.shape[1:], v.dtype.str) for a, v in sorted(g.inputs.items()))
+        key = (g.signature, stratum, layout)
+        self._buffer.setdefault(key, []).append((g.inputs, g.requests))
+        self._rows[key] += g.batch * g.requests
+        self._bytes += sum(v.nbytes for v in g.inputs.values())
+        if self._rows[key] >= _FLUSH_ROWS:
+            self._flush_key(key)
+
+    def _flush_key(self, key: tuple) -> None:
+        parts = self._buffer.pop(key)
+        self._rows.pop(key, None)
+        self._bytes -= sum(v.nbytes for inputs, _ in parts for v in inputs.values())
+        name, stratum, _ = key
+        inputs = {a: (np.concatenate([p[a] for p, _ in parts]) if len(parts) > 1 else parts[0][0][a])
+                  for a in parts[0][0]}
+        self._add_chunk(name, stratum, inputs, sum(n for _, n in parts))
+
     def flush(self) -> None:
-        """Scan buffered requests: same signature, stratum and row shapes become one
-        chunk, so per-chunk work (hashing, statistics) is paid per thousand rows."""
-        buffer, self._buffer, self._buffered = self._buffer, {}, 0
-        for (name, stratum, _), reqs in sorted(buffer.items(), key=lambda kv: repr(kv[0])):
-            inputs = {a: np.concatenate([r[a] for r in reqs]) for a in reqs[0]}
-            self._add_chunk(name, stratum, inputs, len(reqs))
+        """Decode what is pending and scan everything buffered."""
+        pending, self._pending = self._pending, {}
+        for kind in sorted(pending):
+            self.add_batch(kind, pending[kind])
+        for key in sorted(self._buffer, key=repr):
+            self._flush_key(key)
+        self._bytes = 0
 
     def _add_chunk(self, name: str, stratum: tuple[str, int], inputs: dict[str, np.ndarray],
                    requests: int) -> None:
@@ -815,7 +854,7 @@ class SelectionCombiner:
     def create_accumulator(self) -> TrafficScan:
         return TrafficScan(self.spec)
 
-    def add_input(self, acc: TrafficScan, element: tuple[str, Any]) -> TrafficScan:
+    def add_input(self, acc: TrafficScan, element: "tuple[str, Any] | RecordBatch") -> TrafficScan:
         acc.add(element)
         return acc
 

@@ -19,8 +19,9 @@ TF Serving's own rules, as enforced here:
 """
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from typing import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -75,6 +76,67 @@ class LoggedRequest:
     signature: str
     request_type: str  # "predict" | "classify" | "regress" | "multi_inference" | "examples"
     inputs: dict[str, np.ndarray]
+
+
+@dataclass
+class RequestGroup:
+    """Requests of one shape, decoded together: what a batch decoder hands the scan.
+
+    Every request in a group has the same signature, request type and ``batch``
+    (rows per request; None when an input is rank 0, and then the group holds
+    one request: a rank-0 value is shared by the rows, not stacked), and for each alias the same dtype and row shape, so ``inputs``
+    holds all their rows concatenated on axis 0. A group of a thousand requests
+    is one chunk for hashing and statistics, never a thousand.
+    """
+
+    signature: str
+    request_type: str
+    batch: int | None
+    inputs: dict[str, np.ndarray]
+    requests: int
+
+
+def layout_key(req: LoggedRequest, index: int = 0) -> tuple:
+    """What requests must share to be one group (see ``RequestGroup``); a request
+    with a rank-0 input is a group of its own (``index`` tells it apart)."""
+    rows, batch = [], None
+    for alias in sorted(req.inputs):
+        v = req.inputs[alias]
+        if not v.shape:
+            return (req.signature, req.request_type, None, ("rank-0", index))
+        batch = v.shape[0] if batch is None else batch
+        rows.append((alias, v.shape[1:], v.dtype.str))
+    return (req.signature, req.request_type, batch or 0, tuple(rows))
+
+
+def group_requests(requests: Iterable[LoggedRequest]) -> list[RequestGroup]:
+    """Decoded requests as groups, in a deterministic order."""
+    buckets: dict[tuple, list[LoggedRequest]] = {}
+    for i, req in enumerate(requests):
+        buckets.setdefault(layout_key(req, i), []).append(req)
+    out = []
+    for key in sorted(buckets, key=repr):
+        reqs = buckets[key]
+        inputs = ({a: np.concatenate([r.inputs[a] for r in reqs]) for a in reqs[0].inputs}
+                  if key[2] is not None else dict(reqs[0].inputs))
+        out.append(RequestGroup(key[0], key[1], key[2], inputs, len(reqs)))
+    return out
+
+
+Decoder = Callable[[object, "TrafficSpec", dict], list[LoggedRequest]]
+
+
+def decode_each(decode: Decoder, payloads: Sequence, spec: "TrafficSpec",
+                memo: dict) -> tuple[list[RequestGroup], Counter]:
+    """A batch decoder from a one-payload decoder: decode each, count drops, group."""
+    dropped: Counter = Counter()
+    decoded: list[LoggedRequest] = []
+    for payload in payloads:
+        try:
+            decoded.extend(decode(payload, spec, memo))
+        except Dropped as why:
+            dropped[str(why)] += 1
+    return group_requests(decoded), dropped
 
 
 def check_method(sig: SignatureInfo, request_type: str) -> None:

@@ -1,6 +1,8 @@
 """TFRecord files of serialized tf.Example / SequenceExample, for a signature with one string input."""
 from __future__ import annotations
 
+from collections import Counter
+
 from typing import Iterator
 
 import numpy as np
@@ -9,7 +11,7 @@ import tensorflow as tf
 from tfwarm_export.errors import DatasetError
 from tfwarm_export.traffic.readers.files import detect_compression
 from tfwarm_export.traffic.rows import Chunk, example_alias
-from tfwarm_export.traffic.validate import Dropped, LoggedRequest, TrafficSpec
+from tfwarm_export.traffic.validate import Dropped, LoggedRequest, RequestGroup, TrafficSpec, decode_each
 
 CHUNK_ROWS = 1024  # rows per internal read batch
 
@@ -83,3 +85,8 @@ def decode_example_record(record: bytes, spec: TrafficSpec, memo: dict | None = 
         raise Dropped("a tf.Example record, but no warmed signature takes serialized tf.Examples "
                       "through one string input")
     return out
+
+
+def decode_example_records(payloads, spec: TrafficSpec, memo: dict) -> tuple[list[RequestGroup], Counter]:
+    """Many payloads at once, as ``RequestGroup``s, and the drops counted by reason."""
+    return decode_each(decode_example_record, payloads, spec, memo)

@@ -58,6 +58,7 @@ _FLOAT_MAX_INT = {tf.float32: 2**24 - 1, tf.float64: 2**53 - 1}
 _KIND = {tf.string: "string", tf.bool: "bool", **{d: "float" for d in _FLOAT_MAX_INT},
          **{d: "int" for d in _INT_RANGE}}
 _F32_MAX = float(np.finfo(np.float32).max)
+_INT64_RANGE = (-2**63, 2**63 - 1)
 
 
 def _type_name(v: Any) -> str:
@@ -171,49 +172,86 @@ def _flatten_regular(v: Any, shape: list[int]) -> list | None:
     return level
 
 
+def fast_leaves(flat: list, dtype: tf.DType, types: set | None = None) -> np.ndarray | None:
+    """``flat`` as a 1-D array of ``dtype`` when whole-list type and range checks
+    (one ``set(map(type, ...))``, numpy reductions) show every value converts;
+    None when some value needs ``_leaf``: a b64 string, or one TF Serving rejects.
+    Shared by ``json_tensor`` and the batch decoder, so both convert alike
+    (``types``: ``set(map(type, flat))`` when the caller has it already)."""
+    if types is None:
+        types = set(map(type, flat))
+    kind = _KIND.get(dtype)
+    if kind == "string":
+        if not types <= {str}:
+            return None
+        arr = np.empty(len(flat), dtype=object)
+        arr[:] = list(map(str.encode, flat))
+        return arr
+    if kind == "bool":
+        return np.array(flat, dtype=bool) if types <= {bool} else None
+    if kind == "float":
+        if not types <= {int, float}:
+            return None
+        try:
+            floats = np.array(flat, dtype=np.float64)
+        except OverflowError:  # an integer beyond any float: _leaf names the loss of precision
+            return None
+        if floats.size:
+            mags = np.abs(floats)
+            top = float(np.max(mags, initial=0.0, where=np.isfinite(mags)))
+            limit = _FLOAT_MAX_INT[dtype]
+            # An int above ``limit`` converts to a float above it too (limit + 1 is a power
+            # of two), so the exact per-int check is only needed when some value is large.
+            if top > limit and int in types and max(abs(x) for x in flat if type(x) is int) > limit:
+                return None
+            if dtype == tf.float32 and top > _F32_MAX:
+                return None
+        return floats.astype(dtype.as_numpy_dtype, copy=False)
+    if kind == "int":
+        if not types <= {int}:
+            return None
+        lo, hi = _INT_RANGE[dtype]
+        wide = np.uint64 if dtype == tf.uint64 else np.int64
+        if wide is np.uint64 and flat and min(flat) < 0:  # older numpy wraps negatives silently
+            return None
+        try:
+            arr = np.array(flat, dtype=wide)
+        except OverflowError:  # beyond int64/uint64
+            return None
+        narrow = wide is np.int64 and (lo, hi) != _INT64_RANGE
+        if narrow and arr.size and (int(arr.min()) < lo or int(arr.max()) > hi):
+            return None
+        if dtype in (tf.int8, tf.int16, tf.uint8):  # int_val is int32; the tensor casts (wraps)
+            arr = arr.astype(np.int32)
+        return arr.astype(dtype.as_numpy_dtype, copy=False)
+    return None
+
+
+def exact_leaves(flat: list, dtype: tf.DType, alias: str) -> np.ndarray:
+    """``flat`` converted value by value (``_leaf``): decodes b64 strings, or raises
+    TF Serving's precise reason for the first value it rejects."""
+    leaves = [_leaf(x, dtype, alias) for x in flat]
+    if dtype == tf.string:
+        arr = np.empty(len(leaves), dtype=object)
+        arr[:] = leaves
+        return arr
+    if dtype in (tf.int8, tf.int16, tf.uint8):
+        return np.array(leaves, dtype=np.int64).astype(np.int32).astype(dtype.as_numpy_dtype)
+    return np.array(leaves, dtype=dtype.as_numpy_dtype)
+
+
 def json_tensor(v: Any, dtype: tf.DType, alias: str) -> np.ndarray:
     """A JSON value as the tensor TF Serving would build for an input of ``dtype``.
 
-    Whole-list type checks first (one ``set(map(type, ...))``); only a list that
-    fails them is walked value by value, to raise TF Serving's exact error."""
+    Whole-list checks first (``fast_leaves``); only a list that fails them is
+    walked value by value, to raise TF Serving's exact error."""
     shape = _shape(v)
     flat = _flatten_regular(v, shape) if shape else None
     if flat is None:
         flat = _flatten(v, shape, alias)
-    types = set(map(type, flat))
-    kind = _KIND.get(dtype)
-    arr = None
-    if kind == "string" and types <= {str}:
-        arr = np.empty(len(flat), dtype=object)
-        arr[:] = [x.encode("utf-8") for x in flat]
-    elif kind == "bool" and types <= {bool}:
-        arr = np.array(flat, dtype=bool)
-    elif kind == "float" and types <= {int, float}:
-        ints = [x for x in flat if type(x) is int] if int in types else []
-        floats = np.array(flat, dtype=np.float64)
-        too_big = False
-        if dtype == tf.float32 and floats.size:
-            finite = floats[np.isfinite(floats)]
-            too_big = bool(finite.size) and float(np.abs(finite).max()) > _F32_MAX
-        if not too_big and (not ints or max(map(abs, ints)) <= _FLOAT_MAX_INT[dtype]):
-            arr = floats.astype(dtype.as_numpy_dtype)
-    elif kind == "int" and types <= {int}:
-        lo, hi = _INT_RANGE[dtype]
-        if not flat or (lo <= min(flat) and max(flat) <= hi):
-            wide = np.uint64 if dtype == tf.uint64 else np.int64
-            arr = np.array(flat, dtype=wide)
-            if dtype in (tf.int8, tf.int16, tf.uint8):  # int_val is int32; the tensor casts (wraps)
-                arr = arr.astype(np.int32)
-            arr = arr.astype(dtype.as_numpy_dtype)
-    if arr is None:  # the slow path raises the precise reason (or decodes b64 strings)
-        leaves = [_leaf(x, dtype, alias) for x in flat]
-        if dtype == tf.string:
-            arr = np.empty(len(leaves), dtype=object)
-            arr[:] = leaves
-        elif dtype in (tf.int8, tf.int16, tf.uint8):
-            arr = np.array(leaves, dtype=np.int64).astype(np.int32).astype(dtype.as_numpy_dtype)
-        else:
-            arr = np.array(leaves, dtype=dtype.as_numpy_dtype)
+    arr = fast_leaves(flat, dtype)
+    if arr is None:
+        arr = exact_leaves(flat, dtype, alias)
     return arr.reshape(shape)
 
 

@@ -25,8 +25,6 @@ local or any ``tf.io.gfile`` scheme, plain or GZIP.
 """
 from __future__ import annotations
 
-from collections import Counter
-
 import base64
 import binascii
 import json
@@ -37,8 +35,6 @@ import numpy as np
 import tensorflow as tf
 
 from tfwarm_export.traffic.validate import (
-    RequestGroup,
-    decode_each,
     DEFAULT_SIGNATURE,
     Dropped,
     LoggedRequest,
@@ -423,8 +419,3 @@ def is_single_body_file(path: str) -> bool:
     """``x.json`` (or ``x.json.gz``) holds one body; ``.jsonl``/``.ndjson`` one per line."""
     name = path[:-3] if path.endswith(".gz") else path
     return name.endswith(".json")
-
-
-def decode_bodies(payloads, spec: TrafficSpec, memo: dict) -> tuple[list[RequestGroup], Counter]:
-    """Many payloads at once, as ``RequestGroup``s, and the drops counted by reason."""
-    return decode_each(decode_body, payloads, spec, memo)

@@ -1,0 +1,416 @@
+"""REST bodies a thousand at a time: the batch decoder of the traffic scan.
+
+``decode_body`` spends Python per body and per input (shape walks, type sets,
+one small numpy array each). Logged traffic repeats a few layouts, so here the
+bodies of one signature and format are converted *together*: every input's
+values across all bodies are flattened a nesting level at a time
+(``chain``/``map``, C speed), each level's list lengths checked per body with
+numpy, the leaves type-checked and converted once (``fast_leaves``, the
+function ``json_tensor`` uses), and the bodies then split by layout into
+``RequestGroup``s with one gather per input.
+
+Exactness is kept by construction, not by reimplementing every rule: each
+check here is one that ``decode_body`` would pass for every body in the set.
+When any check fails (a ragged list, a wrong type, an empty list, a missing
+input...), the set is halved and retried, and a small set that still fails
+goes body by body through ``decode_body`` from the raw payload, which names
+the reason. Shape and alias verdicts (``check_predict``) are taken once per
+layout and remembered in the scan's ``memo``.
+
+Parsing uses ``orjson`` when installed, else ``json``. orjson refuses what
+only the stdlib accepts (``NaN``, ``Infinity``, a BOM, UTF-16, lone
+surrogates): those lines are parsed again with ``json``. It also reads an
+integer beyond 64 bits as a float where ``json`` keeps an int: such a float
+has magnitude >= 2**63, so a float input holding one has its bodies parsed
+again with ``json`` before they are converted (integer, string and bool
+inputs reject any float, and those bodies go to ``decode_body``).
+"""
+from __future__ import annotations
+
+import gc
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from itertools import chain, islice, repeat
+from operator import itemgetter
+from typing import Any, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from tfwarm_export.signatures import SignatureInfo
+from tfwarm_export.traffic.readers.rest_json import _KIND, _shape, decode_body, exact_leaves, fast_leaves
+from tfwarm_export.traffic.validate import (
+    DEFAULT_SIGNATURE,
+    Dropped,
+    RequestGroup,
+    TrafficSpec,
+    check_method,
+    check_predict,
+    decode_each,
+)
+
+try:
+    import orjson
+
+    _loads = orjson.loads
+except ImportError:  # optional speed-up: the stdlib gives the same bodies, slower
+    _loads = json.loads
+
+_SPLIT_MIN = 8          # a failing set this small goes body by body through decode_body
+_MEMO_CAP = 4096        # layouts whose check_predict verdict is remembered
+_BIG_FLOAT = 2.0 ** 63  # orjson reads integers beyond 64 bits as floats at least this large
+_ROWS, _COLUMNS = "instances", "inputs"
+_COUNTED = object()     # in place of a body already counted as dropped (``None`` is JSON null)
+
+
+@dataclass(frozen=True, eq=False)
+class _SigFacts:
+    """What the fast path needs of one signature, worked out once per batch."""
+
+    sig: SignatureInfo
+    names: tuple[str, ...]       # sorted aliases
+    dtypes: tuple[tf.DType, ...]
+    floats: tuple[bool, ...]     # per alias: a float dtype (the big-integer guard applies)
+
+
+@dataclass
+class _Batch:
+    """One call's payloads, what was parsed of them, and what was decided."""
+
+    payloads: list
+    bodies: list                 # parsed body per payload (or _COUNTED)
+    exact: set[int]              # payloads parsed by ``json`` (or handed over parsed)
+    memo: dict
+    groups: list[RequestGroup] = field(default_factory=list)
+    dropped: Counter = field(default_factory=Counter)
+    slow: list = field(default_factory=list)  # payloads decode_body decides, one by one
+
+
+class _Reparse(Exception):
+    """A float input holds a value orjson may have read from a >64-bit integer."""
+
+
+def decode_bodies(payloads: Sequence, spec: TrafficSpec,
+                  memo: dict) -> tuple[list[RequestGroup], Counter]:
+    """Many payloads (raw lines, text or parsed bodies) as ``RequestGroup``s, and
+    the drops counted by reason: the same as ``decode_each(decode_body, ...)``.
+
+    The cyclic GC is paused meanwhile: a batch's parsed bodies (~10 lists and
+    dicts each) all live until they are converted, so collections would find
+    thousands of survivors and promote them, and every few batches a full
+    collection would walk the whole heap (hundreds of thousands of objects once
+    TensorFlow is imported: ~0.1 s each). They are freed by reference counting
+    before the GC resumes."""
+    if not gc.isenabled():
+        return _decode_all(list(payloads), spec, memo)
+    gc.disable()
+    try:
+        return _decode_all(list(payloads), spec, memo)
+    finally:
+        gc.enable()
+
+
+def _decode_all(payloads: list, spec: TrafficSpec, memo: dict) -> tuple[list[RequestGroup], Counter]:
+    """``decode_bodies``, with the parsed bodies local to it."""
+    batch = _parse(payloads, memo)
+    sets: dict[str, tuple[_SigFacts, dict[str, list[int]]]] = {}
+    for (name, rows, columns), idx in _partition(batch).items():
+        facts = _sig_facts(spec, name) if name is not None else None
+        if type(facts) is str:
+            batch.dropped[facts] += len(idx)
+        elif facts is None or rows == columns:  # neither (or both, or "examples"): decode_body's reasons
+            batch.slow.extend(payloads[i] for i in idx)
+        else:  # one set per signature and format, whatever name reached it ("" is the default)
+            facts, by_format = sets.setdefault(facts.sig.name, (facts, {}))
+            by_format.setdefault(_ROWS if rows else _COLUMNS, []).extend(idx)
+    for facts, by_format in sets.values():
+        for fmt, idx in by_format.items():
+            _decode_set(batch, idx, fmt, facts)
+    slow_groups, slow_dropped = decode_each(decode_body, batch.slow, spec, memo)
+    batch.dropped.update(slow_dropped)
+    return batch.groups + slow_groups, batch.dropped
+
+
+def _parse(payloads: list, memo: dict) -> _Batch:
+    """Parse every payload: orjson over the whole batch in one ``map``, and the
+    stdlib for what orjson refuses (or for payloads that are not exactly text)."""
+    batch = _Batch(payloads, [], set(), memo)
+    bodies, n = batch.bodies, len(payloads)
+    text = set(map(type, payloads)) <= {bytes, str}
+    while len(bodies) < n:
+        if text:
+            try:  # list.extend keeps what was parsed before a refusal
+                bodies.extend(map(_loads, islice(payloads, len(bodies), None)))
+                break
+            except Exception:  # noqa: BLE001 - orjson refused one: the stdlib decides below
+                pass
+        i = len(bodies)
+        raw = payloads[i]
+        batch.exact.add(i)
+        if type(raw) is bytes or type(raw) is str:
+            try:
+                bodies.append(json.loads(raw))
+            except ValueError:
+                batch.dropped["not valid JSON"] += 1
+                bodies.append(_COUNTED)
+        else:  # parsed already, or something decode_body refuses (it names why)
+            bodies.append(raw)
+    return batch
+
+
+def _partition(batch: _Batch) -> dict[tuple, list[int]]:
+    """Body indices by (signature_name, has "instances", has "inputs"); the name is
+    None where it is not a str. Payloads that are not JSON objects go to ``slow``.
+    C-speed maps over the batch, then one dict append per body."""
+    bodies = batch.bodies
+    if set(map(type, bodies)) == {dict}:
+        idx: Sequence[int] = range(len(bodies))
+        objs = bodies
+    else:
+        idx = [i for i, b in enumerate(bodies) if type(b) is dict]
+        batch.slow.extend(batch.payloads[i] for i, b in enumerate(bodies)
+                          if b is not _COUNTED and type(b) is not dict)
+        objs = [bodies[i] for i in idx]
+    names = list(map(dict.get, objs, repeat("signature_name"), repeat(DEFAULT_SIGNATURE)))
+    if set(map(type, names)) != {str}:
+        names = [n if type(n) is str else None for n in names]
+    parts: dict[tuple, list[int]] = {}
+    keys = zip(names, map(dict.__contains__, objs, repeat(_ROWS)),
+               map(dict.__contains__, objs, repeat(_COLUMNS)))
+    for i, key in zip(idx, keys):
+        part = parts.get(key)
+        if part is None:
+            parts[key] = [i]
+        else:
+            part.append(i)
+    return parts
+
+
+def _sig_facts(spec: TrafficSpec, name: str) -> _SigFacts | str | None:
+    """The facts for a ``signature_name``; a str is the drop reason every body naming
+    it gets (``decode_body`` checks the name first); None sends its bodies to
+    ``decode_body`` (a method Predict rejects, or inputs the fast path does not take:
+    non-dense, no JSON conversion, or an alias ``b64``, which makes ``{"b64": ...}``
+    ambiguous)."""
+    try:
+        sig = spec.signature(name or DEFAULT_SIGNATURE)
+    except Dropped as why:
+        return str(why)
+    try:
+        check_method(sig, "predict")
+    except Dropped:
+        return None
+    names = tuple(sorted(sig.inputs))
+    specs = [sig.inputs[a] for a in names]
+    if (not names or "b64" in names or any(s.encoding != "dense" for s in specs)
+            or any(s.dtype not in _KIND for s in specs)):
+        return None
+    return _SigFacts(sig, names, tuple(s.dtype for s in specs),
+                     tuple(_KIND[s.dtype] == "float" for s in specs))
+
+
+def _decode_set(batch: _Batch, idx: list[int], fmt: str, facts: _SigFacts) -> None:
+    """Convert the bodies ``idx`` together, or halve them until the parts convert; a
+    small part that does not goes to ``decode_body``, from the raw payload."""
+    try:
+        done = _convert(batch, idx, fmt, facts)
+    except _Reparse:
+        idx = _reparse(batch, idx)
+        done = _convert(batch, idx, fmt, facts) if idx else ([], Counter())
+    if done is not None:
+        batch.groups.extend(done[0])
+        batch.dropped.update(done[1])
+    elif len(idx) <= _SPLIT_MIN:
+        batch.slow.extend(batch.payloads[i] for i in idx)
+    else:
+        mid = len(idx) // 2
+        _decode_set(batch, idx[:mid], fmt, facts)
+        _decode_set(batch, idx[mid:], fmt, facts)
+
+
+def _reparse(batch: _Batch, idx: list[int]) -> list[int]:
+    """Parse the orjson-parsed bodies among ``idx`` again with ``json``."""
+    kept = []
+    for i in idx:
+        if i not in batch.exact:
+            try:
+                batch.bodies[i] = json.loads(batch.payloads[i])
+            except ValueError:
+                batch.slow.append(batch.payloads[i])
+                continue
+            batch.exact.add(i)
+        kept.append(i)
+    return kept
+
+
+def _columns(bodies: list[dict], fmt: str,
+             names: tuple[str, ...]) -> tuple[list[list], np.ndarray] | None:
+    """Each input's values across ``bodies`` (one per instance, or one per body in the
+    columnar format) and how many each body holds; None when the bodies are not
+    all well-formed for their format (``decode_body`` then names the reason)."""
+    if fmt == _ROWS:
+        lists = list(map(itemgetter(_ROWS), bodies))
+        if set(map(type, lists)) != {list}:
+            return None
+        counts = np.fromiter(map(len, lists), dtype=np.intp, count=len(lists))
+        if not counts.all():
+            return None
+        values = list(chain.from_iterable(lists))
+    else:
+        values = list(map(itemgetter(_COLUMNS), bodies))
+        counts = np.ones(len(bodies), dtype=np.intp)
+    types = set(map(type, values))
+    if types == {dict}:
+        # An instance object must hold exactly the signature's inputs; the columnar
+        # object may hold more (TF Serving ignores them).
+        if fmt == _ROWS and set(map(len, values)) != {len(names)}:
+            return None
+        try:
+            return [list(map(itemgetter(a), values)) for a in names], counts
+        except KeyError:
+            return None
+    if dict not in types and len(names) == 1:  # plain values of a one-input signature
+        return [values], counts
+    return None
+
+
+def _levels(values: list, counts: np.ndarray) -> tuple[list, list[np.ndarray], np.ndarray] | None:
+    """Flatten one input's values as many levels as the first one is deep: the leaves,
+    each body's dimensions below its values (one array per level) and its number of
+    leaves. None unless every list on those levels is a list, non-empty, and of one
+    length within a body (TF Serving's ragged and "different shapes" checks);
+    ``fast_leaves`` then refuses a list left among the leaves."""
+    dims: list[np.ndarray] = []
+    level = values
+    for _ in range(len(_shape(values[0]))):
+        if set(map(type, level)) != {list}:
+            return None
+        lens = np.fromiter(map(len, level), dtype=np.intp, count=len(level))
+        first, last = lens.min(), lens.max()
+        if first == 0:
+            return None
+        if first == last:
+            per_body = np.full(len(counts), first, dtype=np.intp)
+        else:
+            starts = np.zeros(len(counts), dtype=np.intp)
+            np.cumsum(counts[:-1], out=starts[1:])
+            per_body = np.minimum.reduceat(lens, starts)
+            if not np.array_equal(per_body, np.maximum.reduceat(lens, starts)):
+                return None
+        dims.append(per_body)
+        counts = counts * per_body
+        level = list(chain.from_iterable(level))
+    return level, dims, counts
+
+
+def _leaves(flat: list, dtype: tf.DType, alias: str, is_float: bool, exact: bool) -> np.ndarray | None:
+    """All bodies' leaves of one input as one array, or None when one of them fails."""
+    types = set(map(type, flat))
+    arr = fast_leaves(flat, dtype, types)
+    if arr is None and dict in types and types <= {str, dict} and dtype == tf.string:
+        try:  # b64 strings are decoded one by one
+            arr = exact_leaves(flat, dtype, alias)
+        except Dropped:
+            return None
+    if arr is not None and is_float and not exact and float in types:
+        with np.errstate(invalid="ignore"):
+            if bool((np.abs(arr) >= _BIG_FLOAT).any()):
+                raise _Reparse
+    return arr
+
+
+def _convert(batch: _Batch, idx: list[int], fmt: str,
+             facts: _SigFacts) -> tuple[list[RequestGroup], Counter] | None:
+    """The groups and drops of bodies ``idx`` (one signature and format), or None when
+    some body would not decode (see ``_decode_set``)."""
+    got = _columns(list(map(batch.bodies.__getitem__, idx)), fmt, facts.names)
+    if got is None:
+        return None
+    columns, counts = got
+    exact = batch.exact.issuperset(idx)
+    leaves, dims, leaf_counts = [], [], []
+    for alias, dtype, is_float, values in zip(facts.names, facts.dtypes, facts.floats, columns):
+        flat = _levels(values, counts)
+        if flat is None or (fmt == _COLUMNS and not flat[1]):
+            return None  # (a rank-0 tensor is a group of its own: decode_body's path)
+        arr = _leaves(flat[0], dtype, alias, is_float, exact)
+        if arr is None:
+            return None
+        leaves.append(arr)
+        dims.append(flat[1])
+        leaf_counts.append(flat[2])
+    # Each body's layout: (instances,) + every input's dims below its values.
+    key_cols = ([counts] if fmt == _ROWS else []) + [d for ds in dims for d in ds]
+    order, starts = _group_order(key_cols)
+    runs = [_sorted_runs(arr, n, order, len(starts) > 1) for arr, n in zip(leaves, leaf_counts)]
+    groups, dropped = [], Counter()
+    bounds = starts + [len(idx)]
+    for lo, hi in zip(bounds, bounds[1:]):
+        first = int(order[lo])
+        row = [int(c[first]) for c in key_cols]
+        head = row[:1] if fmt == _ROWS else []  # rows: every input is (instances,) + its dims
+        shapes, pos = {}, len(head)
+        for alias, ds in zip(facts.names, dims):
+            shapes[alias] = tuple(head + row[pos:pos + len(ds)])
+            pos += len(ds)
+        why = _verdict(facts.sig, shapes, batch.memo)
+        n = hi - lo
+        if why is not None:
+            dropped[why] += n
+            continue
+        inputs = {alias: arr[offsets[lo]:offsets[hi]].reshape((shape[0] * n,) + shape[1:])
+                  for (alias, shape), (arr, offsets) in zip(shapes.items(), runs)}
+        groups.append(RequestGroup(facts.sig.name, "predict", shapes[facts.names[0]][0], inputs, n))
+    return groups, dropped
+
+
+def _group_order(key_cols: list[np.ndarray]) -> tuple[np.ndarray, list[int]]:
+    """An order of the bodies with equal layouts adjacent, and where each layout
+    starts in it. The layout columns (positive ints) are packed into one int64
+    code when they fit, so one 1-D sort does it."""
+    code = key_cols[0].astype(np.int64)
+    span = int(code.max()) + 1
+    for col in key_cols[1:]:
+        size = int(col.max()) + 1
+        span *= size
+        if span >= 2 ** 62:
+            code = np.unique(np.stack(key_cols, axis=1), axis=0, return_inverse=True)[1].reshape(-1)
+            break
+        code = code * size + col
+    if code.min() == code.max():
+        return np.arange(len(code)), [0]
+    order = np.argsort(code, kind="stable")
+    ordered = code[order]
+    return order, [0] + (np.flatnonzero(ordered[1:] != ordered[:-1]) + 1).tolist()
+
+
+def _sorted_runs(arr: np.ndarray, leaf_counts: np.ndarray, order: np.ndarray,
+                 gather: bool) -> tuple[np.ndarray, list[int]]:
+    """``arr``'s per-body runs of leaves rearranged into ``order`` (one fancy index;
+    none when ``gather`` is False, i.e. one layout), and where each run starts."""
+    runs = leaf_counts[order] if gather else leaf_counts
+    offsets = np.zeros(len(runs) + 1, dtype=np.intp)
+    np.cumsum(runs, out=offsets[1:])
+    if gather:
+        starts = np.zeros(len(leaf_counts), dtype=np.intp)
+        np.cumsum(leaf_counts[:-1], out=starts[1:])
+        shift = np.repeat(starts[order] - offsets[:-1], runs)
+        arr = arr[np.arange(int(offsets[-1]), dtype=np.intp) + shift]
+    return arr, offsets.tolist()
+
+
+def _verdict(sig: SignatureInfo, shapes: dict[str, tuple], memo: dict) -> str | None:
+    """``check_predict`` for one layout, remembered per scan: None, or the drop reason."""
+    key = ("rest_json", sig.name, tuple(shapes.items()))
+    if key in memo:
+        return memo[key]
+    try:
+        check_predict(sig, shapes)
+        why = None
+    except Dropped as e:
+        why = str(e)
+    if len(memo) >= _MEMO_CAP:
+        memo.clear()
+    memo[key] = why
+    return why

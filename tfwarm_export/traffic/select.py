@@ -18,7 +18,7 @@ from tfwarm_export.signatures import TensorSpec
 from tfwarm_export.traffic.privacy import privacy_note
 from tfwarm_export.traffic.privacy import synthesize as synthesize_shapes_only
 from tfwarm_export.traffic.readers.files import PREDICTION_LOG, REST_JSON, TF_EXAMPLE
-from tfwarm_export.traffic.readers.prediction_log import decode_logs
+from tfwarm_export.traffic.readers.prediction_log_batch import decode_logs
 from tfwarm_export.traffic.readers.rest_json import decode_bodies
 from tfwarm_export.traffic.readers.tfexample import decode_example_records
 from tfwarm_export.traffic.rows import (

@@ -50,7 +50,7 @@ from tfwarm_export.traffic.readers.prediction_log_batch import DecodedLogs, pred
 from tfwarm_export.traffic.readers.rest_json import read_bodies
 from tfwarm_export.traffic.readers.numpy_arrays import numpy_chunks
 from tfwarm_export.traffic.readers.tfdata import dataset_chunks
-from tfwarm_export.traffic.readers.tfexample import CHUNK_ROWS, tfrecord_chunks
+from tfwarm_export.traffic.readers.tfexample import tfrecord_chunks
 from tfwarm_export.traffic.select import (DEFAULT_K, DataSample, RecordBatch, Scanner,
                                           SelectionCombiner, TrafficSelection)
 from tfwarm_export.traffic.validate import TrafficSpec

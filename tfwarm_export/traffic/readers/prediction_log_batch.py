@@ -28,7 +28,7 @@ import tensorflow as tf
 from google.protobuf import descriptor_pb2
 from tensorflow_serving.apis import prediction_log_pb2
 
-from tfwarm_export.traffic.readers.prediction_log import (_MEMO_CAP, _NUMERIC, _STRING, _check_inputs,
+from tfwarm_export.traffic.readers.prediction_log import (_MEMO_CAP, _STRING, _check_inputs,
                                                           decode_log)
 from tfwarm_export.traffic.validate import Dropped, RequestGroup, TrafficSpec, decode_each
 

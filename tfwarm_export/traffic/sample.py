@@ -51,8 +51,8 @@ from tfwarm_export.traffic.readers.rest_json import read_bodies
 from tfwarm_export.traffic.readers.numpy_arrays import numpy_chunks
 from tfwarm_export.traffic.readers.tfdata import dataset_chunks
 from tfwarm_export.traffic.readers.tfexample import tfrecord_chunks
-from tfwarm_export.traffic.select import (DEFAULT_K, DataSample, RecordBatch, Scanner,
-                                          SelectionCombiner, TrafficSelection)
+from tfwarm_export.traffic.combine import RecordBatch, SelectionCombiner, TrafficSelection
+from tfwarm_export.traffic.select import DEFAULT_K, DataSample, Scanner
 from tfwarm_export.traffic.validate import TrafficSpec
 from tfwarm_export.traffic.stats import VOCAB_CAP, VOCAB_MIN_COUNT
 

@@ -194,28 +194,38 @@ class Stratum:
         """Columns, not rows: an accumulator crosses Beam's wire once per bundle, and
         pickling k x strata small arrays one by one dominated a Beam scan."""
         hashes = sorted(self.rows)
-        cols = {}
-        for alias in sorted({a for row in self.rows.values() for a in row}):
-            have = [i for i, h in enumerate(hashes) if alias in self.rows[h]]
-            arrs = [self.rows[hashes[i]][alias] for i in have]
-            cols[alias] = (np.array(have, dtype=np.int64), [a.shape for a in arrs],
-                           np.concatenate([a.ravel() for a in arrs]))
-        return {"k": self.k, "hashes": hashes, "cols": cols}
+        return {"k": self.k, "hashes": hashes, "cols": rows_to_columns([self.rows[h] for h in hashes])}
 
     def __setstate__(self, state: dict) -> None:
         import heapq
 
         self.k = state["k"]
-        hashes = state["hashes"]
-        self.rows = {h: {} for h in hashes}
-        for alias, (have, shapes, flat) in state["cols"].items():
-            ends = np.cumsum([math.prod(shape) for shape in shapes]).tolist()
-            start = 0
-            for i, shape, end in zip(have.tolist(), shapes, ends):
-                self.rows[hashes[i]][alias] = flat[start:end].reshape(shape)
-                start = end
-        self._heap = [-h for h in hashes]
+        self.rows = dict(zip(state["hashes"], columns_to_rows(state["cols"], len(state["hashes"]))))
+        self._heap = [-h for h in self.rows]
         heapq.heapify(self._heap)
+
+
+def rows_to_columns(rows: Sequence[Row]) -> dict:
+    """Rows as one flat array per alias (plus which rows have it and their shapes):
+    what pickles fast."""
+    cols = {}
+    for alias in sorted({a for row in rows for a in row}):
+        have = [i for i, row in enumerate(rows) if alias in row]
+        arrs = [rows[i][alias] for i in have]
+        cols[alias] = (np.array(have, dtype=np.int64), [a.shape for a in arrs],
+                       np.concatenate([a.ravel() for a in arrs]))
+    return cols
+
+
+def columns_to_rows(cols: dict, n: int) -> list[Row]:
+    rows: list[Row] = [{} for _ in range(n)]
+    for alias, (have, shapes, flat) in cols.items():
+        start = 0
+        for i, shape in zip(have.tolist(), shapes):
+            end = start + math.prod(shape)
+            rows[i][alias] = flat[start:end].reshape(shape)
+            start = end
+    return rows
 
 
 def size_class(size: int) -> int:
@@ -250,6 +260,16 @@ class DataSample:
     row_strata: list[tuple] = field(default_factory=list, repr=False)  # per row: its stratum key
     requests: int = 0              # logged requests the rows came from (traffic)
     strata: int = 0
+
+    def __getstate__(self) -> dict:
+        """Rows as columns (see ``rows_to_columns``): a selection travels back from Beam."""
+        state = dict(self.__dict__)
+        state["rows"] = (len(self.rows), rows_to_columns(self.rows))
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        n, cols = state["rows"]
+        self.__dict__.update({**state, "rows": columns_to_rows(cols, n)})
 
     @property
     def example_stats(self) -> dict[str, ExampleStats]:

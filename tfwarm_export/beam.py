@@ -61,7 +61,8 @@ class _SelectionCombineFn(beam.CombineFn):
         return self._combiner.create_accumulator()
 
     def add_input(self, acc, element):
-        return self._combiner.add_input(acc, element)
+        acc.add(element)  # what SelectionCombiner.add_input does, one call less per element
+        return acc
 
     def merge_accumulators(self, accumulators):
         return self._combiner.merge_accumulators(accumulators)

@@ -56,7 +56,7 @@ BATCH_DECODERS: dict[str, Callable[[Sequence, TrafficSpec, dict], tuple[list[Req
     PREDICTION_LOG: decode_logs,
     TF_EXAMPLE: decode_example_records,
 }
-DECODE_BATCH = 1024          # payloads of one kind decoded together
+DECODE_BATCH = 4096          # payloads of one kind decoded together
 _FLUSH_BYTES = 32 << 20      # buffered row bytes before every layout is scanned
 
 
@@ -100,10 +100,14 @@ class TrafficScan:
                 self.spec.k, self.spec.seed, None, self.spec.vocab_cap, None, "sample")
         return sc
 
-    def add(self, element: "tuple[str, Any] | RecordBatch") -> None:
-        if isinstance(element, RecordBatch):
-            self.add_batch(element.kind, element.payloads)
-            return
+    def add(self, element: Any) -> None:
+        """One element: anything ``to_element`` takes. Beam calls this per element, so
+        the common ``(kind, payload)`` pair costs a type check and an append."""
+        if type(element) is not tuple or len(element) != 2 or element[0] not in BATCH_DECODERS:
+            element = to_element(element)
+            if isinstance(element, RecordBatch):
+                self.add_batch(element.kind, element.payloads)
+                return
         kind, payload = element
         pending = self._pending.setdefault(kind, [])
         pending.append(payload)
@@ -211,7 +215,7 @@ class SelectionCombiner:
 
     def add_input(self, acc: TrafficScan, element: Any) -> TrafficScan:
         """``element``: anything ``to_element`` takes (Beam hands over raw items)."""
-        acc.add(to_element(element))
+        acc.add(element)
         return acc
 
     def merge_accumulators(self, accs) -> TrafficScan:

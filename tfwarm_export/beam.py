@@ -7,7 +7,7 @@ gives a one-element PCollection holding a ``TrafficSelection``; pass it on as
 traffic files with Beam's own IO (``ReadAllFromText``, ``ReadAllFromTFRecord``,
 ``fileio``); ``run_selection`` builds and runs the whole pipeline, which is
 what ``add_warmup(..., runner="DataflowRunner")`` and ``tfwarm add --runner``
-do. The selection itself is ``traffic.select.SelectionCombiner`` under
+do. The selection itself is ``traffic.combine.SelectionCombiner`` under
 ``beam.CombineGlobally``: the same code the local path runs, so the records
 are the same on the DirectRunner, Dataflow, Flink or Spark.
 
@@ -38,15 +38,13 @@ finally:
     logging.disable(_disabled)
 
 import tensorflow as tf
-from tensorflow_serving.apis import prediction_log_pb2
 
 from tfwarm_export.config import WarmupConfig, resolve_config
 from tfwarm_export.errors import DatasetError, PlanError
 from tfwarm_export.signatures import ModelSignatures, read_signatures
 from tfwarm_export.traffic import (SelectionCombiner, TrafficFile, TrafficSelection, TrafficSpec,
-                                   traffic_plan, traffic_spec)
-from tfwarm_export.traffic.readers.files import PREDICTION_LOG, REST_JSON, TF_EXAMPLE
-from tfwarm_export.traffic.readers.prediction_log import is_prediction_log
+                                   to_element, traffic_plan, traffic_spec)
+from tfwarm_export.traffic.readers.files import REST_JSON
 from tfwarm_export.traffic.readers.rest_json import is_single_body_file
 
 __all__ = ["ReadTraffic", "SelectWarmupRequests", "run_selection", "to_element"]
@@ -63,31 +61,14 @@ class _SelectionCombineFn(beam.CombineFn):
         return self._combiner.create_accumulator()
 
     def add_input(self, acc, element):
-        return self._combiner.add_input(acc, element)
+        acc.add(element)  # what SelectionCombiner.add_input does, one call less per element
+        return acc
 
     def merge_accumulators(self, accumulators):
         return self._combiner.merge_accumulators(accumulators)
 
     def extract_output(self, acc):
         return self._combiner.extract_output(acc)
-
-
-def to_element(item: Any) -> tuple[str, Any]:
-    """What the combiner takes, from whatever a pipeline holds: a ``(kind,
-    payload)`` pair, a PredictionLog (proto or bytes), a REST body (dict or
-    JSON text), or a serialized tf.Example."""
-    if isinstance(item, tuple) and len(item) == 2 and item[0] in (REST_JSON, PREDICTION_LOG, TF_EXAMPLE):
-        return item
-    if isinstance(item, prediction_log_pb2.PredictionLog):
-        return PREDICTION_LOG, item.SerializeToString()
-    if isinstance(item, (dict, str)):
-        return REST_JSON, item
-    if isinstance(item, bytes):
-        if item.lstrip()[:1] == b"{":
-            return REST_JSON, item
-        return (PREDICTION_LOG if is_prediction_log(item) else TF_EXAMPLE), item
-    raise TypeError(f"cannot read a {type(item).__name__} as a warmup request; pass PredictionLog "
-                    "protos, REST JSON bodies or serialized tf.Examples")
 
 
 def _spec_for(export_dir: str, config: WarmupConfig) -> tuple[ModelSignatures, TrafficSpec]:
@@ -123,9 +104,7 @@ class SelectWarmupRequests(beam.PTransform):
 
     def expand(self, pcoll):
         combiner = SelectionCombiner(self._spec, self._source)
-        return (pcoll
-                | "AsElement" >> beam.Map(to_element)
-                | "Select" >> beam.CombineGlobally(_SelectionCombineFn(combiner)))
+        return pcoll | "Select" >> beam.CombineGlobally(_SelectionCombineFn(combiner))
 
 
 def _read_whole(readable_file, compression: str) -> bytes:

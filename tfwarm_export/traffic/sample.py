@@ -34,6 +34,7 @@ Row/element conventions:
 from __future__ import annotations
 
 import os
+from concurrent.futures import ThreadPoolExecutor
 from typing import Iterator, Mapping, Sequence
 
 import numpy as np
@@ -45,14 +46,17 @@ from tfwarm_export.signatures import SignatureInfo, TensorSpec
 from tfwarm_export.traffic.readers.files import (PREDICTION_LOG, REST_JSON, TrafficFile,
                                                  describe_sources, detect_compression, tfrecord_files,
                                                  traffic_files)
+from tfwarm_export.traffic.readers.prediction_log_batch import DecodedLogs, predecode
 from tfwarm_export.traffic.readers.rest_json import read_bodies
 from tfwarm_export.traffic.readers.numpy_arrays import numpy_chunks
 from tfwarm_export.traffic.readers.tfdata import dataset_chunks
-from tfwarm_export.traffic.readers.tfexample import CHUNK_ROWS, tfrecord_chunks
-from tfwarm_export.traffic.select import (DECODE_BATCH, DEFAULT_K, DataSample, RecordBatch, Scanner,
-                                          SelectionCombiner, TrafficSelection)
+from tfwarm_export.traffic.readers.tfexample import tfrecord_chunks
+from tfwarm_export.traffic.combine import RecordBatch, SelectionCombiner, TrafficSelection
+from tfwarm_export.traffic.select import DEFAULT_K, DataSample, Scanner
 from tfwarm_export.traffic.validate import TrafficSpec
 from tfwarm_export.traffic.stats import VOCAB_CAP, VOCAB_MIN_COUNT
+
+READ_BATCH = 4096  # records a local scan reads, decodes and groups at a time
 
 
 def sample_dataset(dataset, signature: SignatureInfo | Mapping[str, TensorSpec], *,
@@ -148,7 +152,7 @@ def previous_version_file(export_dir: str) -> TrafficFile:
                        origin=f"previous version {os.fspath(export_dir)}")
 
 
-def read_batches(f: TrafficFile, size: int = DECODE_BATCH) -> Iterator[RecordBatch]:
+def read_batches(f: TrafficFile, size: int = READ_BATCH) -> Iterator[RecordBatch]:
     """The requests in one traffic file, ``size`` payloads at a time."""
     if f.kind == REST_JSON:
         batch: list = []
@@ -165,24 +169,43 @@ def read_batches(f: TrafficFile, size: int = DECODE_BATCH) -> Iterator[RecordBat
             yield RecordBatch(REST_JSON, batch)
         return
     ds = tf.data.TFRecordDataset(f.path, compression_type=f.compression, buffer_size=1 << 20)
-    it = ds.batch(size).prefetch(1).as_numpy_iterator()
+    batches = _tfrecord_batches(ds.batch(size).prefetch(1).as_numpy_iterator(), f.path)
+    if f.kind != PREDICTION_LOG:
+        for records in batches:
+            yield RecordBatch(f.kind, records)
+        return
+    # the next batch is decoded (C++, GIL released) while this one is scanned
+    with ThreadPoolExecutor(1, thread_name_prefix="tfwarm-decode") as pool:
+        ahead = None
+        for records in batches:
+            submitted = pool.submit(predecode, records)
+            if ahead is not None:
+                yield RecordBatch(f.kind, ahead.result())
+            ahead = submitted
+        if ahead is not None:
+            yield RecordBatch(f.kind, ahead.result())
+
+
+def _tfrecord_batches(it, path: str) -> Iterator[np.ndarray]:
     while True:
         try:
             records = next(it)
         except StopIteration:
             return
         except tf.errors.OpError as e:
-            raise DatasetError(f"traffic file {f.path} cannot be read past some record "
+            raise DatasetError(f"traffic file {path} cannot be read past some record "
                                f"({e.message.splitlines()[0] if e.message else e}); is it a "
                                "complete TFRecord file?") from None
-        yield RecordBatch(f.kind, records)
+        yield records
 
 
 def read_elements(f: TrafficFile) -> Iterator[tuple[str, object]]:
     """``(kind, payload)`` for every request in one traffic file."""
     for batch in read_batches(f):
-        for payload in (batch.payloads.tolist() if isinstance(batch.payloads, np.ndarray)
-                        else batch.payloads):
+        payloads = batch.payloads
+        if isinstance(payloads, DecodedLogs):
+            payloads = payloads.records
+        for payload in (payloads.tolist() if isinstance(payloads, np.ndarray) else payloads):
             yield batch.kind, payload
 
 

@@ -6,6 +6,7 @@ it hands the plan: the kept rows plus what every scanned row taught.
 """
 from __future__ import annotations
 
+import math
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
@@ -17,10 +18,6 @@ from tfwarm_export.errors import DatasetError
 from tfwarm_export.signatures import TensorSpec
 from tfwarm_export.traffic.privacy import privacy_note
 from tfwarm_export.traffic.privacy import synthesize as synthesize_shapes_only
-from tfwarm_export.traffic.readers.files import PREDICTION_LOG, REST_JSON, TF_EXAMPLE
-from tfwarm_export.traffic.readers.prediction_log import decode_logs
-from tfwarm_export.traffic.readers.rest_json_batch import decode_bodies
-from tfwarm_export.traffic.readers.tfexample import decode_example_records
 from tfwarm_export.traffic.rows import (
     Chunk,
     Column,
@@ -44,10 +41,8 @@ from tfwarm_export.traffic.stats import (
     choose_buckets,
     looks_like_examples,
 )
-from tfwarm_export.traffic.validate import RequestGroup, TrafficSpec
 
 DEFAULT_K = 256
-_FLUSH_ROWS = 4096  # traffic rows buffered before they are scanned as chunks
 EXAMPLE_SNIFF = 32  # values parsed to decide whether strings are tf.Examples
 
 
@@ -195,6 +190,43 @@ class Stratum:
     def items(self) -> list[tuple[int, Row]]:
         return sorted(self.rows.items())
 
+    def __getstate__(self) -> dict:
+        """Columns, not rows: an accumulator crosses Beam's wire once per bundle, and
+        pickling k x strata small arrays one by one dominated a Beam scan."""
+        hashes = sorted(self.rows)
+        return {"k": self.k, "hashes": hashes, "cols": rows_to_columns([self.rows[h] for h in hashes])}
+
+    def __setstate__(self, state: dict) -> None:
+        import heapq
+
+        self.k = state["k"]
+        self.rows = dict(zip(state["hashes"], columns_to_rows(state["cols"], len(state["hashes"]))))
+        self._heap = [-h for h in self.rows]
+        heapq.heapify(self._heap)
+
+
+def rows_to_columns(rows: Sequence[Row]) -> dict:
+    """Rows as one flat array per alias (plus which rows have it and their shapes):
+    what pickles fast."""
+    cols = {}
+    for alias in sorted({a for row in rows for a in row}):
+        have = [i for i, row in enumerate(rows) if alias in row]
+        arrs = [rows[i][alias] for i in have]
+        cols[alias] = (np.array(have, dtype=np.int64), [a.shape for a in arrs],
+                       np.concatenate([a.ravel() for a in arrs]))
+    return cols
+
+
+def columns_to_rows(cols: dict, n: int) -> list[Row]:
+    rows: list[Row] = [{} for _ in range(n)]
+    for alias, (have, shapes, flat) in cols.items():
+        start = 0
+        for i, shape in zip(have.tolist(), shapes):
+            end = start + math.prod(shape)
+            rows[i][alias] = flat[start:end].reshape(shape)
+            start = end
+    return rows
+
 
 def size_class(size: int) -> int:
     """Coarse length class for stratifying: 0, 1, 2-3, 4-7, 8-15, ... (bit length)."""
@@ -228,6 +260,16 @@ class DataSample:
     row_strata: list[tuple] = field(default_factory=list, repr=False)  # per row: its stratum key
     requests: int = 0              # logged requests the rows came from (traffic)
     strata: int = 0
+
+    def __getstate__(self) -> dict:
+        """Rows as columns (see ``rows_to_columns``): a selection travels back from Beam."""
+        state = dict(self.__dict__)
+        state["rows"] = (len(self.rows), rows_to_columns(self.rows))
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        n, cols = state["rows"]
+        self.__dict__.update({**state, "rows": columns_to_rows(cols, n)})
 
     @property
     def example_stats(self) -> dict[str, ExampleStats]:
@@ -691,204 +733,3 @@ class Scanner:
                           vocab_min_count=vocab_min_count, vocab_cap=self.vocab_cap,
                           row_strata=[kept[h][1] for h in order], requests=self.requests,
                           strata=len(self.strata))
-
-
-# --------------------------------------------------------------------------- traffic combiner
-
-
-BATCH_DECODERS: dict[str, Callable[[Sequence, TrafficSpec, dict], tuple[list[RequestGroup], Counter]]] = {
-    REST_JSON: decode_bodies,
-    PREDICTION_LOG: decode_logs,
-    TF_EXAMPLE: decode_example_records,
-}
-DECODE_BATCH = 1024          # payloads of one kind decoded together
-_FLUSH_BYTES = 32 << 20      # buffered row bytes before every layout is scanned
-
-
-@dataclass
-class RecordBatch:
-    """Many payloads of one kind as one combiner element (readers hand these over,
-    so a scan pays Python per thousand records, not per record)."""
-
-    kind: str
-    payloads: Sequence
-
-
-class TrafficScan:
-    """The accumulator over logged traffic: one ``Scanner`` per signature plus
-    the drop counts. Elements are ``(kind, payload)`` (a REST body, a
-    PredictionLog as bytes or proto, a tf.Example record) or a ``RecordBatch``.
-
-    Payloads wait, per kind, until ``DECODE_BATCH`` of them are decoded together
-    by the reader's batch decoder; decoded requests wait, per layout (signature,
-    stratum, row shapes and dtypes), until ``_FLUSH_ROWS`` rows make one chunk.
-    Neither wait changes a result: selection and statistics do not depend on
-    how rows are chunked."""
-
-    def __init__(self, spec: TrafficSpec):
-        self.spec = spec
-        self.scanners: dict[str, Scanner] = {}
-        self.records = 0
-        self.dropped: Counter = Counter()
-        self._pending: dict[str, list] = {}
-        self._buffer: dict[tuple, list[tuple[dict[str, np.ndarray], int]]] = {}
-        self._rows: Counter = Counter()
-        self._bytes = 0
-        self._memo: dict = {}  # the decoders' per-layout validation verdicts (see decode_log)
-
-    def _scanner(self, name: str) -> Scanner:
-        sc = self.scanners.get(name)
-        if sc is None:
-            sig = self.spec.signatures[name]
-            sc = self.scanners[name] = Scanner(
-                sig.inputs, [a for a in sorted(sig.inputs) if a not in sig.defaults], name,
-                self.spec.k, self.spec.seed, None, self.spec.vocab_cap, None, "sample")
-        return sc
-
-    def add(self, element: "tuple[str, Any] | RecordBatch") -> None:
-        if isinstance(element, RecordBatch):
-            self.add_batch(element.kind, element.payloads)
-            return
-        kind, payload = element
-        pending = self._pending.setdefault(kind, [])
-        pending.append(payload)
-        if len(pending) >= DECODE_BATCH:
-            self._pending[kind] = []
-            self.add_batch(kind, pending)
-
-    def add_batch(self, kind: str, payloads: Sequence) -> None:
-        """Decode ``payloads`` (all of ``kind``) together and buffer their rows."""
-        if not len(payloads):
-            return
-        self.records += len(payloads)
-        groups, dropped = BATCH_DECODERS[kind](payloads, self.spec, self._memo)
-        self.dropped.update(dropped)
-        for group in groups:
-            self._add_group(group)
-        if self._bytes >= _FLUSH_BYTES:
-            self.flush()
-
-    def _add_group(self, g: RequestGroup) -> None:
-        stratum = (g.request_type, self.spec.padded(g.batch or 1))
-        if g.batch is None:  # a rank-0 value is shared by the rows, not stacked
-            self._add_chunk(g.signature, stratum, g.inputs, g.requests)
-            return
-        layout = tuple((a, v.shape[1:], v.dtype.str) for a, v in sorted(g.inputs.items()))
-        key = (g.signature, stratum, layout)
-        self._buffer.setdefault(key, []).append((g.inputs, g.requests))
-        self._rows[key] += g.batch * g.requests
-        self._bytes += sum(v.nbytes for v in g.inputs.values())
-        if self._rows[key] >= _FLUSH_ROWS:
-            self._flush_key(key)
-
-    def _flush_key(self, key: tuple) -> None:
-        parts = self._buffer.pop(key)
-        self._rows.pop(key, None)
-        self._bytes -= sum(v.nbytes for inputs, _ in parts for v in inputs.values())
-        name, stratum, _ = key
-        inputs = {a: (np.concatenate([p[a] for p, _ in parts]) if len(parts) > 1 else parts[0][0][a])
-                  for a in parts[0][0]}
-        self._add_chunk(name, stratum, inputs, sum(n for _, n in parts))
-
-    def flush(self) -> None:
-        """Decode what is pending and scan everything buffered."""
-        pending, self._pending = self._pending, {}
-        for kind in sorted(pending):
-            self.add_batch(kind, pending[kind])
-        for key in sorted(self._buffer, key=repr):
-            self._flush_key(key)
-        self._bytes = 0
-
-    def _add_chunk(self, name: str, stratum: tuple[str, int], inputs: dict[str, np.ndarray],
-                   requests: int) -> None:
-        chunk = Chunk(0, {a: (f"input {a!r}", v) for a, v in sorted(inputs.items())},
-                      user_batch=True, numbering="none",
-                      label=f"a {stratum[0]} request to {name!r}", stratum=stratum, requests=requests)
-        try:
-            self._scanner(name).add(chunk)
-        except DatasetError as why:
-            self.dropped[str(why).split(". ")[0]] += requests
-
-    def __getstate__(self) -> dict:
-        self.flush()  # an accumulator travels (Beam) without a buffer
-        return {**self.__dict__, "_memo": {}}
-
-    def merge(self, other: "TrafficScan") -> "TrafficScan":
-        self.flush()
-        other.flush()
-        self.records += other.records
-        self.dropped.update(other.dropped)
-        for name, sc in other.scanners.items():
-            if name in self.scanners:
-                self.scanners[name].merge(sc)
-            else:
-                self.scanners[name] = sc
-        return self
-
-    def finish(self, source: str, vocab_min_count: int = VOCAB_MIN_COUNT) -> "TrafficSelection":
-        self.flush()
-        samples = {}
-        for name in sorted(self.scanners):
-            sample = self.scanners[name].finish(source, self.spec.k, self.spec.seed, vocab_min_count,
-                                                allow_empty=True)
-            if sample is not None:
-                samples[name] = sample
-        return TrafficSelection(source=source, samples=samples, records=self.records,
-                                dropped=dict(self.dropped))
-
-
-class SelectionCombiner:
-    """The selection as a combiner, in Beam's ``CombineFn`` protocol.
-
-    ``tfwarm_export.beam`` hands it to ``beam.CombineGlobally``; the local path
-    calls the same four methods in one process. Because the accumulator keeps
-    a bottom-k of ``hash(seed, row)`` per stratum and mergeable statistics,
-    both give the same selection whatever the sharding or file order.
-    """
-
-    def __init__(self, spec: TrafficSpec, source: str, vocab_min_count: int = VOCAB_MIN_COUNT):
-        self.spec = spec
-        self.source = source
-        self.vocab_min_count = vocab_min_count
-
-    def create_accumulator(self) -> TrafficScan:
-        return TrafficScan(self.spec)
-
-    def add_input(self, acc: TrafficScan, element: "tuple[str, Any] | RecordBatch") -> TrafficScan:
-        acc.add(element)
-        return acc
-
-    def merge_accumulators(self, accs) -> TrafficScan:
-        accs = iter(accs)
-        first = next(accs)
-        for acc in accs:
-            first.merge(acc)
-        return first
-
-    def extract_output(self, acc: TrafficScan) -> "TrafficSelection":
-        return acc.finish(self.source, self.vocab_min_count)
-
-
-@dataclass
-class TrafficSelection:
-    """What a traffic scan selected: a ``DataSample`` per signature that any
-    request fitted, and every dropped request counted by reason."""
-
-    source: str
-    samples: dict[str, DataSample]
-    records: int
-    dropped: dict[str, int] = field(default_factory=dict)
-
-    @property
-    def kept_requests(self) -> int:
-        return sum(s.requests for s in self.samples.values())
-
-    def drop_lines(self) -> list[str]:
-        """One line per reason, most frequent first: "12,031 requests dropped: ..."."""
-        return [f"{n:,} request(s) from {self.source} dropped: {why}"
-                for why, n in sorted(self.dropped.items(), key=lambda kv: (-kv[1], kv[0]))]
-
-    def to_dict(self) -> dict:
-        return {"source": self.source, "records": self.records,
-                "signatures": sorted(self.samples),
-                "dropped": dict(sorted(self.dropped.items(), key=lambda kv: (-kv[1], kv[0])))}

@@ -166,10 +166,12 @@ class ValueStats:
     def update_strings(self, values: list, counted: bool = False) -> None:
         if not counted:
             self.count += len(values)
-        values = [v.encode("utf-8") if isinstance(v, str) else v for v in values]
-        self.str_lengths.update(map(len, values))
+        if str in set(map(type, values)):
+            values = [v.encode("utf-8") if isinstance(v, str) else v for v in values]
+        lengths = list(map(len, values))
+        self.str_lengths.update(lengths)
         if self.vocab is not None:
-            if any(len(v) > VOCAB_MAX_LEN for v in values):
+            if lengths and max(lengths) > VOCAB_MAX_LEN:
                 self.vocab = None
                 return
             self.vocab.update(values)

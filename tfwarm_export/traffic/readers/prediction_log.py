@@ -9,8 +9,6 @@ records cannot be replayed and are dropped with that reason.
 """
 from __future__ import annotations
 
-from collections import Counter
-
 import math
 
 import numpy as np
@@ -19,8 +17,6 @@ from google.protobuf import message as pb_message
 from tensorflow_serving.apis import prediction_log_pb2
 
 from tfwarm_export.traffic.validate import (
-    RequestGroup,
-    decode_each,
     Dropped,
     LoggedRequest,
     TrafficSpec,
@@ -185,8 +181,3 @@ def _ndarray(t, shape: tuple[int, ...], size: int, np_dtype: np.dtype | None) ->
 
 def _shape_only(t) -> tuple[int, ...]:
     return tuple(int(d.size) for d in t.tensor_shape.dim)
-
-
-def decode_logs(payloads, spec: TrafficSpec, memo: dict) -> tuple[list[RequestGroup], Counter]:
-    """Many payloads at once, as ``RequestGroup``s, and the drops counted by reason."""
-    return decode_each(decode_log, payloads, spec, memo)

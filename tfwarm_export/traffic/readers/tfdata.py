@@ -6,7 +6,6 @@ from typing import Iterator
 import tensorflow as tf
 
 from tfwarm_export.errors import DatasetError
-from tfwarm_export.traffic.readers.tfexample import CHUNK_ROWS
 from tfwarm_export.traffic.rows import (
     Chunk,
     Single,
@@ -14,6 +13,8 @@ from tfwarm_export.traffic.rows import (
     decide_batched,
     split_element,
 )
+
+DATASET_CHUNK_ROWS = 1024  # a user's elements may be large (images): rows re-batched at a time
 
 
 def dataset_chunks(ds: tf.data.Dataset, inputs, required, sig_name, batched: bool | None,
@@ -54,9 +55,9 @@ def dataset_chunks(ds: tf.data.Dataset, inputs, required, sig_name, batched: boo
     if not batched and max_scan is not None:
         ds = ds.take(max_scan)
     if rebatch == "batch":
-        ds = ds.batch(CHUNK_ROWS)
+        ds = ds.batch(DATASET_CHUNK_ROWS)
     elif rebatch == "ragged":
-        ds = ds.ragged_batch(CHUNK_ROWS)
+        ds = ds.ragged_batch(DATASET_CHUNK_ROWS)
 
     index = 0
     it = iter(ds)

@@ -13,7 +13,7 @@ from tfwarm_export.traffic.readers.files import detect_compression
 from tfwarm_export.traffic.rows import Chunk, example_alias
 from tfwarm_export.traffic.validate import Dropped, LoggedRequest, RequestGroup, TrafficSpec, decode_each
 
-CHUNK_ROWS = 1024  # rows per internal read batch
+CHUNK_ROWS = 4096  # rows per internal read batch (per-chunk costs are paid per this many rows)
 
 
 def tfrecord_chunks(files: list[str], compression: str, inputs, required, sig_name,

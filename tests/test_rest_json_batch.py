@@ -229,3 +229,25 @@ def test_gc_is_resumed_as_it_was():
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+def test_without_orjson_the_stdlib_parses(monkeypatch):
+    monkeypatch.setattr(rjb, "_loads", json.loads)
+    same([json.dumps(_clean(i)).encode() for i in range(30)] + RAW)
+
+
+def test_jsonl_lines_are_split_from_blocks_as_gfile_lines_were(tmp_path, monkeypatch):
+    """Blank lines skipped, a line longer than a block, no final newline; GFile's
+    ReadLine drops every ``\\r`` (gzip files keep them)."""
+    import gzip
+
+    from tfwarm_export.traffic.readers import rest_json
+
+    monkeypatch.setattr(rest_json, "_READ_BLOCK", 8)
+    data = b'{"a": 1}\r\n\n  \n{"b": "x\ry"}\n' + b'{"c": "' + b"z" * 30 + b'"}\n\t\n{"d": 2}'
+    (tmp_path / "a.jsonl").write_bytes(data)
+    (tmp_path / "a.jsonl.gz").write_bytes(gzip.compress(data))
+    lines = [b'{"a": 1}', b'{"b": "xy"}', b'{"c": "' + b"z" * 30 + b'"}', b'{"d": 2}']
+    assert list(rest_json.read_bodies(str(tmp_path / "a.jsonl"), "")) == lines
+    assert list(rest_json.read_bodies(str(tmp_path / "a.jsonl.gz"), "GZIP")) == [
+        b'{"a": 1}\r', b'{"b": "x\ry"}', *lines[2:]]

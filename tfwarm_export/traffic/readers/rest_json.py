@@ -400,9 +400,18 @@ def decode_body(body: Any, spec: TrafficSpec, memo: dict | None = None) -> list[
     return [LoggedRequest(sig.name, "predict", inputs)]
 
 
+_READ_BLOCK = 1 << 20  # bytes read at a time from a JSONL file
+
+
 def read_bodies(path: str, compression: str) -> Iterator[bytes]:
     """The bodies in one file, streamed: one per line (JSONL), or the whole
-    file as one body (``.json``)."""
+    file as one body (``.json``). Blank lines are skipped.
+
+    Lines are split from 1 MiB blocks (``bytes.split``: C speed), not read one
+    by one through ``GFile.readline`` (several Python calls per line). A line
+    is what ``GFile``'s line iterator gave before: up to ``\n``, with every
+    ``\r`` dropped (TF's ``ReadLine`` skips them); gzip files keep them, as
+    ``GzipFile``'s iterator did."""
     import gzip
 
     with tf.io.gfile.GFile(path, "rb") as f:
@@ -410,9 +419,24 @@ def read_bodies(path: str, compression: str) -> Iterator[bytes]:
         if is_single_body_file(path):
             yield raw.read()
             return
-        for line in raw:
-            if line.strip():
-                yield line
+        drop_cr = compression != "GZIP"
+        pending: list[bytes] = []  # the start of a line the next block ends
+        while True:
+            block = raw.read(_READ_BLOCK)
+            if not block:
+                break
+            if drop_cr and b"\r" in block:
+                block = block.replace(b"\r", b"")
+            end = block.rfind(b"\n")
+            if end < 0:
+                pending.append(block)
+                continue
+            pending.append(block[:end])
+            yield from filter(bytes.strip, b"".join(pending).split(b"\n"))
+            pending = [block[end + 1:]]
+        last = b"".join(pending)
+        if last.strip():
+            yield last
 
 
 def is_single_body_file(path: str) -> bool:

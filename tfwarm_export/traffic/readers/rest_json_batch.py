@@ -175,9 +175,11 @@ def _partition(batch: _Batch) -> dict[tuple, list[int]]:
     names = list(map(dict.get, objs, repeat("signature_name"), repeat(DEFAULT_SIGNATURE)))
     if set(map(type, names)) != {str}:
         names = [n if type(n) is str else None for n in names]
+    keys = list(zip(names, map(dict.__contains__, objs, repeat(_ROWS)),
+                    map(dict.__contains__, objs, repeat(_COLUMNS))))
+    if len(set(keys)) == 1:  # the usual batch: one signature, one format
+        return {keys[0]: list(idx)}
     parts: dict[tuple, list[int]] = {}
-    keys = zip(names, map(dict.__contains__, objs, repeat(_ROWS)),
-               map(dict.__contains__, objs, repeat(_COLUMNS)))
     for i, key in zip(idx, keys):
         part = parts.get(key)
         if part is None:

@@ -24,7 +24,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 RESULTS = os.path.join(HERE, "RESULTS.md")
 README = os.path.join(ROOT, "README.md")
-README_BLOCKS = {"readme-suite": "benchmarks/run_suite.py", "readme-sampling": "benchmarks/bench_sampling.py"}
+README_BLOCKS = {"readme-suite": "benchmarks/run_suite.py", "readme-sampling": "benchmarks/bench_sampling.py",
+                 "readme-traffic": "benchmarks/bench_traffic.py"}
 
 
 def placeholder(name: str) -> str:

@@ -26,7 +26,7 @@ def test_results_md_has_no_hand_written_figures():
     results = pathlib.Path(results_doc.RESULTS).read_text()
     for text in ("recorded by hand", "2-core box", "through `tf.data`", "about 8 minutes"):
         assert text not in results
-    sections = [s for s in ("suite", "sampling") if results_doc.read_section(results, s) is not None]
+    sections = [s for s in ("suite", "sampling", "traffic") if results_doc.read_section(results, s) is not None]
     assert sections, "RESULTS.md holds no generated section"
     for section in sections:  # every generated section says what it ran on, measured
         assert "Machine (measured by the run)" in results_doc.read_section(results, section)
@@ -41,7 +41,9 @@ def test_sections_are_kept_apart_and_readme_synced(tmp_path):
     text = results.read_text()
     assert "suite run 2" in text and "suite run 1" not in text and "sampling run 1" in text
     c, d = results_doc.markers("readme-sampling")
-    readme.write_text(f"intro\n{a}\nhand-typed 1.69x\n{b}\n{c}\nhand-typed 0.8\n{d}\noutro\n")
+    e, f = results_doc.markers("readme-traffic")
+    readme.write_text(f"intro\n{a}\nhand-typed 1.69x\n{b}\n{c}\nhand-typed 0.8\n{d}\n"
+                      f"{e}\n{results_doc.placeholder('readme-traffic')}{f}\noutro\n")
     assert results_doc.readme_differs(str(results), str(readme)) == ["readme-suite", "readme-sampling"]
     assert results_doc.sync_readme(str(results), str(readme)) == ["readme-suite"]
     out = readme.read_text()

@@ -28,7 +28,7 @@ from tfwarm_export.traffic.select import DataSample, Scanner
 from tfwarm_export.traffic.stats import VOCAB_MIN_COUNT
 from tfwarm_export.traffic.validate import RequestGroup, TrafficSpec
 
-_FLUSH_ROWS = 4096  # rows of one layout buffered before they are scanned as one chunk
+_FLUSH_ROWS = 2048  # rows of one layout buffered before they are scanned as one chunk
 
 
 def to_element(item: Any) -> "tuple[str, Any] | RecordBatch":
@@ -57,7 +57,7 @@ BATCH_DECODERS: dict[str, Callable[[Sequence, TrafficSpec, dict], tuple[list[Req
     TF_EXAMPLE: decode_example_records,
 }
 DECODE_BATCH = 4096          # payloads of one kind decoded together
-_FLUSH_BYTES = 32 << 20      # buffered row bytes before every layout is scanned
+_FLUSH_BYTES = 4 << 20       # buffered row bytes before every layout is scanned (bounds memory)
 
 
 @dataclass

@@ -190,7 +190,7 @@ def _clean(i: int) -> dict:
 
 def test_common_bodies_take_the_fast_path(monkeypatch):
     """Clean row and columnar bodies never go body by body; one odd body among
-    them does, alone (the set is halved around it)."""
+    them does, alone."""
     seen: list[int] = []
     original = rjb.decode_each
     monkeypatch.setattr(rjb, "decode_each", lambda *a: (seen.append(len(a[1])), original(*a))[1])
@@ -203,7 +203,7 @@ def test_common_bodies_take_the_fast_path(monkeypatch):
     seen.clear()
     odd = clean[:100] + [json.dumps({"instances": [{"x": [1, True, 3], "ids": [1], "tag": "a"}]}).encode()]
     groups, dropped = same(odd + clean[100:])
-    assert seen[-1] <= rjb._SPLIT_MIN + 1 and sum(dropped.values()) == 1
+    assert seen == [1] and sum(dropped.values()) == 1
 
 
 def test_orjson_refusals_and_big_integers_decide_as_json_does():

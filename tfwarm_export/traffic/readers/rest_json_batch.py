@@ -1,4 +1,4 @@
-"""REST bodies a thousand at a time: the batch decoder of the traffic scan.
+"""REST bodies thousands at a time: the batch decoder of the traffic scan.
 
 ``decode_body`` spends Python per body and per input (shape walks, type sets,
 one small numpy array each). Logged traffic repeats a few layouts, so here the
@@ -11,11 +11,12 @@ function ``json_tensor`` uses), and the bodies then split by layout into
 
 Exactness is kept by construction, not by reimplementing every rule: each
 check here is one that ``decode_body`` would pass for every body in the set.
-When any check fails (a ragged list, a wrong type, an empty list, a missing
-input...), the set is halved and retried, and a small set that still fails
-goes body by body through ``decode_body`` from the raw payload, which names
-the reason. Shape and alias verdicts (``check_predict``) are taken once per
-layout and remembered in the scan's ``memo``.
+When a check fails (a ragged list, a wrong type, an empty list, a missing
+input...), the bodies that fail it are singled out (with numpy where the check
+is, else one Python pass over that level or block of leaves) and go body by
+body through ``decode_body``, which names the reason; the rest is converted
+again. Shape and alias verdicts (``check_predict``) are taken
+once per layout and remembered in the scan's ``memo``.
 
 Parsing uses ``orjson`` when installed, else ``json``. orjson refuses what
 only the stdlib accepts (``NaN``, ``Infinity``, a BOM, UTF-16, lone
@@ -39,7 +40,8 @@ import numpy as np
 import tensorflow as tf
 
 from tfwarm_export.signatures import SignatureInfo
-from tfwarm_export.traffic.readers.rest_json import _KIND, _shape, decode_body, exact_leaves, fast_leaves
+from tfwarm_export.traffic.readers.rest_json import (_KIND, _leaf, _shape, decode_body, exact_leaves,
+                                                    fast_leaves)
 from tfwarm_export.traffic.validate import (
     DEFAULT_SIGNATURE,
     Dropped,
@@ -57,10 +59,13 @@ try:
 except ImportError:  # optional speed-up: the stdlib gives the same bodies, slower
     _loads = json.loads
 
-_SPLIT_MIN = 8          # a failing set this small goes body by body through decode_body
 _MEMO_CAP = 4096        # layouts whose check_predict verdict is remembered
 _BIG_FLOAT = 2.0 ** 63  # orjson reads integers beyond 64 bits as floats at least this large
 _ROWS, _COLUMNS = "instances", "inputs"
+_LEAF_TYPES = {"string": {str}, "bool": {bool}, "float": {int, float}, "int": {int}}
+_BLOCK = 512            # leaves whose types are checked together when looking for bad ones
+_DIGITS = bytes(ord("9") if c in b"0123456789" else ord(" ") for c in range(256))  # for translate
+_DIGIT_RUN = b"9" * 19
 _COUNTED = object()     # in place of a body already counted as dropped (``None`` is JSON null)
 
 
@@ -71,7 +76,7 @@ class _SigFacts:
     sig: SignatureInfo
     names: tuple[str, ...]       # sorted aliases
     dtypes: tuple[tf.DType, ...]
-    floats: tuple[bool, ...]     # per alias: a float dtype (the big-integer guard applies)
+    kinds: tuple[str, ...]       # per alias: "string", "bool", "float" or "int"
 
 
 @dataclass
@@ -84,11 +89,36 @@ class _Batch:
     memo: dict
     groups: list[RequestGroup] = field(default_factory=list)
     dropped: Counter = field(default_factory=Counter)
-    slow: list = field(default_factory=list)  # payloads decode_body decides, one by one
+    slow: list = field(default_factory=list)  # what decode_body decides, one by one
+
+    def for_decode_body(self, i: int) -> Any:
+        """What ``decode_body`` gets for payload ``i``: the parsed body where it is
+        what ``json`` parses (orjson differs only on integers of 19+ digits), so
+        the body is not parsed twice; else the raw payload."""
+        raw = self.payloads[i]
+        if i in self.exact or (type(raw) is bytes and _DIGIT_RUN not in raw.translate(_DIGITS)):
+            return self.bodies[i]
+        return raw
 
 
 class _Reparse(Exception):
     """A float input holds a value orjson may have read from a >64-bit integer."""
+
+
+class _Bad(Exception):
+    """Bodies (a mask over the set) that would not decode like the rest."""
+
+    def __init__(self, bodies: np.ndarray):
+        super().__init__()
+        self.bodies = bodies
+
+
+class _BadLeaves(Exception):
+    """Leaves (a mask over one input's leaves) that TF Serving rejects."""
+
+    def __init__(self, leaves: np.ndarray):
+        super().__init__()
+        self.leaves = leaves
 
 
 def decode_bodies(payloads: Sequence, spec: TrafficSpec,
@@ -120,7 +150,7 @@ def _decode_all(payloads: list, spec: TrafficSpec, memo: dict) -> tuple[list[Req
         if type(facts) is str:
             batch.dropped[facts] += len(idx)
         elif facts is None or rows == columns:  # neither (or both, or "examples"): decode_body's reasons
-            batch.slow.extend(payloads[i] for i in idx)
+            batch.slow.extend(map(batch.for_decode_body, idx))
         else:  # one set per signature and format, whatever name reached it ("" is the default)
             facts, by_format = sets.setdefault(facts.sig.name, (facts, {}))
             by_format.setdefault(_ROWS if rows else _COLUMNS, []).extend(idx)
@@ -208,27 +238,26 @@ def _sig_facts(spec: TrafficSpec, name: str) -> _SigFacts | str | None:
     if (not names or "b64" in names or any(s.encoding != "dense" for s in specs)
             or any(s.dtype not in _KIND for s in specs)):
         return None
-    return _SigFacts(sig, names, tuple(s.dtype for s in specs),
-                     tuple(_KIND[s.dtype] == "float" for s in specs))
+    return _SigFacts(sig, names, tuple(s.dtype for s in specs), tuple(_KIND[s.dtype] for s in specs))
 
 
 def _decode_set(batch: _Batch, idx: list[int], fmt: str, facts: _SigFacts) -> None:
-    """Convert the bodies ``idx`` together, or halve them until the parts convert; a
-    small part that does not goes to ``decode_body``, from the raw payload."""
-    try:
-        done = _convert(batch, idx, fmt, facts)
-    except _Reparse:
-        idx = _reparse(batch, idx)
-        done = _convert(batch, idx, fmt, facts) if idx else ([], Counter())
-    if done is not None:
-        batch.groups.extend(done[0])
-        batch.dropped.update(done[1])
-    elif len(idx) <= _SPLIT_MIN:
-        batch.slow.extend(batch.payloads[i] for i in idx)
-    else:
-        mid = len(idx) // 2
-        _decode_set(batch, idx[:mid], fmt, facts)
-        _decode_set(batch, idx[mid:], fmt, facts)
+    """Convert the bodies ``idx`` together. Bodies a check singles out go to
+    ``decode_body``, and the rest is converted again."""
+    while idx:
+        try:
+            groups, dropped = _convert(batch, idx, fmt, facts)
+        except _Reparse:
+            idx = _reparse(batch, idx)
+            continue
+        except _Bad as bad:
+            out = bad.bodies.tolist() if bad.bodies.any() else [True] * len(idx)
+            batch.slow.extend(batch.for_decode_body(i) for i, o in zip(idx, out) if o)
+            idx = [i for i, o in zip(idx, out) if not o]
+            continue
+        batch.groups.extend(groups)
+        batch.dropped.update(dropped)
+        return
 
 
 def _reparse(batch: _Batch, idx: list[int]) -> list[int]:
@@ -246,102 +275,160 @@ def _reparse(batch: _Batch, idx: list[int]) -> list[int]:
     return kept
 
 
-def _columns(bodies: list[dict], fmt: str,
-             names: tuple[str, ...]) -> tuple[list[list], np.ndarray] | None:
+def _starts(counts: np.ndarray) -> np.ndarray:
+    """Where each body's run begins on a level where body i holds ``counts[i]`` nodes."""
+    starts = np.zeros(len(counts), dtype=np.intp)
+    np.cumsum(counts[:-1], out=starts[1:])
+    return starts
+
+
+def _bodies_of(nodes: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Per body: does it hold one of the flagged ``nodes`` (body i holds ``counts[i]``)?"""
+    return np.logical_or.reduceat(nodes, _starts(counts))
+
+
+def _minority(is_a: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Bodies to single out where nodes of two kinds meet: those holding both, and
+    those holding only the kind fewer bodies hold (TF Serving may accept those
+    bodies too; ``decode_body`` decides, and the rest stay on the fast path)."""
+    starts = _starts(counts)
+    some, every = np.logical_or.reduceat(is_a, starts), np.logical_and.reduceat(is_a, starts)
+    only_a, only_b = every, ~some
+    return (some & ~every) | (only_a if only_a.sum() <= only_b.sum() else only_b)
+
+
+def _columns(bodies: list[dict], fmt: str, names: tuple[str, ...]) -> tuple[list[list], np.ndarray]:
     """Each input's values across ``bodies`` (one per instance, or one per body in the
-    columnar format) and how many each body holds; None when the bodies are not
-    all well-formed for their format (``decode_body`` then names the reason)."""
+    columnar format) and how many each body holds; ``_Bad`` for bodies that are
+    not well-formed for their format."""
+    n = len(bodies)
     if fmt == _ROWS:
         lists = list(map(itemgetter(_ROWS), bodies))
         if set(map(type, lists)) != {list}:
-            return None
-        counts = np.fromiter(map(len, lists), dtype=np.intp, count=len(lists))
+            raise _Bad(np.fromiter((type(v) is not list for v in lists), dtype=bool, count=n))
+        counts = np.fromiter(map(len, lists), dtype=np.intp, count=n)
         if not counts.all():
-            return None
+            raise _Bad(counts == 0)
         values = list(chain.from_iterable(lists))
     else:
         values = list(map(itemgetter(_COLUMNS), bodies))
-        counts = np.ones(len(bodies), dtype=np.intp)
+        counts = np.ones(n, dtype=np.intp)
     types = set(map(type, values))
-    if types == {dict}:
-        # An instance object must hold exactly the signature's inputs; the columnar
-        # object may hold more (TF Serving ignores them).
-        if fmt == _ROWS and set(map(len, values)) != {len(names)}:
-            return None
-        try:
-            return [list(map(itemgetter(a), values)) for a in names], counts
-        except KeyError:
-            return None
-    if dict not in types and len(names) == 1:  # plain values of a one-input signature
+    if dict not in types:  # plain values: one-input signatures only
+        if len(names) > 1:
+            raise _Bad(np.ones(n, dtype=bool))
         return [values], counts
-    return None
+    if len(types) > 1:  # objects and plain values
+        is_obj = np.fromiter((type(v) is dict for v in values), dtype=bool, count=len(values))
+        raise _Bad(_minority(is_obj, counts) if len(names) == 1 else _bodies_of(~is_obj, counts))
+    if fmt == _ROWS:  # an instance object holds exactly the inputs; a columnar one may hold more
+        lens = np.fromiter(map(len, values), dtype=np.intp, count=len(values))
+        if (lens != len(names)).any():
+            raise _Bad(_bodies_of(lens != len(names), counts))
+    columns = []
+    for a in names:
+        try:
+            columns.append(list(map(itemgetter(a), values)))
+        except KeyError:
+            missing = np.fromiter((a not in v for v in values), dtype=bool, count=len(values))
+            raise _Bad(_bodies_of(missing, counts)) from None
+    return columns, counts
 
 
-def _levels(values: list, counts: np.ndarray) -> tuple[list, list[np.ndarray], np.ndarray] | None:
-    """Flatten one input's values as many levels as the first one is deep: the leaves,
-    each body's dimensions below its values (one array per level) and its number of
-    leaves. None unless every list on those levels is a list, non-empty, and of one
-    length within a body (TF Serving's ragged and "different shapes" checks);
-    ``fast_leaves`` then refuses a list left among the leaves."""
+def _levels(values: list, counts: np.ndarray,
+            min_rank: int) -> tuple[list, list[np.ndarray], np.ndarray]:
+    """Flatten one input's values as many levels as the first one is deep (at least
+    ``min_rank``): the leaves, each body's dimensions below its values (one array
+    per level) and its number of leaves. ``_Bad`` for bodies with a non-list or an
+    empty list on those levels, or lists of different lengths on one level (TF
+    Serving's ragged and "different shapes" checks); a list left among the leaves
+    is a wrong leaf type."""
     dims: list[np.ndarray] = []
     level = values
-    for _ in range(len(_shape(values[0]))):
+    for depth in range(max(min_rank, len(_shape(values[0])))):
         if set(map(type, level)) != {list}:
-            return None
+            is_list = np.fromiter((type(x) is list for x in level), dtype=bool, count=len(level))
+            raise _Bad(_bodies_of(~is_list, counts) if depth < min_rank else _minority(is_list, counts))
         lens = np.fromiter(map(len, level), dtype=np.intp, count=len(level))
-        first, last = lens.min(), lens.max()
-        if first == 0:
-            return None
-        if first == last:
-            per_body = np.full(len(counts), first, dtype=np.intp)
+        if not lens.all():
+            raise _Bad(_bodies_of(lens == 0, counts))
+        if lens.min() == lens.max():
+            per_body = np.full(len(counts), lens[0], dtype=np.intp)
         else:
-            starts = np.zeros(len(counts), dtype=np.intp)
-            np.cumsum(counts[:-1], out=starts[1:])
+            starts = _starts(counts)
             per_body = np.minimum.reduceat(lens, starts)
-            if not np.array_equal(per_body, np.maximum.reduceat(lens, starts)):
-                return None
+            ragged = per_body != np.maximum.reduceat(lens, starts)
+            if ragged.any():
+                raise _Bad(ragged)
         dims.append(per_body)
         counts = counts * per_body
         level = list(chain.from_iterable(level))
     return level, dims, counts
 
 
-def _leaves(flat: list, dtype: tf.DType, alias: str, is_float: bool, exact: bool) -> np.ndarray | None:
-    """All bodies' leaves of one input as one array, or None when one of them fails."""
+def _leaves(flat: list, dtype: tf.DType, alias: str, kind: str, exact: bool) -> np.ndarray:
+    """All bodies' leaves of one input as one array; ``_BadLeaves`` when some fail."""
     types = set(map(type, flat))
     arr = fast_leaves(flat, dtype, types)
-    if arr is None and dict in types and types <= {str, dict} and dtype == tf.string:
+    if arr is None and kind == "string" and types <= {str, dict}:
         try:  # b64 strings are decoded one by one
             arr = exact_leaves(flat, dtype, alias)
         except Dropped:
-            return None
-    if arr is not None and is_float and not exact and float in types:
+            pass
+    if arr is None:
+        raise _BadLeaves(_bad_leaves(flat, dtype, alias, kind))
+    if kind == "float" and not exact and float in types:
         with np.errstate(invalid="ignore"):
             if bool((np.abs(arr) >= _BIG_FLOAT).any()):
                 raise _Reparse
     return arr
 
 
+def _bad_leaves(flat: list, dtype: tf.DType, alias: str, kind: str) -> np.ndarray:
+    """Which leaves ``_leaf`` rejects. Types are looked at leaf by leaf only in
+    blocks whose type set does not fit; values (ranges, b64) one by one only when
+    the leaves of fitting types fail ``fast_leaves`` together."""
+    ok = _LEAF_TYPES[kind]
+    bad = np.zeros(len(flat), dtype=bool)
+    for start in range(0, len(flat), _BLOCK):
+        block = flat[start:start + _BLOCK]
+        if not set(map(type, block)) <= ok:
+            bad[start:start + len(block)] = [type(x) not in ok for x in block]
+    if kind == "string":  # b64 objects, decoded one by one
+        for i in np.flatnonzero(bad).tolist():
+            bad[i] = type(flat[i]) is not dict or _rejects(flat[i], dtype, alias)
+        return bad
+    good = np.flatnonzero(~bad)
+    fit = flat if len(good) == len(flat) else [flat[i] for i in good.tolist()]
+    if fit and fast_leaves(fit, dtype) is None:
+        bad[good] = [_rejects(x, dtype, alias) for x in fit]
+    return bad
+
+
+def _rejects(x: Any, dtype: tf.DType, alias: str) -> bool:
+    try:
+        _leaf(x, dtype, alias)
+    except Dropped:
+        return True
+    return False
+
+
 def _convert(batch: _Batch, idx: list[int], fmt: str,
-             facts: _SigFacts) -> tuple[list[RequestGroup], Counter] | None:
-    """The groups and drops of bodies ``idx`` (one signature and format), or None when
-    some body would not decode (see ``_decode_set``)."""
-    got = _columns(list(map(batch.bodies.__getitem__, idx)), fmt, facts.names)
-    if got is None:
-        return None
-    columns, counts = got
+             facts: _SigFacts) -> tuple[list[RequestGroup], Counter]:
+    """The groups and drops of bodies ``idx`` (one signature and format); ``_Bad``
+    for bodies that would not decode alike (see ``_decode_set``)."""
+    columns, counts = _columns(list(map(batch.bodies.__getitem__, idx)), fmt, facts.names)
     exact = batch.exact.issuperset(idx)
     leaves, dims, leaf_counts = [], [], []
-    for alias, dtype, is_float, values in zip(facts.names, facts.dtypes, facts.floats, columns):
-        flat = _levels(values, counts)
-        if flat is None or (fmt == _COLUMNS and not flat[1]):
-            return None  # (a rank-0 tensor is a group of its own: decode_body's path)
-        arr = _leaves(flat[0], dtype, alias, is_float, exact)
-        if arr is None:
-            return None
-        leaves.append(arr)
-        dims.append(flat[1])
-        leaf_counts.append(flat[2])
+    for alias, dtype, kind, values in zip(facts.names, facts.dtypes, facts.kinds, columns):
+        # a columnar value is a tensor of rank >= 1 here (a rank-0 one is a group of its own)
+        flat, below, n = _levels(values, counts, 1 if fmt == _COLUMNS else 0)
+        try:
+            leaves.append(_leaves(flat, dtype, alias, kind, exact))
+        except _BadLeaves as bad:
+            raise _Bad(_bodies_of(bad.leaves, n)) from None
+        dims.append(below)
+        leaf_counts.append(n)
     # Each body's layout: (instances,) + every input's dims below its values.
     key_cols = ([counts] if fmt == _ROWS else []) + [d for ds in dims for d in ds]
     order, starts = _group_order(key_cols)

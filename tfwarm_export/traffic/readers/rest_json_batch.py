@@ -406,6 +406,7 @@ def _bad_leaves(flat: list, dtype: tf.DType, alias: str, kind: str) -> np.ndarra
 
 
 def _rejects(x: Any, dtype: tf.DType, alias: str) -> bool:
+    """Does ``_leaf`` (the one-body path's rule for one value) reject ``x``?"""
     try:
         _leaf(x, dtype, alias)
     except Dropped:

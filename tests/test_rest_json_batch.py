@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 import tfwarm_export.traffic.readers.rest_json_batch as rjb
 from tfwarm_export.signatures import SignatureInfo, TensorSpec
 from tfwarm_export.traffic import traffic_spec
-from tfwarm_export.traffic.readers.rest_json import decode_body
+from tfwarm_export.traffic.readers.rest_json import UNPAIRED_SURROGATE, decode_body
 from tfwarm_export.traffic.readers.rest_json_batch import decode_bodies
 from tfwarm_export.traffic.validate import RequestGroup, decode_each
 
@@ -221,6 +221,19 @@ def test_orjson_refusals_and_big_integers_decide_as_json_does():
     groups, dropped = same(bodies)
     assert sum(dropped.values()) == 3 and sum(g.requests for g in groups) == 42
     assert sum(n for why, n in dropped.items() if "without loss of precision" in why) == 3
+
+
+def test_unpaired_surrogates_are_dropped_not_raised():
+    """Python's json reads "\\ud800"; it has no UTF-8 form, so the body is dropped as
+    invalid JSON on both paths (instances, columnar and tf.Example bodies alike)."""
+    bodies = [json.dumps(_clean(i)).encode() for i in range(20)]
+    bodies += [b'{"instances": [{"x": [1, 2, 3], "ids": [1], "tag": "\\ud800"}]}',
+               b'{"signature_name": "score", "inputs": {"x": [[1, 2, 3]], "note": "\\udc00"}}',
+               b'{"instances": [{"x": [1, 2, 3], "ids": [1], "tag": "a\\udfffb"}]}']
+    groups, dropped = same(bodies)
+    assert sum(g.requests for g in groups) == 21
+    assert list(dropped) == [UNPAIRED_SURROGATE]
+    assert sum(dropped.values()) == 2
 
 
 def test_gc_is_resumed_as_it_was():

@@ -350,8 +350,19 @@ def json_example(obj: Any) -> tf.train.Example:
     return ex
 
 
+UNPAIRED_SURROGATE = ("not valid JSON: a string holds an unpaired UTF-16 surrogate escape "
+                      "(\\ud800-\\udfff), which TF Serving's JSON parser rejects")
+
+
 def decode_body(body: Any, spec: TrafficSpec, memo: dict | None = None) -> list[LoggedRequest]:
     """One REST body (text, bytes or parsed JSON) as the request(s) TF Serving would build."""
+    try:
+        return _decode_body(body, spec)
+    except UnicodeEncodeError:  # Python's json accepts "\ud800"; it has no UTF-8 form
+        raise Dropped(UNPAIRED_SURROGATE) from None
+
+
+def _decode_body(body: Any, spec: TrafficSpec) -> list[LoggedRequest]:
     if isinstance(body, (bytes, str)):
         try:
             body = json.loads(body)

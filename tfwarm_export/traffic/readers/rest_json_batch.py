@@ -250,6 +250,9 @@ def _decode_set(batch: _Batch, idx: list[int], fmt: str, facts: _SigFacts) -> No
         except _Reparse:
             idx = _reparse(batch, idx)
             continue
+        except UnicodeEncodeError:  # an unpaired surrogate somewhere: decode_body names the bodies
+            batch.slow.extend(map(batch.for_decode_body, idx))
+            return
         except _Bad as bad:
             out = bad.bodies.tolist() if bad.bodies.any() else [True] * len(idx)
             batch.slow.extend(batch.for_decode_body(i) for i, o in zip(idx, out) if o)

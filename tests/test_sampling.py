@@ -297,7 +297,7 @@ def _bottom_k(hashes: np.ndarray, k: int, chunk_sizes: list[int]) -> list[int]:
     sizes = iter(chunk_sizes * (len(hashes) + 1))
     while i < len(hashes):
         m = min(next(sizes), len(hashes) - i)
-        s.offer(hashes[i:i + m], lambda off, base=i: base + off)
+        s.offer(hashes[i:i + m], lambda off, base=i: (base + off).tolist())
         i += m
     return [v for _, v in s.items()]
 
@@ -318,7 +318,7 @@ def test_bottom_k_is_order_chunk_and_shard_free(n, k, seed, chunks, shards):
     parts = [Stratum(k) for _ in range(shards)]                # shard, then merge
     for j, part in enumerate(parts):
         idx = np.arange(j, n, shards)
-        part.offer(hashes[idx], lambda off, idx=idx: int(idx[off]))
+        part.offer(hashes[idx], lambda off, idx=idx: idx[off].tolist())
     merged = parts[0]
     for part in parts[1:]:
         merged.merge(part)
@@ -355,7 +355,7 @@ def test_selection_is_uniform_over_seeds():
 
 def _kept_rows(x, k, seed):
     s = Stratum(k)
-    s.offer(row_hashes({"x": Column(dense=x)}, len(x), seed), lambda off: off)
+    s.offer(row_hashes({"x": Column(dense=x)}, len(x), seed), lambda off: off.tolist())
     return [v for _, v in s.items()]
 
 

@@ -161,31 +161,45 @@ class Stratum:
     def threshold(self) -> int | None:
         return -self._heap[0] if len(self._heap) >= self.k else None
 
-    def offer(self, hashes: np.ndarray, make: Callable[[int], Row]) -> None:
-        """Consider rows with these hashes; ``make(i)`` materialises only kept ones."""
+    def offer(self, hashes: np.ndarray, make: Callable[[np.ndarray], list[Row]]) -> None:
+        """Consider rows with these hashes; ``make(indices)`` materialises, in one call,
+        only the rows that end up kept."""
         import heapq
 
         thr = self.threshold
         idx = np.nonzero(hashes < _U64(thr))[0] if thr is not None else np.arange(len(hashes))
         if not len(idx):
             return
-        for i in idx[np.argsort(hashes[idx], kind="stable")].tolist():
-            h = int(hashes[i])
-            thr = self.threshold
-            if thr is not None and h >= thr:
-                break
-            if h in self.rows:
-                continue
-            self.rows[h] = make(i)
-            heapq.heappush(self._heap, -h)
-            if len(self._heap) > self.k:
-                del self.rows[-heapq.heappop(self._heap)]
+        cand = hashes[idx]
+        order = np.argsort(cand, kind="stable")
+        idx, cand = idx[order], cand[order]
+        first = np.ones(len(cand), dtype=bool)
+        first[1:] = cand[1:] != cand[:-1]  # a row repeated in the chunk is one candidate
+        idx, cand = idx[first], cand[first]
+        kept = np.fromiter(self.rows, dtype=np.uint64, count=len(self.rows))
+        if len(kept):
+            fresh = ~np.isin(cand, kept)
+            idx, cand = idx[fresh], cand[fresh]
+        idx, cand = idx[:self.k], cand[:self.k]
+        if not len(idx):
+            return
+        both = np.concatenate([kept, cand])
+        if len(both) > self.k:
+            cutoff = np.partition(both, self.k - 1)[self.k - 1]
+            take = cand <= cutoff
+            idx, cand = idx[take], cand[take]
+            for h in kept[kept > cutoff].tolist():
+                del self.rows[h]
+        for h, row in zip(cand.tolist(), make(idx)):
+            self.rows[h] = row
+        self._heap = [-h for h in self.rows]
+        heapq.heapify(self._heap)
 
     def merge(self, other: "Stratum") -> None:
         items = sorted(other.rows.items())
         if items:
             hashes = np.array([h for h, _ in items], dtype=np.uint64)
-            self.offer(hashes, lambda i: items[i][1])
+            self.offer(hashes, lambda sel: [items[i][1] for i in sel.tolist()])
 
     def items(self) -> list[tuple[int, Row]]:
         return sorted(self.rows.items())
@@ -226,6 +240,18 @@ def columns_to_rows(cols: dict, n: int) -> list[Row]:
             rows[i][alias] = flat[start:end].reshape(shape)
             start = end
     return rows
+
+
+def take_rows(cols: Mapping[str, Column], pick: np.ndarray) -> list[Row]:
+    """Rows ``pick`` of a chunk, copied out together (a kept row never pins the chunk)."""
+    per_alias = {}
+    for alias, col in cols.items():
+        if col.dense is not None:
+            sub = col.dense[pick]  # one fancy-index copy of the picked rows
+            per_alias[alias] = [sub[j, ...] for j in range(len(pick))]
+        else:
+            per_alias[alias] = [col.rows[i].copy() for i in pick.tolist()]
+    return [{a: per_alias[a][j] for a in per_alias} for j in range(len(pick))]
 
 
 def size_class(size: int) -> int:
@@ -680,11 +706,10 @@ class Scanner:
             if stratum is None:
                 stratum = self.strata[key] = Stratum(self.k)
             if len(idx) == n:
-                stratum.offer(hashes, lambda off: {a: c.row(off) for a, c in cols.items()})
+                stratum.offer(hashes, lambda pick: take_rows(cols, pick))
             else:
                 sel = np.asarray(idx)
-                stratum.offer(hashes[sel],
-                              lambda j: {a: c.row(int(sel[j])) for a, c in cols.items()})
+                stratum.offer(hashes[sel], lambda pick: take_rows(cols, sel[pick]))
 
     def merge(self, other: "Scanner") -> "Scanner":
         """Fold another shard's scanner into this one (Beam ``merge_accumulators``)."""

@@ -28,7 +28,7 @@ from tfwarm_export.traffic.select import DataSample, Scanner
 from tfwarm_export.traffic.stats import VOCAB_MIN_COUNT
 from tfwarm_export.traffic.validate import RequestGroup, TrafficSpec
 
-_FLUSH_ROWS = 2048  # rows of one layout buffered before they are scanned as one chunk
+_FLUSH_ROWS = 4096  # rows of one layout buffered before they are scanned as one chunk
 
 
 def to_element(item: Any) -> "tuple[str, Any] | RecordBatch":
@@ -124,8 +124,11 @@ class TrafficScan:
         self.dropped.update(dropped)
         for group in groups:
             self._add_group(group)
-        if self._bytes >= _FLUSH_BYTES:
-            self.flush()
+        if self._bytes >= _FLUSH_BYTES:  # memory bound: scan the biggest layouts, keep the small
+            for key in sorted(self._buffer, key=lambda k: (-self._rows[k], repr(k))):
+                self._flush_key(key)
+                if self._bytes < _FLUSH_BYTES // 2:
+                    break
 
     def _add_group(self, g: RequestGroup) -> None:
         stratum = (g.request_type, self.spec.padded(g.batch or 1))

@@ -169,15 +169,16 @@ def read_batches(f: TrafficFile, size: int = READ_BATCH) -> Iterator[RecordBatch
             yield RecordBatch(REST_JSON, batch)
         return
     ds = tf.data.TFRecordDataset(f.path, compression_type=f.compression, buffer_size=1 << 20)
-    batches = _tfrecord_batches(ds.batch(size).prefetch(1).as_numpy_iterator(), f.path)
+    ds = ds.batch(size).prefetch(1)
     if f.kind != PREDICTION_LOG:
-        for records in batches:
+        for records in _tfrecord_batches(ds.as_numpy_iterator(), f.path):
             yield RecordBatch(f.kind, records)
         return
-    # the next batch is decoded (C++, GIL released) while this one is scanned
+    # records stay a string tensor; the next batch is decoded (C++, GIL released) while
+    # this one is scanned
     with ThreadPoolExecutor(1, thread_name_prefix="tfwarm-decode") as pool:
         ahead = None
-        for records in batches:
+        for records in _tfrecord_batches(iter(ds), f.path):
             submitted = pool.submit(predecode, records)
             if ahead is not None:
                 yield RecordBatch(f.kind, ahead.result())
@@ -186,7 +187,7 @@ def read_batches(f: TrafficFile, size: int = READ_BATCH) -> Iterator[RecordBatch
             yield RecordBatch(f.kind, ahead.result())
 
 
-def _tfrecord_batches(it, path: str) -> Iterator[np.ndarray]:
+def _tfrecord_batches(it, path: str) -> Iterator:
     while True:
         try:
             records = next(it)
@@ -204,7 +205,7 @@ def read_elements(f: TrafficFile) -> Iterator[tuple[str, object]]:
     for batch in read_batches(f):
         payloads = batch.payloads
         if isinstance(payloads, DecodedLogs):
-            payloads = payloads.records
+            payloads = payloads.pick(np.arange(len(payloads)))
         for payload in (payloads.tolist() if isinstance(payloads, np.ndarray) else payloads):
             yield batch.kind, payload
 

@@ -106,24 +106,34 @@ def _decoder():
 
 @dataclass
 class DecodedLogs:
-    """A batch of serialized PredictionLogs and what ``predecode`` read from them
-    (``fields`` is None when some record is not a proto: the exact path decides)."""
+    """A batch of serialized PredictionLogs (a numpy array of bytes, or the string
+    tensor a ``tf.data`` read gave, never copied into Python) and what ``predecode``
+    read from them (``fields`` is None when some record is not a proto: the exact
+    path decides)."""
 
-    records: np.ndarray
+    records: "np.ndarray | tf.Tensor"
     fields: dict[str, np.ndarray] | None
 
     def __len__(self) -> int:
-        return len(self.records)
+        return int(self.records.shape[0])
+
+    def pick(self, idx: np.ndarray) -> list[bytes]:
+        """The serialized records ``idx`` (for the exact path)."""
+        if isinstance(self.records, np.ndarray):
+            return self.records[idx].tolist()
+        return tf.gather(self.records, idx).numpy().tolist()
 
 
-def predecode(records: Sequence) -> DecodedLogs:
+def predecode(records: "Sequence | tf.Tensor") -> DecodedLogs:
     """Run the C++ decoder over a batch. TensorFlow releases the GIL meanwhile, so a
     reader can predecode the next batch in a thread while this one is scanned."""
-    records = records if isinstance(records, np.ndarray) else np.array(list(records), dtype=object)
-    if not len(records) or not all(isinstance(r, bytes) for r in records.tolist()):
+    if not isinstance(records, (np.ndarray, tf.Tensor)):
+        records = np.array(list(records), dtype=object)
+    if isinstance(records, np.ndarray) and (
+            not len(records) or set(map(type, records.tolist())) != {bytes}):
         return DecodedLogs(records, None)
     try:
-        fields = {k: v.numpy() for k, v in _decoder()(tf.constant(records)).items()}
+        fields = {k: v.numpy() for k, v in _decoder()(tf.convert_to_tensor(records)).items()}
     except tf.errors.OpError:  # some record is not a proto at all
         fields = None
     return DecodedLogs(records, fields)
@@ -142,11 +152,11 @@ def decode_logs(payloads: "Sequence | DecodedLogs", spec: TrafficSpec,
 
     The same result as ``decode_each(decode_log, records, spec, memo)``."""
     batch = payloads if isinstance(payloads, DecodedLogs) else predecode(payloads)
-    records, out = batch.records, batch.fields
+    out = batch.fields
     if out is None:
-        return decode_each(decode_log, records.tolist(), spec, memo)
+        return decode_each(decode_log, batch.pick(np.arange(len(batch))), spec, memo)
 
-    n = len(records)
+    n = len(batch)
     n_inputs = out["n_inputs"].astype(np.int64)
     slow = ~out["is_predict"] | (n_inputs == 0)
     rec_of = np.repeat(np.arange(n), n_inputs)
@@ -177,7 +187,7 @@ def decode_logs(payloads: "Sequence | DecodedLogs", spec: TrafficSpec,
             if g in bad:
                 fallback.append(recs[idx])
                 continue
-            result = _group(recs[idx], entries[idx], records, out, string_off, spec, memo)
+            result = _group(recs[idx], entries[idx], batch, out, string_off, spec, memo)
             if result is None:
                 fallback.append(recs[idx])
             elif isinstance(result, Dropped):
@@ -186,13 +196,13 @@ def decode_logs(payloads: "Sequence | DecodedLogs", spec: TrafficSpec,
                 groups.append(result)
     rest = np.sort(np.concatenate(fallback))
     if len(rest):
-        more, why = decode_each(decode_log, records[rest].tolist(), spec, memo)
+        more, why = decode_each(decode_log, batch.pick(rest), spec, memo)
         groups += more
         dropped.update(why)
     return groups, dropped
 
 
-def _group(recs: np.ndarray, entries: np.ndarray, records: np.ndarray, out: dict,
+def _group(recs: np.ndarray, entries: np.ndarray, batch: DecodedLogs, out: dict,
            string_off: np.ndarray, spec: TrafficSpec, memo: dict) -> RequestGroup | Dropped | None:
     """One layout's records (``entries``: their inputs, in the same column order) as a
     group, its drop reason, or None (take the exact path)."""
@@ -206,7 +216,8 @@ def _group(recs: np.ndarray, entries: np.ndarray, records: np.ndarray, out: dict
     verdict = memo.get(memo_key)
     if verdict is None:
         try:
-            req = prediction_log_pb2.PredictionLog.FromString(records[recs[0]]).predict_log.request
+            (raw,) = batch.pick(recs[:1])
+            req = prediction_log_pb2.PredictionLog.FromString(raw).predict_log.request
             verdict = _check_inputs(req, spec)
         except Dropped as why:
             verdict = why

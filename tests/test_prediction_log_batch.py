@@ -162,3 +162,27 @@ def test_common_layouts_take_the_fast_path():
     assert sorted((g.batch, g.requests, g.inputs["ids"].shape[1]) for g in groups) == [
         (2, 16, 4), (2, 17, 2), (2, 17, 3)]
     assert Counter(t for g in groups for t in g.inputs["tag"].tolist())[b"a"] == 50
+
+
+def test_scan_leaves_the_gc_as_it_found_it():
+    """A batch freezes older objects out of the cyclic GC and unfreezes them after; a
+    process that froze objects itself keeps them frozen."""
+    import gc
+
+    from tfwarm_export.traffic.combine import TrafficScan
+
+    req = predict_pb2.PredictRequest(model_spec=model_pb2.ModelSpec(signature_name="score"))
+    req.inputs["x"].CopyFrom(tf.make_tensor_proto(np.ones((2, 3), np.float32)))
+    record = prediction_log_pb2.PredictionLog(
+        predict_log=prediction_log_pb2.PredictLog(request=req)).SerializeToString()
+    scan = TrafficScan(SPEC)
+    scan.add_batch("prediction_log", [record])
+    assert gc.get_freeze_count() == 0 and gc.isenabled()
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        scan.add_batch("prediction_log", [record])
+        assert gc.get_freeze_count() == frozen
+    finally:
+        gc.unfreeze()
+    assert scan.finish("test").samples["score"].scanned == 4

@@ -236,6 +236,16 @@ def test_unpaired_surrogates_are_dropped_not_raised():
     assert sum(dropped.values()) == 2
 
 
+def test_deep_nesting_is_dropped_not_raised():
+    """Lists nested past any tensor's rank, or past Python's recursion limit, are
+    drops with a reason on both paths."""
+    bodies = [json.dumps(_clean(i)).encode() for i in range(5)]
+    bodies += [b'{"instances": [{"x": ' + b"[" * 40 + b"1" + b"]" * 40 + b', "ids": [1], "tag": "a"}]}',
+               b'{"instances": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"]
+    groups, dropped = same(bodies)
+    assert sum(g.requests for g in groups) == 5 and sum(dropped.values()) == 2
+
+
 def test_gc_is_resumed_as_it_was():
     body = [json.dumps(_clean(1)).encode()]
     decode_bodies(body, SPEC, {})

@@ -242,6 +242,9 @@ def json_tensor(v: Any, dtype: tf.DType, alias: str) -> np.ndarray:
     Whole-list checks first (``fast_leaves``); only a list that fails them is
     walked value by value, to raise TF Serving's exact error."""
     shape = _shape(v)
+    if len(shape) > MAX_RANK:
+        raise Dropped(f"input {alias!r}: lists nested {len(shape)} deep, more dimensions than a "
+                      f"tensor can have here ({MAX_RANK})")
     flat = _flatten_regular(v, shape) if shape else None
     if flat is None:
         flat = _flatten(v, shape, alias)
@@ -350,6 +353,18 @@ def json_example(obj: Any) -> tf.train.Example:
     return ex
 
 
+MAX_RANK = 32  # numpy's limit is 64; no served signature input comes near either
+TOO_DEEP = "JSON nested too deeply for Python's parser (thousands of levels)"
+def _parse_deep(raw: bytes | str) -> Any:
+    """A body nested past Python's recursion limit, read by orjson (when installed)."""
+    try:
+        import orjson
+
+        return orjson.loads(raw)
+    except (ImportError, ValueError):
+        raise Dropped(TOO_DEEP) from None
+
+
 UNPAIRED_SURROGATE = ("not valid JSON: a string holds an unpaired UTF-16 surrogate escape "
                       "(\\ud800-\\udfff), which TF Serving's JSON parser rejects")
 
@@ -368,6 +383,8 @@ def _decode_body(body: Any, spec: TrafficSpec) -> list[LoggedRequest]:
             body = json.loads(body)
         except ValueError:
             raise Dropped("not valid JSON") from None
+        except RecursionError:  # orjson parses without recursion: the batch path's reading
+            body = _parse_deep(body)
     if not isinstance(body, dict):
         raise Dropped("a REST request body must be a JSON object")
     name = body.get("signature_name", DEFAULT_SIGNATURE)

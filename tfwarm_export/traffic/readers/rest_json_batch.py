@@ -40,8 +40,8 @@ import numpy as np
 import tensorflow as tf
 
 from tfwarm_export.signatures import SignatureInfo
-from tfwarm_export.traffic.readers.rest_json import (_KIND, _leaf, _shape, decode_body, exact_leaves,
-                                                    fast_leaves)
+from tfwarm_export.traffic.readers.rest_json import (_KIND, TOO_DEEP, _leaf, _shape, decode_body,
+                                                    exact_leaves, fast_leaves)
 from tfwarm_export.traffic.validate import (
     DEFAULT_SIGNATURE,
     Dropped,
@@ -173,7 +173,7 @@ def _parse(payloads: list, memo: dict) -> _Batch:
             try:  # list.extend keeps what was parsed before a refusal
                 bodies.extend(map(_loads, islice(payloads, len(bodies), None)))
                 break
-            except Exception:  # noqa: BLE001 - orjson refused one: the stdlib decides below
+            except (ValueError, RecursionError):  # orjson refused one: the stdlib decides below
                 pass
         i = len(bodies)
         raw = payloads[i]
@@ -183,6 +183,9 @@ def _parse(payloads: list, memo: dict) -> _Batch:
                 bodies.append(json.loads(raw))
             except ValueError:
                 batch.dropped["not valid JSON"] += 1
+                bodies.append(_COUNTED)
+            except RecursionError:
+                batch.dropped[TOO_DEEP] += 1
                 bodies.append(_COUNTED)
         else:  # parsed already, or something decode_body refuses (it names why)
             bodies.append(raw)
@@ -270,7 +273,7 @@ def _reparse(batch: _Batch, idx: list[int]) -> list[int]:
         if i not in batch.exact:
             try:
                 batch.bodies[i] = json.loads(batch.payloads[i])
-            except ValueError:
+            except (ValueError, RecursionError):
                 batch.slow.append(batch.payloads[i])
                 continue
             batch.exact.add(i)

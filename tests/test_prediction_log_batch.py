@@ -59,7 +59,17 @@ def _tensor(draw, dtype: tf.DType, shape: tuple[int, ...], layout: str) -> tenso
 @st.composite
 def records(draw) -> bytes:
     kind = draw(st.sampled_from(["predict"] * 8 + ["classify", "regress", "multi", "streamed", "junk",
-                                                    "empty"]))
+                                                    "empty", "odd"]))
+    if kind == "odd":  # what no TensorFlow writer emits: unknown dtype, -1 dims, unknown or huge rank
+        req = predict_pb2.PredictRequest(model_spec=model_pb2.ModelSpec(signature_name="score"))
+        t = req.inputs["x"]
+        t.dtype, dims, t.tensor_shape.unknown_rank = draw(st.sampled_from([
+            (999, (1, 3), False), (0, (1, 3), False), (1, (-1, 3), False), (1, (), True), (1, (1,) * 40, False)]))
+        for d in dims:
+            t.tensor_shape.dim.add(size=d)
+        t.tensor_content = b"\0" * 12
+        return prediction_log_pb2.PredictionLog(
+            predict_log=prediction_log_pb2.PredictLog(request=req)).SerializeToString()
     if kind == "junk":
         return b"\xff\xfe not a proto"
     if kind == "empty":

@@ -26,6 +26,7 @@ from tfwarm_export.traffic.validate import (
     merge_context,
 )
 
+MAX_RANK = 32  # numpy's limit is 64; no served signature input comes near either
 LOG_TYPES = ("predict_log", "classify_log", "regress_log", "multi_inference_log")
 
 
@@ -67,8 +68,20 @@ def _check_inputs(req, spec: TrafficSpec) -> tuple[str, dict[str, tuple]]:
     for alias in sorted(req.inputs):
         if alias not in sig.inputs:
             raise Dropped(f"input {alias!r} is not in signature {sig.name!r}")
-    dtypes = {a: tf.as_dtype(t.dtype) for a, t in req.inputs.items()}
+    dtypes = {}
+    for alias, t in sorted(req.inputs.items()):
+        try:
+            dtypes[alias] = tf.as_dtype(t.dtype)
+        except TypeError:
+            raise Dropped(f"input {alias!r} has dtype enum {t.dtype}, which is no TensorFlow dtype") from None
     shapes = {a: _shape_only(t) for a, t in req.inputs.items()}
+    for alias in sorted(shapes):
+        if any(d < 0 for d in shapes[alias]) or req.inputs[alias].tensor_shape.unknown_rank:
+            raise Dropped(f"input {alias!r} has an unknown dimension or rank in its tensor_shape; "
+                          "TF Serving cannot build a tensor from it")
+        if len(shapes[alias]) > MAX_RANK:
+            raise Dropped(f"input {alias!r} has rank {len(shapes[alias])}, more than a tensor can "
+                          f"have here ({MAX_RANK})")
     check_predict(sig, shapes, dtypes)
     return sig.name, {a: (shape, math.prod(shape), _NUMERIC.get(req.inputs[a].dtype))
                       for a, shape in shapes.items()}

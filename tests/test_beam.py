@@ -68,7 +68,7 @@ def assert_same_selection(a, b) -> None:
             assert sorted(ra) == sorted(rb) and all(np.array_equal(ra[k], rb[k]) for k in ra)
 
 
-def test_directrunner_multiprocess_selection_equals_local(v7_src, traffic_dir, tmp_path):
+def test_directrunner_multiprocess_selection_equals_local(v7_src, traffic_dir, tmp_path, capfd):
     pattern = str(traffic_dir / "*")
     model = tw.read_signatures(v7_src)
     files, spec, source = traffic_plan(model.signatures, sorted(model.signatures), (), pattern, None,
@@ -78,6 +78,8 @@ def test_directrunner_multiprocess_selection_equals_local(v7_src, traffic_dir, t
     on_beam = run_selection(v7_src, traffic=pattern, dataset_sample_size=6, seed=11,
                             runner="DirectRunner",
                             beam_args=["direct_running_mode=multi_processing", "direct_num_workers=2"])
+    # the worker processes' harness logging stays out of the user's stderr
+    assert "sdk_worker" not in capfd.readouterr().err
     assert_same_selection(local, on_beam)
     assert on_beam.dropped == {"input 'age' is not in signature 'serving_default'": 60}
     assert on_beam.samples["serving_default"].strata > 1
@@ -133,3 +135,8 @@ def test_cli_runner_and_beam_errors_are_clean(v7_src, traffic_dir, tmp_path, cap
                  "--runner", "NoSuchRunner"]) == 2
     err = capsys.readouterr().err
     assert "NoSuchRunner" in err and "Traceback" not in err
+    # a bad option value is one line naming it, not Beam's whole argparse usage
+    assert main(["inspect", model, "--traffic", str(traffic_dir / "req-0*.jsonl"), "--runner",
+                 "DirectRunner", "--beam-arg", "direct_running_mode=bogus"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--direct_running_mode: invalid choice: 'bogus'" in err

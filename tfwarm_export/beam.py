@@ -42,12 +42,15 @@ import tensorflow as tf
 from tfwarm_export.config import WarmupConfig, resolve_config
 from tfwarm_export.errors import DatasetError, PlanError
 from tfwarm_export.signatures import ModelSignatures, read_signatures
+from tfwarm_export.startup import capture_fd2, last_captured
 from tfwarm_export.traffic import (SelectionCombiner, TrafficFile, TrafficSelection, TrafficSpec,
                                    to_element, traffic_plan, traffic_spec)
 from tfwarm_export.traffic.readers.files import REST_JSON
 from tfwarm_export.traffic.readers.rest_json import is_single_body_file
 
 __all__ = ["ReadTraffic", "SelectWarmupRequests", "run_selection", "to_element"]
+
+_log = logging.getLogger("tfwarm_export.beam")
 
 
 class _SelectionCombineFn(beam.CombineFn):
@@ -157,11 +160,23 @@ class ReadTraffic(beam.PTransform):
 
 def pipeline_options(runner: str | None, beam_args: Iterable[str] = ()) -> PipelineOptions:
     """``runner`` plus ``beam_args`` (``"key=value"`` or ``"--key=value"``) as PipelineOptions."""
+    import contextlib
+    import io
+
     argv = [f"--runner={runner or 'DirectRunner'}"]
     for arg in beam_args:
         arg = str(arg)
         argv.append(arg if arg.startswith("--") else f"--{arg}")
-    return PipelineOptions(argv)
+    opts = PipelineOptions(argv)
+    usage = io.StringIO()
+    try:  # Beam parses lazily, with argparse: a bad value would print its whole usage and exit
+        with contextlib.redirect_stderr(usage):
+            opts.get_all_options()
+    except SystemExit:
+        why = (usage.getvalue().strip().splitlines() or ["invalid pipeline option"])[-1]
+        why = why.split("error: ", 1)[-1]
+        raise PlanError(f"a Beam pipeline option (--runner/--beam-arg) is invalid: {why}") from None
+    return opts
 
 
 def _write_result(selection: TrafficSelection, path: str) -> None:
@@ -192,12 +207,16 @@ def run_selection(export_dir: str | os.PathLike, config: WarmupConfig | None = N
     out = f"{temp.rstrip('/')}/tfwarm-selection-{uuid.uuid4().hex}.pkl"
     try:
         try:
-            with beam.Pipeline(options=opts) as p:
-                _ = (p
-                     | "ReadTraffic" >> ReadTraffic(files)
-                     | "SelectWarmupRequests" >> SelectWarmupRequests(export_dir, config, source=source,
-                                                                      spec=spec)
-                     | "Collect" >> beam.Map(_write_result, out))
+            # Beam's workers (and its harness logging) write to the inherited stderr: kept
+            # out of the user's way, logged at debug level, and shown if the run fails
+            with capture_fd2():
+                with beam.Pipeline(options=opts) as p:
+                    _ = (p
+                         | "ReadTraffic" >> ReadTraffic(files)
+                         | "SelectWarmupRequests" >> SelectWarmupRequests(export_dir, config,
+                                                                          source=source, spec=spec)
+                         | "Collect" >> beam.Map(_write_result, out))
+            _log.debug("Beam pipeline output:\n%s", last_captured())
         except Exception as e:  # a runner's failure, in whatever type it raises
             first = (str(e).strip().splitlines() or [type(e).__name__])[-1][:400]
             raise DatasetError(f"the Beam pipeline on {config.runner} failed: {first}. Check the "

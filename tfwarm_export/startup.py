@@ -21,6 +21,11 @@ from typing import Iterator
 _captured: list[str] = []
 
 
+def last_captured() -> str:
+    """What the most recent ``capture_fd2`` block wrote."""
+    return _captured[-1] if _captured else ""
+
+
 def captured_messages() -> str:
     """What TensorFlow wrote to stderr while tfwarm_export imported/initialised it."""
     return "".join(_captured)

@@ -228,12 +228,12 @@ def _group(recs: np.ndarray, entries: np.ndarray, batch: DecodedLogs, out: dict,
         return Dropped(str(verdict))
     name, layout = verdict
     inputs: dict[str, np.ndarray] = {}
-    batch = None
+    per_request = None  # rows in each request (check_predict made every input agree)
     for col, alias in enumerate(aliases):
         shape, size, np_dtype = layout[alias]
         if not shape:
             return None  # rank 0: shared by the rows, grouped one request at a time
-        batch = shape[0] if batch is None else batch
+        per_request = shape[0] if per_request is None else per_request
         idx = entries[:, col]
         rows = (len(recs) * shape[0],) + tuple(shape[1:])
         if np_dtype is not None:
@@ -247,4 +247,4 @@ def _group(recs: np.ndarray, entries: np.ndarray, batch: DecodedLogs, out: dict,
             inputs[alias] = picked.reshape(rows)
         else:
             return None
-    return RequestGroup(name, "predict", batch, inputs, len(recs))
+    return RequestGroup(name, "predict", per_request, inputs, len(recs))

@@ -300,6 +300,17 @@ def test_request_logs_with_all_four_log_types(half_plus_two, tmp_path):
     assert tw.check(half_plus_two).ok
 
 
+def test_a_truncated_request_log_is_one_clear_error(half_plus_two, tmp_path):
+    path = write_logs(tmp_path / "requests.tfrecord", half_plus_two_logs())
+    with open(path, "ab") as f:
+        f.write(b"\x05\x00\x00\x00\x00\x00\x00\x00junk")  # a record header, cut short
+    with pytest.raises(DatasetError) as e:
+        tw.plan(half_plus_two, traffic=path, batch_sizes=[1])
+    msg = str(e.value)
+    assert f"traffic file {path} cannot be read past some record (corrupted record at" in msg
+    assert "function_node" not in msg and "[Op:" not in msg and "complete TFRecord file" in msg
+
+
 def test_mixed_glob_of_every_source_kind(half_plus_two, tmp_path):
     d = tmp_path / "traffic"
     d.mkdir()

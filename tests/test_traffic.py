@@ -419,3 +419,21 @@ def test_cli_traffic_and_from_version(v7_src, v8_src, tmp_path, capsys):
     assert main(["add", v8, "--traffic", str(tmp_path / "nothing-*.jsonl")]) == 2
     err = capsys.readouterr().err
     assert "no traffic files match" in err and "Traceback" not in err
+
+
+def test_example_record_batches_equal_the_one_record_path():
+    from tfwarm_export.traffic.readers.tfexample import decode_example_record, decode_example_records
+    from tfwarm_export.traffic.validate import decode_each
+
+    records = [example(x=[float(i)]).SerializeToString() for i in range(7)]
+    takes = SignatureInfo("parse", "tensorflow/serving/predict",
+                          {"examples": TensorSpec("examples", "e:0", tf.string, (None,))}, {})
+    other = spec_of(x=(tf.float32, (None, 3)))
+    for sigs in ({"parse": takes, "serving_default": other}, {"serving_default": other}):
+        spec = traffic_spec(sigs)
+        want, want_dropped = decode_each(decode_example_record, records, spec, {})
+        got, got_dropped = decode_example_records(np.array(records, dtype=object), spec, {})
+        assert got_dropped == want_dropped
+        assert [(g.signature, g.request_type, g.batch, g.requests, g.inputs["examples"].tolist())
+                for g in got] == [(g.signature, g.request_type, g.batch, g.requests,
+                                   g.inputs["examples"].tolist()) for g in want]

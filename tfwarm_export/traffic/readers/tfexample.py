@@ -11,7 +11,7 @@ import tensorflow as tf
 from tfwarm_export.errors import DatasetError
 from tfwarm_export.traffic.readers.files import detect_compression
 from tfwarm_export.traffic.rows import Chunk, example_alias
-from tfwarm_export.traffic.validate import Dropped, LoggedRequest, RequestGroup, TrafficSpec, decode_each
+from tfwarm_export.traffic.validate import Dropped, LoggedRequest, RequestGroup, TrafficSpec
 
 CHUNK_ROWS = 4096  # rows per internal read batch (per-chunk costs are paid per this many rows)
 
@@ -73,20 +73,40 @@ def decode_example_record(record: bytes, spec: TrafficSpec, memo: dict | None = 
     signature that takes serialized examples through one string input."""
     out = []
     for name in sorted(spec.signatures):
-        sig = spec.signatures[name]
-        required = sig.required_inputs
-        alias = example_alias(sig.inputs, list(required))
-        if alias is None or sig.inputs[alias].rank not in (None, 1):
+        alias = _examples_alias(spec.signatures[name])
+        if alias is None:
             continue
         arr = np.empty(1, dtype=object)
         arr[0] = bytes(record)
         out.append(LoggedRequest(name, "examples", {alias: arr}))
     if not out:
-        raise Dropped("a tf.Example record, but no warmed signature takes serialized tf.Examples "
-                      "through one string input")
+        raise Dropped(NO_TAKER)
     return out
 
 
+NO_TAKER = ("a tf.Example record, but no warmed signature takes serialized tf.Examples "
+            "through one string input")
+
+
+def _examples_alias(sig) -> str | None:
+    """The one string input of ``sig`` that takes a batch of serialized tf.Examples."""
+    alias = example_alias(sig.inputs, list(sig.required_inputs))
+    if alias is None or sig.inputs[alias].rank not in (None, 1):
+        return None
+    return alias
+
+
 def decode_example_records(payloads, spec: TrafficSpec, memo: dict) -> tuple[list[RequestGroup], Counter]:
-    """Many payloads at once, as ``RequestGroup``s, and the drops counted by reason."""
-    return decode_each(decode_example_record, payloads, spec, memo)
+    """Many tf.Example records at once: one group per signature that takes them (the
+    same rows and drops as ``decode_example_record`` on each, without a loop per record)."""
+    records = np.empty(len(payloads), dtype=object)
+    values = payloads.tolist() if isinstance(payloads, np.ndarray) else list(payloads)
+    records[:] = values if set(map(type, values)) <= {bytes} else [bytes(r) for r in values]
+    groups, dropped = [], Counter()
+    takers = [(name, alias) for name in sorted(spec.signatures)
+              for alias in [_examples_alias(spec.signatures[name])] if alias is not None]
+    if not takers:
+        dropped[NO_TAKER] += len(records)
+    for name, alias in takers:
+        groups.append(RequestGroup(name, "examples", 1, {alias: records}, len(records)))
+    return groups, dropped

@@ -63,3 +63,24 @@ def batching_config_path() -> pathlib.Path:
     if not BATCHING_CONFIG.exists():
         pytest.skip(f"shared batching config not found at {BATCHING_CONFIG}")
     return BATCHING_CONFIG
+
+
+def group_rows(groups) -> list:
+    """``RequestGroup``s as a sorted multiset of (group key, one row): what a batch
+    decoder must give whatever its group order or chunking."""
+    import numpy as np
+
+    out = []
+    for g in groups:
+        layout = tuple((a, v.dtype.str, v.shape[1:] if g.batch is not None else v.shape)
+                       for a, v in sorted(g.inputs.items()))
+        head = (g.signature, g.request_type, g.batch, layout)
+        if g.batch is None:
+            out.append(head + (repr({a: v.tolist() for a, v in sorted(g.inputs.items())}),))
+            continue
+        n = g.batch * g.requests
+        if n == 0:
+            out += [head + ("no rows",)] * g.requests
+        for i in range(n):
+            out.append(head + (repr({a: np.asarray(v[i]).tolist() for a, v in sorted(g.inputs.items())}),))
+    return sorted(out)

@@ -11,6 +11,7 @@ from collections import Counter
 
 import numpy as np
 import tensorflow as tf
+from conftest import group_rows
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tensorflow.core.framework import tensor_pb2
@@ -21,7 +22,7 @@ from tfwarm_export.signatures import SignatureInfo, TensorSpec
 from tfwarm_export.traffic import traffic_spec
 from tfwarm_export.traffic.readers.prediction_log import decode_log
 from tfwarm_export.traffic.readers.prediction_log_batch import decode_logs, predecode
-from tfwarm_export.traffic.validate import RequestGroup, decode_each
+from tfwarm_export.traffic.validate import decode_each
 
 
 def _sig(name: str, method: str = "tensorflow/serving/predict", **inputs) -> SignatureInfo:
@@ -121,31 +122,13 @@ def records(draw) -> bytes:
     return raw
 
 
-def rows(groups: list[RequestGroup]) -> list:
-    """Groups as a sorted multiset of (group key, one row): order and chunking aside."""
-    out = []
-    for g in groups:
-        layout = tuple((a, v.dtype.str, v.shape[1:] if g.batch is not None else v.shape)
-                       for a, v in sorted(g.inputs.items()))
-        head = (g.signature, g.request_type, g.batch, layout)
-        if g.batch is None:
-            out.append(head + (repr({a: v.tolist() for a, v in sorted(g.inputs.items())}),))
-            continue
-        n = g.batch * g.requests
-        if n == 0:
-            out += [head + ("no rows",)] * g.requests
-        for i in range(n):
-            out.append(head + (repr({a: np.asarray(v[i]).tolist() for a, v in sorted(g.inputs.items())}),))
-    return sorted(out)
-
-
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(records(), min_size=1, max_size=40))
 def test_batch_decoder_equals_the_one_record_path(batch):
     want_groups, want_dropped = decode_each(decode_log, batch, SPEC, {})
     got_groups, got_dropped = decode_logs(batch, SPEC, {})
     assert got_dropped == want_dropped
-    assert rows(got_groups) == rows(want_groups)
+    assert group_rows(got_groups) == group_rows(want_groups)
     assert sum(g.requests for g in got_groups) == sum(g.requests for g in want_groups)
 
 

@@ -14,8 +14,8 @@ import base64
 import gc
 import json
 
-import numpy as np
 import tensorflow as tf
+from conftest import group_rows
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -149,26 +149,11 @@ def payloads(draw):
     return text.encode() if how == "bytes" else text if how == "str" else json.loads(text)
 
 
-def rows(groups: list[RequestGroup]) -> list:
-    """Groups as a sorted multiset of (group key, one row): order and chunking aside."""
-    out = []
-    for g in groups:
-        layout = tuple((a, v.dtype.str, v.shape[1:] if g.batch is not None else v.shape)
-                       for a, v in sorted(g.inputs.items()))
-        head = (g.signature, g.request_type, g.batch, layout)
-        if g.batch is None:
-            out.append(head + (repr({a: v.tolist() for a, v in sorted(g.inputs.items())}),))
-            continue
-        for i in range(g.batch * g.requests):
-            out.append(head + (repr({a: np.asarray(v[i]).tolist() for a, v in sorted(g.inputs.items())}),))
-    return sorted(out)
-
-
 def same(batch: list) -> tuple[list[RequestGroup], object]:
     want_groups, want_dropped = decode_each(decode_body, batch, SPEC, {})
     got_groups, got_dropped = decode_bodies(batch, SPEC, {})
     assert got_dropped == want_dropped
-    assert rows(got_groups) == rows(want_groups)
+    assert group_rows(got_groups) == group_rows(want_groups)
     assert sum(g.requests for g in got_groups) == sum(g.requests for g in want_groups)
     for g in got_groups:  # strings are bytes in object arrays, as the one-body path gives
         for v in g.inputs.values():

@@ -13,7 +13,8 @@ from tfwarm_export.traffic.sample import (check_selection, previous_version_file
                                           traffic_plan,
                                           sample_dataset, sample_traffic, traffic_spec)
 from tfwarm_export.traffic.combine import SelectionCombiner, TrafficSelection, to_element
-from tfwarm_export.traffic.select import DEFAULT_K, DataSample, Stratum, row_hashes
+from tfwarm_export.traffic.hashing import row_hashes
+from tfwarm_export.traffic.select import DEFAULT_K, DataSample, Stratum
 from tfwarm_export.traffic.stats import ExampleStats, FeatureStats, ValueStats, choose_buckets
 from tfwarm_export.traffic.validate import TrafficSpec
 

@@ -90,6 +90,13 @@ def _check_inputs(req, spec: TrafficSpec) -> tuple[str, dict[str, tuple]]:
 _MEMO_CAP = 4096  # distinct (signature, aliases, dtypes, shapes) layouts remembered
 
 
+def remember(memo: dict, key, verdict) -> None:
+    """Keep a layout's verdict; a log with more layouts than ``_MEMO_CAP`` starts over."""
+    if len(memo) >= _MEMO_CAP:
+        memo.clear()
+    memo[key] = verdict
+
+
 def decode_log(record: bytes | prediction_log_pb2.PredictionLog, spec: TrafficSpec,
                memo: dict | None = None) -> list[LoggedRequest]:
     """One PredictionLog as the request(s) it makes of each signature.
@@ -122,9 +129,7 @@ def decode_log(record: bytes | prediction_log_pb2.PredictionLog, spec: TrafficSp
             except Dropped as why:
                 verdict = why
             if memo is not None:
-                if len(memo) >= _MEMO_CAP:
-                    memo.clear()
-                memo[layout] = verdict
+                remember(memo, layout, verdict)
         if isinstance(verdict, Dropped):
             raise Dropped(str(verdict))
         name, layout = verdict

@@ -28,8 +28,8 @@ import tensorflow as tf
 from google.protobuf import descriptor_pb2
 from tensorflow_serving.apis import prediction_log_pb2
 
-from tfwarm_export.traffic.readers.prediction_log import (_MEMO_CAP, _STRING, _check_inputs,
-                                                          decode_log)
+from tfwarm_export.traffic.readers.prediction_log import _STRING, _check_inputs, decode_log, remember
+from tfwarm_export.traffic.hashing import mix
 from tfwarm_export.traffic.validate import Dropped, RequestGroup, TrafficSpec, decode_each
 
 _U64 = np.uint64
@@ -139,13 +139,6 @@ def predecode(records: "Sequence | tf.Tensor") -> DecodedLogs:
     return DecodedLogs(records, fields)
 
 
-def _mix(h: np.ndarray) -> np.ndarray:
-    """splitmix64's finaliser (wraps mod 2**64)."""
-    h = (h ^ (h >> _U64(30))) * _U64(0xBF58476D1CE4E5B9)
-    h = (h ^ (h >> _U64(27))) * _U64(0x94D049BB133111EB)
-    return h ^ (h >> _U64(31))
-
-
 def decode_logs(payloads: "Sequence | DecodedLogs", spec: TrafficSpec,
                 memo: dict) -> tuple[list[RequestGroup], Counter]:
     """Many serialized PredictionLogs at once, as ``RequestGroup``s plus drops by reason.
@@ -162,8 +155,8 @@ def decode_logs(payloads: "Sequence | DecodedLogs", spec: TrafficSpec,
     rec_of = np.repeat(np.arange(n), n_inputs)
     entry_hash = out["entry_hash"].astype(_U64)
     # a record's layout: its signature and the set of its entries' (alias, dtype, shape)
-    layout = _mix(out["signature_hash"].astype(_U64) * _U64(31) + n_inputs.astype(_U64))
-    np.add.at(layout, rec_of, _mix(entry_hash))
+    layout = mix(out["signature_hash"].astype(_U64) * _U64(31) + n_inputs.astype(_U64))
+    np.add.at(layout, rec_of, mix(entry_hash))
     order = np.lexsort((entry_hash, rec_of))   # entries sorted by record, then by layout hash
     starts = np.concatenate([[0], np.cumsum(n_inputs)[:-1]]).astype(np.int64)
     string_off = np.concatenate([[0], np.cumsum(out["string_count"])[:-1]]).astype(np.int64)
@@ -221,9 +214,7 @@ def _group(recs: np.ndarray, entries: np.ndarray, batch: DecodedLogs, out: dict,
             verdict = _check_inputs(req, spec)
         except Dropped as why:
             verdict = why
-        if len(memo) >= _MEMO_CAP:
-            memo.clear()
-        memo[memo_key] = verdict
+        remember(memo, memo_key, verdict)
     if isinstance(verdict, Dropped):
         return Dropped(str(verdict))
     name, layout = verdict

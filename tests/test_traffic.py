@@ -437,3 +437,31 @@ def test_example_record_batches_equal_the_one_record_path():
         assert [(g.signature, g.request_type, g.batch, g.requests, g.inputs["examples"].tolist())
                 for g in got] == [(g.signature, g.request_type, g.batch, g.requests,
                                    g.inputs["examples"].tolist()) for g in want]
+
+
+def test_traffic_files_are_classified_from_their_first_record(half_plus_two, tmp_path):
+    """Plain and GZIP request logs are recognised from the first record's framing; a file
+    that is no TFRecord (text, a cut-short record, a broken GZIP stream) is one clear error."""
+    from tfwarm_export.traffic.readers.files import PREDICTION_LOG, TF_EXAMPLE, classify_file
+
+    logs = half_plus_two_logs()
+    plain = write_logs(tmp_path / "a.tfrecord", logs)
+    assert classify_file(plain).kind == PREDICTION_LOG
+    assert classify_file(write_logs(tmp_path / "b.tfrecord.gz", logs, gz=True)).compression == "GZIP"
+    examples = tmp_path / "c.tfrecord"
+    with tf.io.TFRecordWriter(str(examples)) as w:
+        w.write(example(x=[1.0]).SerializeToString())
+    assert classify_file(str(examples)).kind == TF_EXAMPLE
+    (tmp_path / "empty.tfrecord").write_bytes(b"")
+    assert classify_file(str(tmp_path / "empty.tfrecord")).kind == PREDICTION_LOG
+    cut = tmp_path / "cut.tfrecord"
+    cut.write_bytes(open(plain, "rb").read()[:20])
+    text = tmp_path / "notes.tfrecord"
+    text.write_text("# not a record\n" * 4)
+    broken = tmp_path / "broken.tfrecord"
+    broken.write_bytes(b"\x1f\x8b" + b"garbage" * 4)
+    for path, why in ((cut, "the first record is cut short"), (text, "no TFRecord length header"),
+                      (broken, "BadGzipFile")):
+        with pytest.raises(DatasetError) as e:
+            classify_file(str(path))
+        assert "neither REST JSON" in str(e.value) and why in str(e.value)

@@ -58,7 +58,7 @@ BATCH_DECODERS: dict[str, Callable[[Sequence, TrafficSpec, dict], tuple[list[Req
     TF_EXAMPLE: decode_example_records,
 }
 DECODE_BATCH = 4096          # payloads of one kind decoded together
-_FLUSH_BYTES = 4 << 20       # buffered row bytes before every layout is scanned (bounds memory)
+_FLUSH_BYTES = 4 << 20       # buffered row bytes before the biggest layouts are scanned (bounds memory)
 
 
 @dataclass

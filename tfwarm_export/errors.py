@@ -5,6 +5,8 @@ person reading it is usually looking at a failed export in a CI log.
 """
 from __future__ import annotations
 
+import re
+
 
 class TfwarmError(Exception):
     """Base class: anything tfwarm_export refuses to do, with a reason."""
@@ -56,3 +58,17 @@ class ConfigKeyError(PlanError):
 
 class ModelConfigError(TfwarmError):
     """A TF Serving model config file cannot be read or names no usable model."""
+
+
+def tf_error_text(error, limit: int = 400) -> str:
+    """The informative part of a TensorFlow ``OpError``: without the "Graph execution
+    error" banner, node traces, the eager ``{{function_node ...}}`` prefix and the
+    ``[Op:...]`` suffix (plain text in, so this module needs no TensorFlow import)."""
+    message = getattr(error, "message", None) or str(error)
+    lines = [ln.strip() for ln in message.splitlines()]
+    keep = [ln for ln in lines if ln and ln != "Graph execution error:" and not ln.startswith("[[")
+            and not ln.startswith("Detected at node")]
+    text = " ".join(keep) or message
+    text = re.sub(r"\{\{function_node [^}]*\}\}\s*", "", text)
+    text = re.sub(r"\s*\[Op:[^\]]*\].*$", "", text).strip() or type(error).__name__
+    return text if len(text) <= limit else text[:limit] + "..."

@@ -23,7 +23,7 @@ from tfwarm_export import progress
 from tfwarm_export.analysis import tensor_facts
 from tfwarm_export.analysis.composites import DENSE_SHAPE, ROW_SPLITS, find_composites
 from tfwarm_export.batching import BatchingConfig
-from tfwarm_export.errors import SavedModelError
+from tfwarm_export.errors import SavedModelError, tf_error_text
 from tfwarm_export.oplibs import ensure_ops
 from tfwarm_export.warmup_file import quiet_deprecations
 from tfwarm_export.signatures import (CLASSIFY_METHOD, DEFAULT_SIGNATURE, PREDICT_METHOD,
@@ -382,7 +382,7 @@ class Replayer:
         try:
             values = self.session.run([prepared.fetches[k] for k in keys], feed_dict=prepared.feeds)
         except tf.errors.OpError as e:
-            raise RecordProblem(f"TensorFlow error: {type(e).__name__}: {_tf_message(e)}") from None
+            raise RecordProblem(f"TensorFlow error: {type(e).__name__}: {tf_error_text(e)}") from None
         except (ValueError, TypeError) as e:  # the Session's own feed checks (shape/dtype vs placeholder)
             raise RecordProblem(f"signature {prepared.signature!r}: the Session refused the feed: {e}") from None
         ms = (time.perf_counter() - start) * 1000
@@ -482,15 +482,6 @@ def _same_outputs(a: Mapping[str, np.ndarray], b: Mapping[str, np.ndarray]) -> b
         elif not np.array_equal(x, y):
             return False
     return True
-
-
-def _tf_message(error: tf.errors.OpError, limit: int = 400) -> str:
-    """The informative part of a TF error: drop the "Graph execution error" banner and node traces."""
-    lines = [ln.strip() for ln in error.message.splitlines()]
-    keep = [ln for ln in lines if ln and ln != "Graph execution error:" and not ln.startswith("[[")
-            and not ln.startswith("Detected at node")]
-    text = " ".join(keep) or error.message
-    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def _signature_name(log: prediction_log_pb2.PredictionLog) -> str:

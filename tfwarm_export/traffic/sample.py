@@ -41,7 +41,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfwarm_export import progress
-from tfwarm_export.errors import DatasetError, SignatureError
+from tfwarm_export.errors import DatasetError, SignatureError, tf_error_text
 from tfwarm_export.signatures import SignatureInfo, TensorSpec
 from tfwarm_export.traffic.readers.files import (PREDICTION_LOG, REST_JSON, TrafficFile,
                                                  describe_sources, detect_compression, tfrecord_files,
@@ -195,17 +195,8 @@ def _tfrecord_batches(it, path: str) -> Iterator:
             return
         except tf.errors.OpError as e:
             raise DatasetError(f"traffic file {path} cannot be read past some record "
-                               f"({op_error_text(e)}); is it a complete TFRecord file?") from None
+                               f"({tf_error_text(e)}); is it a complete TFRecord file?") from None
         yield records
-
-
-def op_error_text(e: tf.errors.OpError) -> str:
-    """A TensorFlow error's own words, without the op and function-node wrapping."""
-    import re
-
-    text = (e.message or type(e).__name__).strip().splitlines()[0]
-    text = re.sub(r"\{\{function_node [^}]*\}\}\s*", "", text)
-    return re.sub(r"\s*\[Op:[^\]]*\].*$", "", text).strip() or type(e).__name__
 
 
 def read_elements(f: TrafficFile) -> Iterator[tuple[str, object]]:

@@ -84,8 +84,9 @@ class RequestGroup:
 
     Every request in a group has the same signature, request type and ``batch``
     (rows per request; None when an input is rank 0, and then the group holds
-    one request: a rank-0 value is shared by the rows, not stacked), and for each alias the same dtype and row shape, so ``inputs``
-    holds all their rows concatenated on axis 0. A group of a thousand requests
+    one request: a rank-0 value is shared by the rows, not stacked), and for
+    each alias the same dtype and row shape, so ``inputs`` holds all their rows
+    concatenated on axis 0. A group of a thousand requests
     is one chunk for hashing and statistics, never a thousand.
     """
 

@@ -5,7 +5,7 @@ from typing import Iterator
 
 import tensorflow as tf
 
-from tfwarm_export.errors import DatasetError
+from tfwarm_export.errors import DatasetError, tf_error_text
 from tfwarm_export.traffic.rows import (
     Chunk,
     Single,
@@ -68,7 +68,7 @@ def dataset_chunks(ds: tf.data.Dataset, inputs, required, sig_name, batched: boo
             return
         except tf.errors.OpError as e:
             raise DatasetError(f"reading element {index} of the dataset failed: "
-                               f"{e.message.splitlines()[0] if e.message else e}") from e
+                               f"{tf_error_text(e)}") from e
         where = f"element {index}"
         comps = split_element(el, inputs, required, sig_name, where)
         if batched:

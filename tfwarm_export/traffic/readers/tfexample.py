@@ -8,7 +8,7 @@ from typing import Iterator
 import numpy as np
 import tensorflow as tf
 
-from tfwarm_export.errors import DatasetError
+from tfwarm_export.errors import DatasetError, tf_error_text
 from tfwarm_export.traffic.readers.files import detect_compression
 from tfwarm_export.traffic.rows import Chunk, example_alias
 from tfwarm_export.traffic.validate import Dropped, LoggedRequest, RequestGroup, TrafficSpec
@@ -56,7 +56,7 @@ def tfrecord_chunks(files: list[str], compression: str, inputs, required, sig_na
                 return
             except tf.errors.DataLossError as e:
                 raise DatasetError(
-                    f"{source}: record {index} onwards cannot be read ({e.message.splitlines()[0]}). "
+                    f"{source}: record {index} onwards cannot be read ({tf_error_text(e)}). "
                     "Is it a TFRecord file? For ZLIB-compressed files pass compression='ZLIB'.") from None
             if reshape:
                 batch = batch.reshape((len(batch),) + tuple(trailing))

@@ -27,7 +27,7 @@ from tfwarm_export.traffic.readers.tfexample import decode_example_records
 from tfwarm_export.traffic.rows import Chunk
 from tfwarm_export.traffic.select import DataSample, Scanner
 from tfwarm_export.traffic.stats import VOCAB_MIN_COUNT
-from tfwarm_export.traffic.validate import RequestGroup, TrafficSpec
+from tfwarm_export.traffic.validate import RequestGroup, TrafficSpec, row_layout
 
 _FLUSH_ROWS = 4096  # rows of one layout buffered before they are scanned as one chunk
 
@@ -151,8 +151,7 @@ class TrafficScan:
         if g.batch is None:  # a rank-0 value is shared by the rows, not stacked
             self._add_chunk(g.signature, stratum, g.inputs, g.requests)
             return
-        layout = tuple((a, v.shape[1:], v.dtype.str) for a, v in sorted(g.inputs.items()))
-        key = (g.signature, stratum, layout)
+        key = (g.signature, stratum, row_layout(g.inputs))
         self._buffer.setdefault(key, []).append((g.inputs, g.requests))
         self._rows[key] += g.batch * g.requests
         self._bytes += sum(v.nbytes for v in g.inputs.values())

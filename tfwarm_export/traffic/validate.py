@@ -97,17 +97,18 @@ class RequestGroup:
     requests: int
 
 
+def row_layout(inputs: Mapping[str, np.ndarray]) -> tuple:
+    """Each input's alias, row shape and dtype: what rows must share to be stacked."""
+    return tuple((a, v.shape[1:], v.dtype.str) for a, v in sorted(inputs.items()))
+
+
 def layout_key(req: LoggedRequest, index: int = 0) -> tuple:
     """What requests must share to be one group (see ``RequestGroup``); a request
     with a rank-0 input is a group of its own (``index`` tells it apart)."""
-    rows, batch = [], None
-    for alias in sorted(req.inputs):
-        v = req.inputs[alias]
-        if not v.shape:
-            return (req.signature, req.request_type, None, ("rank-0", index))
-        batch = v.shape[0] if batch is None else batch
-        rows.append((alias, v.shape[1:], v.dtype.str))
-    return (req.signature, req.request_type, batch or 0, tuple(rows))
+    if any(not v.shape for v in req.inputs.values()):
+        return (req.signature, req.request_type, None, ("rank-0", index))
+    batch = next((v.shape[0] for _, v in sorted(req.inputs.items())), 0)
+    return (req.signature, req.request_type, batch, row_layout(req.inputs))
 
 
 def group_requests(requests: Iterable[LoggedRequest]) -> list[RequestGroup]:

@@ -42,7 +42,7 @@ sys.path.insert(0, HERE)
 import tensorflow as tf  # noqa: E402
 
 import tfwarm_export as tw  # noqa: E402
-from tfwarm_export import bench as tb  # noqa: E402
+from tfwarm_export.bench import command as tb  # noqa: E402
 from tfwarm_export.config import DEFAULT_ITERATIONS  # noqa: E402
 
 import results_section  # noqa: E402

@@ -42,7 +42,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from tfwarm_export.traffic import sample_dataset  # noqa: E402
-from tfwarm_export.signatures import SignatureInfo, TensorSpec  # noqa: E402
+from tfwarm_export.model.signatures import SignatureInfo, TensorSpec  # noqa: E402
 
 import results_doc  # noqa: E402
 

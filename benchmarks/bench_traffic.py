@@ -144,7 +144,7 @@ def select(model_dir: str, path: str, k: int = 256):
 
 
 def select_examples(path: str, k: int = 256):
-    from tfwarm_export.signatures import SignatureInfo, TensorSpec
+    from tfwarm_export.model.signatures import SignatureInfo, TensorSpec
     from tfwarm_export.traffic import sample_dataset
 
     sig = SignatureInfo("serving_default", "tensorflow/serving/predict",

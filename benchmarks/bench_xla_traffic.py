@@ -72,9 +72,9 @@ def worker(export_dir: str, batching_path: str, warmup: str, out: str) -> int:
     import tensorflow as tf
     from tensorflow_serving.apis import prediction_log_pb2
 
-    from tfwarm_export.batching import load_batching_parameters
-    from tfwarm_export.replay import Replayer, prepare
-    from tfwarm_export.warmup_file import parse_records, read_records
+    from tfwarm_export.serving.batching import load_batching_parameters
+    from tfwarm_export.serving.replay import Replayer, prepare
+    from tfwarm_export.serving.warmup_file import parse_records, read_records
 
     gc.disable()  # TF Serving has no GC; see tfwarm_export/bench.py
     batching = load_batching_parameters(batching_path)
@@ -158,7 +158,7 @@ def main(argv=None) -> int:
     import results_section
     import run_suite
     import tfwarm_export as tw
-    from tfwarm_export.warmup_file import warmup_path
+    from tfwarm_export.serving.warmup_file import warmup_path
 
     out: dict[str, list[dict]] = {c: [] for c in CONDITIONS}
     with tempfile.TemporaryDirectory(prefix="tfwarm-xla-traffic-") as tmp:

@@ -53,7 +53,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import tfwarm_export as tw  # noqa: E402
-from tfwarm_export import bench as tb  # noqa: E402
+from tfwarm_export.bench import command as tb  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import results_doc  # noqa: E402
@@ -340,7 +340,7 @@ def run_case(case: Case, tmp: str, iterations: int, repeats: int) -> CaseResult:
     for attempt in range(2):
         t, _ = timed(lambda: tw.add_warmup(main_dir, replay=False, overwrite=attempt > 0, **case.options))
         res.add_noreplay_s.append(t)
-    from tfwarm_export.warmup_file import read_records, warmup_path
+    from tfwarm_export.serving.warmup_file import read_records, warmup_path
 
     res.readback_s = min(timed(lambda: read_records(warmup_path(main_dir)))[0] for _ in range(2))
     res.framed_read_s = min(timed(lambda: framed_read(warmup_path(main_dir)))[0] for _ in range(2))

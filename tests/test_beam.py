@@ -14,7 +14,7 @@ beam = pytest.importorskip("apache_beam", reason="apache-beam is not installed (
 import tfwarm_export as tw  # noqa: E402
 from tfwarm_export.beam import SelectWarmupRequests, run_selection  # noqa: E402
 from tfwarm_export.traffic import sample_traffic, traffic_plan  # noqa: E402
-from tfwarm_export.warmup_file import read_records, warmup_path  # noqa: E402
+from tfwarm_export.serving.warmup_file import read_records, warmup_path  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -14,8 +14,8 @@ import pytest
 import tensorflow as tf
 
 import tfwarm_export as tw
-from tfwarm_export import bench as tb
-from tfwarm_export.warmup_file import warmup_path
+from tfwarm_export.bench import command as tb
+from tfwarm_export.serving.warmup_file import warmup_path
 
 from models import save_module
 

@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 
 from tfwarm_export.cli import main
-from tfwarm_export.warmup_file import read_logs, warmup_path
+from tfwarm_export.serving.warmup_file import read_logs, warmup_path
 
 
 

@@ -13,7 +13,7 @@ import tensorflow as tf
 
 import tfwarm_export as tw
 from tfwarm_export import components as comp
-from tfwarm_export.warmup_file import read_logs, warmup_path
+from tfwarm_export.serving.warmup_file import read_logs, warmup_path
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 

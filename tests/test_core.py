@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 import tfwarm_export as tw
-from tfwarm_export.warmup_file import read_logs, warmup_path
+from tfwarm_export.serving.warmup_file import read_logs, warmup_path
 
 from models import (ALL_DTYPES, dtype_module, keras_dict_model, scalar_module,
                     tf1_builder_model, unknown_rank_module)

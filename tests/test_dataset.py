@@ -9,7 +9,7 @@ import tensorflow as tf
 
 import tfwarm_export as tw
 from tfwarm_export.cli import main
-from tfwarm_export.warmup_file import read_logs, warmup_path
+from tfwarm_export.serving.warmup_file import read_logs, warmup_path
 
 from models import half_plus_two_examples, mixed_module, sequence_model
 

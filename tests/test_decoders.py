@@ -21,10 +21,10 @@ from tfwarm_export import analysis
 from tfwarm_export.analysis.decoders import (CsvEncoding, CsvField, ImageEncoding, NumberEncoding,
                                              RawEncoding, TensorProtoEncoding)
 from tfwarm_export.cli import main
-from tfwarm_export.encoders import encode_array, encode_image, noise_image
-from tfwarm_export.signatures import read_signatures
-from tfwarm_export.synth import SAFE, record_values
-from tfwarm_export.warmup_file import read_logs, warmup_path
+from tfwarm_export.values.encoders import encode_array, encode_image, noise_image
+from tfwarm_export.model.signatures import read_signatures
+from tfwarm_export.values.synth import SAFE, record_values
+from tfwarm_export.serving.warmup_file import read_logs, warmup_path
 
 from conftest import copy_model
 from models_decoders import BUILDERS, decoder_zoo, example_with_image, tf1_jpeg_map_fn
@@ -375,7 +375,7 @@ def test_property_csv_lines_parse_with_the_models_options(fields, delim, quote, 
 @given(dtype=st.sampled_from([tf.int32, tf.int64, tf.float32, tf.float64]),
        low=st.one_of(st.none(), st.integers(-50, 50)), width=st.integers(1, 100), seed=st.integers(0, 2**16))
 def test_property_number_strings_parse_within_domain(dtype, low, width, seed):
-    from tfwarm_export.domains import Domain
+    from tfwarm_export.values.domains import Domain
 
     dom = None if low is None else Domain(low=low, high=low + width)
     enc = NumberEncoding(dtype, dom)

@@ -11,7 +11,7 @@ import tensorflow as tf
 from tensorflow_serving.apis import prediction_log_pb2
 
 import tfwarm_export as tw
-from tfwarm_export.warmup_file import serialize_logs, warmup_path
+from tfwarm_export.serving.warmup_file import serialize_logs, warmup_path
 
 from models import guarded_module
 

@@ -11,7 +11,7 @@ from tensorflow.core.protobuf import saved_model_pb2
 
 import tfwarm_export as tw
 from tfwarm_export.saving import export, save
-from tfwarm_export.warmup_file import read_logs, warmup_path
+from tfwarm_export.serving.warmup_file import read_logs, warmup_path
 
 
 class Guarded(tf.Module):

@@ -15,9 +15,9 @@ import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from tfwarm_export import analysis as graph  # noqa: E402
-from tfwarm_export.example_spec import DenseFeature, ExampleSpec  # noqa: E402
-from tfwarm_export.examples import synthesize_examples  # noqa: E402
-from tfwarm_export.signatures import read_signatures  # noqa: E402
+from tfwarm_export.values.example_spec import DenseFeature, ExampleSpec  # noqa: E402
+from tfwarm_export.values.examples import synthesize_examples  # noqa: E402
+from tfwarm_export.model.signatures import read_signatures  # noqa: E402
 
 
 # --------------------------------------------------------------------------- helpers

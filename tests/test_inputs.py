@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 
 import tfwarm_export as tw
-from tfwarm_export.warmup_file import read_logs, warmup_path
+from tfwarm_export.serving.warmup_file import read_logs, warmup_path
 
 from models import lookup_embedding_module, parse_example_module, picky_module, stateful_module
 
@@ -120,7 +120,7 @@ def test_stateful_signature_skipped_by_default_and_state_unchanged(tmp_path):
 
 
 def _counted_after_replay(d) -> float:
-    from tfwarm_export.replay import Replayer
+    from tfwarm_export.serving.replay import Replayer
 
     with Replayer(d) as r:
         r.replay(read_logs(warmup_path(d)))
@@ -142,8 +142,8 @@ def test_user_domain_is_kept_on_safe_retry():
     import numpy as np
     import tensorflow as tf
 
-    from tfwarm_export.domains import Domain
-    from tfwarm_export.synth import safe_domain
+    from tfwarm_export.values.domains import Domain
+    from tfwarm_export.values.synth import safe_domain
 
     def ids(rng, shape):
         return np.full(shape, 7, dtype=np.int64)

@@ -10,7 +10,7 @@ import pytest
 
 import tfwarm_export as tw
 from tfwarm_export.keras import WarmupExport, clean_staging, list_versions
-from tfwarm_export.warmup_file import read_logs, warmup_path
+from tfwarm_export.serving.warmup_file import read_logs, warmup_path
 
 WARM = tw.WarmupConfig(batch_sizes=[1, 2])
 

@@ -18,7 +18,7 @@ from tensorflow.core.framework import tensor_pb2
 from tensorflow_serving.apis import (classification_pb2, model_pb2, predict_pb2, prediction_log_pb2,
                                      regression_pb2)
 
-from tfwarm_export.signatures import SignatureInfo, TensorSpec
+from tfwarm_export.model.signatures import SignatureInfo, TensorSpec
 from tfwarm_export.traffic import traffic_spec
 from tfwarm_export.traffic.readers.prediction_log import decode_log
 from tfwarm_export.traffic.readers.prediction_log_batch import decode_logs, predecode

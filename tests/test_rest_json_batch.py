@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import tfwarm_export.traffic.readers.rest_json_batch as rjb
-from tfwarm_export.signatures import SignatureInfo, TensorSpec
+from tfwarm_export.model.signatures import SignatureInfo, TensorSpec
 from tfwarm_export.traffic import traffic_spec
 from tfwarm_export.traffic.readers.rest_json import UNPAIRED_SURROGATE, decode_body
 from tfwarm_export.traffic.readers.rest_json_batch import decode_bodies

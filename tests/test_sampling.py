@@ -17,7 +17,7 @@ from tfwarm_export.errors import DatasetError
 from tfwarm_export.traffic import DataSample, Stratum, choose_buckets, row_hashes, sample_dataset
 from tfwarm_export.traffic.rows import Column
 from tfwarm_export.traffic.select import size_class
-from tfwarm_export.signatures import SignatureInfo, TensorSpec, read_signatures
+from tfwarm_export.model.signatures import SignatureInfo, TensorSpec, read_signatures
 
 PREDICT = "tensorflow/serving/predict"
 

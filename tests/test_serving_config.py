@@ -11,10 +11,10 @@ import os
 import pytest
 
 import tfwarm_export as tw
-from tfwarm_export import serving_config as sc
+from tfwarm_export.serving import serving_config as sc
 from tfwarm_export.cli import main
 from tfwarm_export.errors import BatchingError, ServingConfigError
-from tfwarm_export.warmup_file import read_records, warmup_path
+from tfwarm_export.serving.warmup_file import read_records, warmup_path
 
 from conftest import copy_model
 
@@ -352,7 +352,7 @@ def test_session_feed_check_becomes_a_record_problem(rank0_src):
     """A feed the Session itself refuses (shape vs placeholder) is a failed record, not a crash."""
     import numpy as np
 
-    from tfwarm_export.replay import PreparedRun, RecordProblem, Replayer
+    from tfwarm_export.serving.replay import PreparedRun, RecordProblem, Replayer
 
     with Replayer(rank0_src) as replayer:
         sig = replayer.meta_graph.signature_def["serving_default"]
@@ -364,7 +364,7 @@ def test_session_feed_check_becomes_a_record_problem(rank0_src):
 
 
 def test_bench_replays_under_the_platform_config(rank0, tmp_path):
-    from tfwarm_export import bench
+    from tfwarm_export.bench import command as bench
 
     cfg = write(tmp_path / "platform.config", platform_text(EVERY_FIELD))
     report = bench.bench(rank0, platform_config=cfg, rows=[0], iterations=2, idle_ms=0, cold=False)

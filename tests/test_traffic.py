@@ -15,11 +15,11 @@ from tensorflow_serving.apis import (classification_pb2, inference_pb2, input_pb
 
 import tfwarm_export as tw
 from tfwarm_export.errors import DatasetError
-from tfwarm_export.signatures import SignatureInfo, TensorSpec
+from tfwarm_export.model.signatures import SignatureInfo, TensorSpec
 from tfwarm_export.traffic import sample_traffic, traffic_files, traffic_plan, traffic_spec
 from tfwarm_export.traffic.readers.rest_json import decode_body
 from tfwarm_export.traffic.validate import Dropped
-from tfwarm_export.warmup_file import read_logs, warmup_path
+from tfwarm_export.serving.warmup_file import read_logs, warmup_path
 
 
 def spec_of(**inputs) -> SignatureInfo:

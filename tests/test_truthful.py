@@ -21,11 +21,11 @@ import pytest
 import tensorflow as tf
 
 import tfwarm_export as tw
-from tfwarm_export import bench as tb
+from tfwarm_export.bench import command as tb
 from tfwarm_export.cli import main
 from tfwarm_export.components import REPORT_NAME, run_warmup_component
-from tfwarm_export.text_proto import parse_text_proto
-from tfwarm_export.warmup_file import read_logs, warmup_path
+from tfwarm_export.serving.text_proto import parse_text_proto
+from tfwarm_export.serving.warmup_file import read_logs, warmup_path
 
 from models import save_module
 
@@ -216,7 +216,7 @@ def test_shapes_only_tf_example_features_avoid_the_range_ends(tmp_path):
 
 
 def test_warmup_file_cleanup_failure_is_logged(tmp_path, caplog):
-    from tfwarm_export import warmup_file
+    from tfwarm_export.serving import warmup_file
 
     stuck = tmp_path / ".tmp-dir"
     (stuck / "inner").mkdir(parents=True)  # a non-empty directory: remove() fails

@@ -15,9 +15,9 @@ import tfwarm_export as tw
 from conftest import REPO, SHARED_TF_SERVING, copy_model
 from tfwarm_export import cli
 from tfwarm_export.api import build_logs
-from tfwarm_export.replay import Replayer
-from tfwarm_export.signatures import read_signatures
-from tfwarm_export.warmup_file import parse_records, read_records, warmup_path
+from tfwarm_export.serving.replay import Replayer
+from tfwarm_export.model.signatures import read_signatures
+from tfwarm_export.serving.warmup_file import parse_records, read_records, warmup_path
 
 
 @pytest.fixture(scope="session")
@@ -229,8 +229,9 @@ def test_composites_under_batching_are_skipped_with_reason(composites_src, tmp_p
 # ------------------------------------------------------------------ op libraries
 _FRESH_TEXT_SCRIPT = """
 import sys
-from tfwarm_export import cli, oplibs
-from tfwarm_export.signatures import read_signatures
+from tfwarm_export import cli
+from tfwarm_export.model import oplibs
+from tfwarm_export.model.signatures import read_signatures
 text_dir, normalize_dir, so = sys.argv[1:4]
 mg = read_signatures(text_dir).meta_graph
 assert oplibs.unregistered_ops(mg) == ["TFText>WhitespaceTokenizeWithOffsetsV2"], oplibs.unregistered_ops(mg)

@@ -6,23 +6,23 @@
 """
 import importlib
 
-from tfwarm_export.startup import import_tensorflow_quietly
+from tfwarm_export._cli.startup import import_tensorflow_quietly
 
 import_tensorflow_quietly()  # before any module below imports TensorFlow
 
 # ruff: noqa: E402
 from tfwarm_export.api import add_warmup, build_logs, check, plan
-from tfwarm_export.batching import BatchingConfig, load_batching_parameters, parse_batching_parameters
+from tfwarm_export.serving.batching import BatchingConfig, load_batching_parameters, parse_batching_parameters
 from tfwarm_export.config import WarmupConfig
-from tfwarm_export.domains import Domain
+from tfwarm_export.values.domains import Domain
 from tfwarm_export.errors import (BatchingError, ConfigKeyError, DatasetError, ModelConfigError,
                                   OpLibraryError, PlanError, ReplayError, SavedModelError,
                                   ServingConfigError, SignatureError, TfwarmError,
                                   WarmupFileError)
-from tfwarm_export.plan import WarmupPlan
+from tfwarm_export.planning.plan import WarmupPlan
 from tfwarm_export.report import CheckReport, WarmupReport
 from tfwarm_export.saving import export, save
-from tfwarm_export.signatures import read_signatures
+from tfwarm_export.model.signatures import read_signatures
 
 __version__ = "0.1.0"
 

@@ -13,19 +13,19 @@ from typing import Any
 from tensorflow_serving.apis import prediction_log_pb2
 
 from tfwarm_export import analysis
-from tfwarm_export.check import check_warmup_file
+from tfwarm_export.serving.check import check_warmup_file
 from tfwarm_export.config import DEFAULT_DIM_SIZE, RETRY_DIM_SIZE, WarmupConfig, resolve_config
 from tfwarm_export.errors import PlanError, ReplayError, WarmupFileError
-from tfwarm_export.oplibs import ensure_ops
-from tfwarm_export.plan import PlannedRecord, WarmupPlan, make_plan
-from tfwarm_export.replay import RecordResult, Replayer
+from tfwarm_export.model.oplibs import ensure_ops
+from tfwarm_export.planning.plan import PlannedRecord, WarmupPlan, make_plan
+from tfwarm_export.serving.replay import RecordResult, Replayer
 from tfwarm_export.report import CheckReport, WarmupReport, results_table
-from tfwarm_export.requests import build_log
-from tfwarm_export.serving_config import resolve_server
-from tfwarm_export.signatures import DEFAULT_TAGS, read_signatures
-from tfwarm_export.synth import PLANNED, SAFE, record_values
+from tfwarm_export.serving.requests import build_log
+from tfwarm_export.serving.serving_config import resolve_server
+from tfwarm_export.model.signatures import DEFAULT_TAGS, read_signatures
+from tfwarm_export.values.synth import PLANNED, SAFE, record_values
 from tfwarm_export.traffic import TrafficSelection
-from tfwarm_export.warmup_file import parse_records, read_records, serialize_logs, staged_write, warmup_path
+from tfwarm_export.serving.warmup_file import parse_records, read_records, serialize_logs, staged_write, warmup_path
 
 log = logging.getLogger("tfwarm_export")
 

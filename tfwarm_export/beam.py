@@ -41,8 +41,8 @@ import tensorflow as tf
 
 from tfwarm_export.config import WarmupConfig, resolve_config
 from tfwarm_export.errors import DatasetError, PlanError
-from tfwarm_export.signatures import ModelSignatures, read_signatures
-from tfwarm_export.startup import capture_fd2, last_captured
+from tfwarm_export.model.signatures import ModelSignatures, read_signatures
+from tfwarm_export._cli.startup import capture_fd2, last_captured
 from tfwarm_export.traffic import (SelectionCombiner, TrafficFile, TrafficSelection, TrafficSpec,
                                    to_element, traffic_plan, traffic_spec)
 from tfwarm_export.traffic.readers.files import REST_JSON
@@ -75,7 +75,7 @@ class _SelectionCombineFn(beam.CombineFn):
 
 
 def _spec_for(export_dir: str, config: WarmupConfig) -> tuple[ModelSignatures, TrafficSpec]:
-    from tfwarm_export.batching import BatchingConfig, load_batching_parameters
+    from tfwarm_export.serving.batching import BatchingConfig, load_batching_parameters
 
     model = read_signatures(os.fspath(export_dir), config.tags)
     wanted = list(config.signatures) if config.signatures is not None else sorted(model.signatures)

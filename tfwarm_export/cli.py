@@ -16,7 +16,7 @@ import sys
 import traceback
 from typing import Sequence
 
-from tfwarm_export import cli_args, fileargs
+from tfwarm_export._cli import cli_args, fileargs
 
 DESCRIPTION = """\
 Ship TensorFlow SavedModels with a correct TF Serving warmup file.
@@ -89,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-replay", action="store_true", help="only the static checks")
     _add_fleet_args(p)
 
-    from tfwarm_export import bench
+    from tfwarm_export.bench import command as bench
 
     bench.add_parser(sub)
     return parser
@@ -121,7 +121,8 @@ def _single(args: argparse.Namespace) -> int:
 
 def _fleet(args: argparse.Namespace) -> int:
     """``add``/``check`` on every version of a model config."""
-    from tfwarm_export import fleet, progress
+    from tfwarm_export import fleet
+    from tfwarm_export._cli import progress
 
     config = cli_args.config_from_args(args)
     if args.command == "check":
@@ -153,7 +154,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     cli_args.setup_output(args)
     try:
         if args.command == "bench":
-            from tfwarm_export import bench
+            from tfwarm_export.bench import command as bench
 
             return bench.run_cli(args)
         return _fleet(args) if fleet_mode else _single(args)

@@ -10,7 +10,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
-from tfwarm_export.signatures import DEFAULT_TAGS
+from tfwarm_export.model.signatures import DEFAULT_TAGS
 
 DEFAULT_DIM_SIZE = 4
 """Size given to an unknown non-batch dimension when nothing better is known."""

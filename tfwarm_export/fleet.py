@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import wait
 from typing import Any, Callable, Sequence
 
-from tfwarm_export import fileargs
+from tfwarm_export._cli import fileargs
 from tfwarm_export.errors import ModelConfigError, TfwarmError
 
 PER_MODEL_BATCHING_FILE = "batching_params.pbtxt"
@@ -223,7 +223,7 @@ def _batching_for(path: str, batching: Any, per_model_batching: bool) -> tuple[A
         return batching, ""
     import tensorflow as tf
 
-    from tfwarm_export.batching import load_batching_parameters
+    from tfwarm_export.serving.batching import load_batching_parameters
 
     own = tf.io.gfile.join(path, PER_MODEL_BATCHING_FILE)
     if tf.io.gfile.exists(own):
@@ -237,7 +237,7 @@ def run_version(target: VersionTarget, action: str, config: Any, per_model_batch
     import tensorflow as tf
 
     from tfwarm_export import api
-    from tfwarm_export.warmup_file import warmup_path
+    from tfwarm_export.serving.warmup_file import warmup_path
 
     row = VersionResult(target.model, target.version, target.path)
     start = time.perf_counter()
@@ -305,7 +305,7 @@ def _worker(conn, action: str, config: Any, per_model_batching: bool) -> None:
     so a worker reused for several versions shares nothing between them but the
     process; a crash fails only the version in hand (the parent starts a new worker).
     """
-    from tfwarm_export import startup
+    from tfwarm_export._cli import startup
 
     startup.import_tensorflow_quietly()
     startup.init_devices_quietly()
@@ -398,9 +398,9 @@ def run_fleet(models: Sequence[ServedModel] | str | os.PathLike, action: str = A
     run versions at once, each version in a fresh graph and session. Existing files that pass ``check`` are kept
     unless ``overwrite``. Never raises for one version: its row says why it failed.
     """
-    from tfwarm_export.batching import BatchingConfig, load_batching_parameters
+    from tfwarm_export.serving.batching import BatchingConfig, load_batching_parameters
     from tfwarm_export.config import resolve_config
-    from tfwarm_export import progress
+    from tfwarm_export._cli import progress
 
     if action not in (ADD, CHECK):
         raise ValueError(f"action must be {ADD!r} or {CHECK!r}, got {action!r}")

@@ -5,8 +5,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from tfwarm_export.plan import WarmupPlan
-from tfwarm_export.replay import RecordResult
+from tfwarm_export.planning.plan import WarmupPlan
+from tfwarm_export.serving.replay import RecordResult
 
 
 def _ms(v: float | None) -> str:

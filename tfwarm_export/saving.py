@@ -43,7 +43,7 @@ from tfwarm_export.api import add_warmup
 from tfwarm_export.config import WarmupConfig, resolve_config
 from tfwarm_export.errors import ReplayError, TfwarmError
 from tfwarm_export.report import WarmupReport
-from tfwarm_export.warmup_file import warmup_path
+from tfwarm_export.serving.warmup_file import warmup_path
 
 log = logging.getLogger("tfwarm_export")
 

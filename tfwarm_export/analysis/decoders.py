@@ -20,8 +20,8 @@ import tensorflow as tf
 from tfwarm_export.analysis.index import IDENTITY_OPS, GraphIndex, Node, Ref, index_for
 from tfwarm_export.analysis.parse_specs import find_parsers, merge_specs
 from tfwarm_export.analysis.value_domains import find_value_domains, locate_parsers, value_domain
-from tfwarm_export.domains import Domain
-from tfwarm_export.example_spec import ExampleSpec
+from tfwarm_export.values.domains import Domain
+from tfwarm_export.values.example_spec import ExampleSpec
 
 DEFAULT_IMAGE_SIZE = (224, 224)
 """Image height/width when nothing in the graph (resize, crop, reshape) says otherwise."""

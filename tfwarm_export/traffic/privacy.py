@@ -10,8 +10,8 @@ from typing import Any, Mapping
 import numpy as np
 import tensorflow as tf
 
-from tfwarm_export.learned_encodings import draw as draw_learned
-from tfwarm_export.learned_encodings import learn_from_rows
+from tfwarm_export.values.learned_encodings import draw as draw_learned
+from tfwarm_export.values.learned_encodings import learn_from_rows
 from tfwarm_export.traffic.rows import RngLike, SizeKey, as_rng, fill_value, np_dtype
 from tfwarm_export.traffic.stats import ValueStats
 

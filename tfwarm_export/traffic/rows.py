@@ -14,7 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfwarm_export.errors import DatasetError
-from tfwarm_export.signatures import TensorSpec
+from tfwarm_export.model.signatures import TensorSpec
 
 SizeKey = tuple[str, int]  # (alias, axis); axis counts the batch dimension as 0
 Row = dict[str, np.ndarray]

@@ -40,9 +40,9 @@ from typing import Iterator, Mapping, Sequence
 import numpy as np
 import tensorflow as tf
 
-from tfwarm_export import progress
+from tfwarm_export._cli import progress
 from tfwarm_export.errors import DatasetError, SignatureError, tf_error_text
-from tfwarm_export.signatures import SignatureInfo, TensorSpec
+from tfwarm_export.model.signatures import SignatureInfo, TensorSpec
 from tfwarm_export.traffic.readers.files import (PREDICTION_LOG, REST_JSON, TrafficFile,
                                                  describe_sources, detect_compression, tfrecord_files,
                                                  traffic_files)

@@ -15,7 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfwarm_export.errors import DatasetError
-from tfwarm_export.signatures import TensorSpec
+from tfwarm_export.model.signatures import TensorSpec
 from tfwarm_export.traffic.privacy import privacy_note
 from tfwarm_export.traffic.privacy import synthesize as synthesize_shapes_only
 from tfwarm_export.traffic.rows import (

@@ -39,7 +39,7 @@ from typing import Any, Sequence
 import numpy as np
 import tensorflow as tf
 
-from tfwarm_export.signatures import SignatureInfo
+from tfwarm_export.model.signatures import SignatureInfo
 from tfwarm_export.traffic.readers.rest_json import (_KIND, TOO_DEEP, _leaf, _shape, decode_body,
                                                     exact_leaves, fast_leaves)
 from tfwarm_export.traffic.validate import (

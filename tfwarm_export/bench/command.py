@@ -295,7 +295,7 @@ def _read_blobs(path: str) -> list[bytes]:
 
 def _request_key(log_proto, batching) -> tuple:
     """What makes two requests the same to TF Serving's caches: signature, type, padded shapes."""
-    from tfwarm_export.replay import _signature_name
+    from tfwarm_export.serving.replay import _signature_name
 
     log_type = log_proto.WhichOneof("log_type")
     pad = batching.padded_size if batching is not None else (lambda n: n)
@@ -355,7 +355,7 @@ def bench(export_dir: str | os.PathLike, config=None, *, iterations: int = DEFAU
     from tfwarm_export.api import build_logs, plan as make_plan
     from tfwarm_export.config import resolve_config
     from tfwarm_export.errors import WarmupFileError
-    from tfwarm_export.warmup_file import parse_records, read_records, serialize_logs, warmup_path
+    from tfwarm_export.serving.warmup_file import parse_records, read_records, serialize_logs, warmup_path
 
     if warmup not in WARMUP_SOURCES:
         raise ValueError(f"warmup must be one of {WARMUP_SOURCES}, got {warmup!r}")
@@ -425,7 +425,7 @@ def bench(export_dir: str | os.PathLike, config=None, *, iterations: int = DEFAU
         with open(job_path, "w") as f:
             json.dump(job, f)
         name = os.path.join(*os.path.normpath(export_dir).split(os.sep)[-2:])
-        from tfwarm_export import progress as bars
+        from tfwarm_export._cli import progress as bars
 
         for k, row in enumerate(bars.bar(report.rows, desc="bench rows", unit="row")):
             say(f"[bench] {name} ({k + 1}/{len(report.rows)}) row {row.index} {row.label}: "
@@ -511,7 +511,7 @@ def _run_worker(job_path: str, row: int, mode: str, tmp: str, timeout_s: float,
     env = dict(os.environ)
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     env["PYTHONPATH"] = os.pathsep.join([_package_root()] + [p for p in [env.get("PYTHONPATH")] if p])
-    cmd = [python or sys.executable, "-m", "tfwarm_export.bench", "_worker", job_path, str(row), mode, out]
+    cmd = [python or sys.executable, "-m", "tfwarm_export.bench.command", "_worker", job_path, str(row), mode, out]
     try:
         proc = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               timeout=timeout_s, text=True)
@@ -531,8 +531,8 @@ def _worker(job_path: str, row: int, mode: str, out_path: str) -> int:
     """Runs in a fresh process: load like TF Serving, (maybe) warm up, time one row."""
     from tensorflow_serving.apis import prediction_log_pb2
 
-    from tfwarm_export.batching import BatchingConfig
-    from tfwarm_export.replay import RecordProblem, Replayer, prepare
+    from tfwarm_export.serving.batching import BatchingConfig
+    from tfwarm_export.serving.replay import RecordProblem, Replayer, prepare
 
     # TF Serving has no garbage collector. Off for the whole (short) worker, not collected
     # before the timed request: a full collection walks the heap and leaves the CPU caches
@@ -700,7 +700,7 @@ def _short_label(row: BenchRow, with_signature: bool = True) -> str:
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     """Register ``tfwarm bench`` on the CLI's subparsers (same plan options as ``add``)."""
-    from tfwarm_export import cli_args
+    from tfwarm_export._cli import cli_args
 
     p = subparsers.add_parser(
         "bench", help="measure first-request latency: cold, after warmup, and steady",
@@ -729,7 +729,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def run_cli(args: argparse.Namespace) -> int:
     """``tfwarm bench``: 0 measured every row, 1 a row or warmup record failed, 2 bad input."""
-    from tfwarm_export import cli_args, progress as bars
+    from tfwarm_export._cli import cli_args
+    from tfwarm_export._cli import progress as bars
 
     try:
         if args.plot:
@@ -749,7 +750,7 @@ def run_cli(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m tfwarm_export.bench DIR ...`` (same as ``tfwarm bench``), or the worker."""
+    """``python -m tfwarm_export.bench.command DIR ...`` (same as ``tfwarm bench``), or the worker."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["_worker"]:
         job, row, mode, out = argv[1:5]
@@ -757,7 +758,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="tfwarm")
     add_parser(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(["bench"] + argv)
-    from tfwarm_export import cli_args
+    from tfwarm_export._cli import cli_args
 
     cli_args.setup_output(args)
     return run_cli(args)

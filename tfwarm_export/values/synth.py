@@ -14,11 +14,11 @@ from typing import Any, Sequence
 import numpy as np
 import tensorflow as tf
 
-from tfwarm_export.composite_values import composite_from_sample, composite_values
-from tfwarm_export.domains import Domain
-from tfwarm_export.encoders import encode_array
+from tfwarm_export.values.composite_values import composite_from_sample, composite_values
+from tfwarm_export.values.domains import Domain
+from tfwarm_export.values.encoders import encode_array
 from tfwarm_export.errors import PlanError
-from tfwarm_export.examples import json_examples, synthesize_examples
+from tfwarm_export.values.examples import json_examples, synthesize_examples
 
 _LETTERS = np.array(list(string.ascii_lowercase))
 

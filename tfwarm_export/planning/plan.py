@@ -17,18 +17,18 @@ import numpy as np
 import tensorflow as tf
 
 from tfwarm_export import analysis
-from tfwarm_export.batching import BatchingConfig, padding_note, resolve_batch_sizes
+from tfwarm_export.serving.batching import BatchingConfig, padding_note, resolve_batch_sizes
 from tfwarm_export.config import DEFAULT_DIM_SIZE, WarmupConfig
-from tfwarm_export.domains import Domain
+from tfwarm_export.values.domains import Domain
 from tfwarm_export.errors import DatasetError, PlanError, SignatureError
-from tfwarm_export.example_spec import ExampleSpec
-from tfwarm_export.keys import validate_keys
-from tfwarm_export.plan_inputs import (Skip, composite_batching_reason, composite_input,
+from tfwarm_export.values.example_spec import ExampleSpec
+from tfwarm_export.planning.keys import validate_keys
+from tfwarm_export.planning.plan_inputs import (Skip, composite_batching_reason, composite_input,
                                        composite_part_shape, logical_signature, lookup)
 from tfwarm_export.traffic import (DataSample, TrafficSelection, check_selection, sample_dataset,
                                    sample_traffic, traffic_plan)
-from tfwarm_export.serving_config import ServerSettings, resolve_server
-from tfwarm_export.signatures import (CLASSIFY_METHOD, PREDICT_METHOD, REGRESS_METHOD,
+from tfwarm_export.serving.serving_config import ServerSettings, resolve_server
+from tfwarm_export.model.signatures import (CLASSIFY_METHOD, PREDICT_METHOD, REGRESS_METHOD,
                                       ModelSignatures, SignatureInfo, TensorSpec)
 
 MAX_RECORDS = 1000

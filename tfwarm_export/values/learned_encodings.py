@@ -21,7 +21,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from tfwarm_export.encoders import encode_image, noise_image
+from tfwarm_export.values.encoders import encode_image, noise_image
 
 MIN_COUNT = 2  # a CSV string value must be seen this often to be emitted (like vocabularies)
 _DELIMS = (",", ";", "\t", "|")

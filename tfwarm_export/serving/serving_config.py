@@ -42,7 +42,7 @@ from google.protobuf import any_pb2, wrappers_pb2
 from tensorflow.core.protobuf import config_pb2, named_tensor_pb2
 from tensorflow_serving.config import platform_config_pb2
 
-from tfwarm_export.batching import BatchingConfig, BatchingParameters, parse_batching_parameters
+from tfwarm_export.serving.batching import BatchingConfig, BatchingParameters, parse_batching_parameters
 from tfwarm_export.errors import ServingConfigError
 
 PER_MODEL_BATCHING_FILE = "batching_params.pbtxt"
@@ -387,7 +387,7 @@ def resolve_server(export_dir: str, *, platform_config: Any = None, batching_par
 
     common = batching_parameters
     if common is not None and not isinstance(common, BatchingConfig):
-        from tfwarm_export.batching import load_batching_parameters
+        from tfwarm_export.serving.batching import load_batching_parameters
 
         common = load_batching_parameters(common)
     session_config = config_pb2.ConfigProto()

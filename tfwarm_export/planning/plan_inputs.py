@@ -13,9 +13,9 @@ from typing import Any, Mapping
 from tfwarm_export import analysis
 from tfwarm_export.analysis.composites import DENSE_SHAPE, INDICES, RAGGED, ROW_SPLITS, VALUES
 from tfwarm_export.config import DEFAULT_DIM_SIZE, WarmupConfig
-from tfwarm_export.domains import Domain
+from tfwarm_export.values.domains import Domain
 from tfwarm_export.errors import PlanError
-from tfwarm_export.signatures import ModelSignatures, SignatureInfo, TensorSpec
+from tfwarm_export.model.signatures import ModelSignatures, SignatureInfo, TensorSpec
 
 UNKNOWN = -1
 """A part's dimension that depends on the values (ragged row lengths, non-zero count)."""

@@ -4,7 +4,7 @@ Classify/Regress signatures (and many Predict ones) take serialized
 ``tf.train.Example``/``SequenceExample`` strings. A warmup request built from a
 random string fails to parse, so we read the parser op's keys, dtypes, shapes
 and defaults out of the graph (``tfwarm_export.analysis``) and synthesize records
-that conform (``tfwarm_export.examples``). These classes are plain data: no
+that conform (``tfwarm_export.values.examples``). These classes are plain data: no
 graph access, so plans can be serialized and compared.
 """
 from __future__ import annotations

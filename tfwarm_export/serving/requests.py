@@ -14,7 +14,7 @@ import tensorflow as tf
 from tensorflow_serving.apis import (classification_pb2, inference_pb2, input_pb2, model_pb2,
                                      predict_pb2, prediction_log_pb2, regression_pb2)
 
-from tfwarm_export.plan import CLASSIFY, MULTI_INFERENCE, PREDICT, REGRESS, PlannedRecord
+from tfwarm_export.planning.plan import CLASSIFY, MULTI_INFERENCE, PREDICT, REGRESS, PlannedRecord
 
 
 def _model_spec(name: str, signature: str) -> model_pb2.ModelSpec:

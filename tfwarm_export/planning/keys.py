@@ -16,7 +16,7 @@ import tensorflow as tf
 from tfwarm_export import analysis
 from tfwarm_export.config import WarmupConfig
 from tfwarm_export.errors import ConfigKeyError, SignatureError
-from tfwarm_export.signatures import CLASSIFY_METHOD, REGRESS_METHOD, ModelSignatures, SignatureInfo
+from tfwarm_export.model.signatures import CLASSIFY_METHOD, REGRESS_METHOD, ModelSignatures, SignatureInfo
 
 MAX_LISTED = 40
 """Valid keys listed in an error message at most (the nearest match is always named)."""

@@ -19,14 +19,14 @@ import tensorflow as tf
 from tensorflow.core.protobuf import meta_graph_pb2
 from tensorflow_serving.apis import prediction_log_pb2
 
-from tfwarm_export import progress
+from tfwarm_export._cli import progress
 from tfwarm_export.analysis import tensor_facts
 from tfwarm_export.analysis.composites import DENSE_SHAPE, ROW_SPLITS, find_composites
-from tfwarm_export.batching import BatchingConfig
+from tfwarm_export.serving.batching import BatchingConfig
 from tfwarm_export.errors import SavedModelError, tf_error_text
-from tfwarm_export.oplibs import ensure_ops
-from tfwarm_export.warmup_file import quiet_deprecations
-from tfwarm_export.signatures import (CLASSIFY_METHOD, DEFAULT_SIGNATURE, PREDICT_METHOD,
+from tfwarm_export.model.oplibs import ensure_ops
+from tfwarm_export.serving.warmup_file import quiet_deprecations
+from tfwarm_export.model.signatures import (CLASSIFY_METHOD, DEFAULT_SIGNATURE, PREDICT_METHOD,
                                       REGRESS_METHOD, read_saved_model_proto, select_meta_graph,
                                       tensor_spec_from_info)
 

@@ -10,15 +10,15 @@ import os
 from typing import Sequence
 
 from tfwarm_export import analysis
-from tfwarm_export.batching import BatchingConfig
+from tfwarm_export.serving.batching import BatchingConfig
 from tfwarm_export.errors import WarmupFileError
-from tfwarm_export.plan import MAX_RECORDS
-from tfwarm_export.replay import (PreparedRun, Replayer, RecordProblem, RecordResult, _signature_name,
+from tfwarm_export.planning.plan import MAX_RECORDS
+from tfwarm_export.serving.replay import (PreparedRun, Replayer, RecordProblem, RecordResult, _signature_name,
                                   prepare)
 from tfwarm_export.report import CheckReport
-from tfwarm_export.serving_config import resolve_server
-from tfwarm_export.signatures import DEFAULT_TAGS, ModelSignatures, read_signatures, tensor_spec_from_info
-from tfwarm_export.warmup_file import parse_records, read_records, warmup_path
+from tfwarm_export.serving.serving_config import resolve_server
+from tfwarm_export.model.signatures import DEFAULT_TAGS, ModelSignatures, read_signatures, tensor_spec_from_info
+from tfwarm_export.serving.warmup_file import parse_records, read_records, warmup_path
 
 
 def check_warmup_file(export_dir: str, *, path: str | None = None,

@@ -18,7 +18,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
-from tfwarm_export import fileargs
+from tfwarm_export._cli import fileargs
 from tfwarm_export.errors import BatchingError, DatasetError, PlanError, ReplayError, TfwarmError
 
 GZIP_MAGIC = b"\x1f\x8b"
@@ -105,7 +105,7 @@ def _image_sizes(given: Sequence[tuple[str | None, tuple[int, int]]]) -> Any:
 
 def load_batching_arg(path: str):
     """``--batching-parameters FILE|-|<(...)`` -> a validated ``BatchingConfig`` (read once)."""
-    from tfwarm_export.batching import load_batching_parameters
+    from tfwarm_export.serving.batching import load_batching_parameters
 
     try:
         return load_batching_parameters(path)
@@ -327,7 +327,8 @@ def setup_output(args: argparse.Namespace) -> None:
     """
     import logging
 
-    from tfwarm_export import progress, startup
+    from tfwarm_export._cli import progress
+    from tfwarm_export._cli import startup
 
     verbose = getattr(args, "verbose", False)
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,

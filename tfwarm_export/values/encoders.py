@@ -21,7 +21,7 @@ import tensorflow as tf
 
 from tfwarm_export.analysis.decoders import (Base64Encoding, CsvEncoding, CsvField, ImageEncoding,
                                              NumberEncoding, RawEncoding, TensorProtoEncoding)
-from tfwarm_export.domains import Domain
+from tfwarm_export.values.domains import Domain
 from tfwarm_export.errors import PlanError
 
 _LETTERS = np.array(list(string.ascii_lowercase))

@@ -1,0 +1,1 @@
+"""Command-line plumbing shared by ``tfwarm`` and ``tfwarm bench``: flags, file arguments, quiet start-up, progress bars."""

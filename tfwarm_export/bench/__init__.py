@@ -1,0 +1,1 @@
+"""``tfwarm bench``: cold/warm first-request latency per planned record, measured in fresh processes."""

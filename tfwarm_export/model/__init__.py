@@ -1,0 +1,1 @@
+"""What the SavedModel declares and needs: its signatures and the op libraries it loads."""

@@ -1,0 +1,1 @@
+"""Values for each input: synthetic tensors, tf.Examples, encoded strings, composites."""

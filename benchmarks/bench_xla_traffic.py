@@ -76,7 +76,7 @@ def worker(export_dir: str, batching_path: str, warmup: str, out: str) -> int:
     from tfwarm_export.serving.replay import Replayer, prepare
     from tfwarm_export.serving.warmup_file import parse_records, read_records
 
-    gc.disable()  # TF Serving has no GC; see tfwarm_export/bench.py
+    gc.disable()  # TF Serving has no GC; see tfwarm_export/bench/worker.py
     batching = load_batching_parameters(batching_path)
     result = {"warmup": warmup}
     with Replayer(export_dir, ("serve",), batching) as replayer:

@@ -15,6 +15,8 @@ import tensorflow as tf
 
 import tfwarm_export as tw
 from tfwarm_export.bench import command as tb
+from tfwarm_export.bench import plot as bplot
+from tfwarm_export.bench import statistics as bs
 from tfwarm_export.serving.warmup_file import warmup_path
 
 from models import save_module
@@ -48,7 +50,7 @@ def tiny(tmp_path_factory) -> str:
 
 
 @pytest.fixture(scope="module")
-def report(tiny) -> tb.BenchReport:
+def report(tiny) -> bs.BenchReport:
     return tb.bench(tiny, iterations=5, batch_sizes=BATCH_SIZES, idle_ms=1, trace=True)
 
 
@@ -87,8 +89,8 @@ def test_trace_of_worst_row(report):
     for t in (traced[0].trace, traced[0].cold_trace):
         assert not t.get("error"), t
         assert t["first_wall_ms"] > 0 and t["num_ops"] > 0 and t["top_deltas"]
-    assert "op time" in tb.describe_trace(traced[0].trace)
-    assert "inside ops" in tb.describe_trace(traced[0].cold_trace, cold=True)
+    assert "op time" in bs.describe_trace(traced[0].trace)
+    assert "inside ops" in bs.describe_trace(traced[0].cold_trace, cold=True)
     assert "traced cold" in report.summary()
 
 
@@ -107,7 +109,7 @@ def test_json_and_table(report):
 
 def test_plot_written(report, tmp_path):
     pytest.importorskip("matplotlib")
-    out = tb.plot(report, tmp_path / "bench.png", titles=["tiny"])
+    out = bplot.plot(report, tmp_path / "bench.png", titles=["tiny"])
     assert os.path.getsize(out) > 1000
 
 
@@ -116,13 +118,13 @@ def test_bench_requests_are_fresh_values_same_shapes(tiny):
     plan = tw.plan(tiny, batch_sizes=[1])
     for warm, fresh in zip(tw.build_logs(plan), tb.bench_requests(plan)):
         assert warm.SerializeToString(deterministic=True) != fresh.SerializeToString(deterministic=True)
-        assert tb._request_key(warm, None) == tb._request_key(fresh, None)
+        assert tb.request_key(warm, None) == tb.request_key(fresh, None)
 
 
 def test_request_key_notices_missing_shapes(tiny):
     one = tw.build_logs(tw.plan(tiny, batch_sizes=[1], signatures=["serving_default"]))
     two = tw.build_logs(tw.plan(tiny, batch_sizes=[2], signatures=["serving_default"]))
-    assert {tb._request_key(lg, None) for lg in one}.isdisjoint(tb._request_key(lg, None) for lg in two)
+    assert {tb.request_key(lg, None) for lg in one}.isdisjoint(tb.request_key(lg, None) for lg in two)
 
 
 def test_existing_warmup_required_when_asked(tiny):
@@ -161,4 +163,4 @@ def test_plot_without_matplotlib_is_a_clear_error(monkeypatch):
 
     monkeypatch.setattr(builtins, "__import__", no_matplotlib)
     with pytest.raises(tw.TfwarmError, match="pip install"):
-        tb.require_matplotlib()
+        bplot.require_matplotlib()

@@ -21,7 +21,7 @@ import pytest
 import tensorflow as tf
 
 import tfwarm_export as tw
-from tfwarm_export.bench import command as tb
+from tfwarm_export.bench import statistics as bs
 from tfwarm_export.cli import main
 from tfwarm_export.components import REPORT_NAME, run_warmup_component
 from tfwarm_export.serving.text_proto import parse_text_proto
@@ -100,27 +100,27 @@ def test_report_not_ok_without_replay(mixed, capsys):
     assert tw.add_warmup(mixed, overwrite=True).ok
 
 
-def _row(index=0) -> tb.BenchRow:
-    return tb.BenchRow(index=index, key="k", signature="s", request_type="predict", batch_size=1,
+def _row(index=0) -> bs.BenchRow:
+    return bs.BenchRow(index=index, key="k", signature="s", request_type="predict", batch_size=1,
                        variant=0, shapes={"x": [1, 3]})
 
 
 def test_bench_keeps_failures_of_every_repeat_and_aggregates():
     row = _row()
-    tb._apply(row, "cold", {"first_ms": 10.0, "load_ms": 100.0}, 0)
-    tb._apply(row, "warm", {"first_ms": 1.0, "load_ms": 110.0, "replay_ms": 50.0,
+    bs.add_samples(row, "cold", {"first_ms": 10.0, "load_ms": 100.0}, 0)
+    bs.add_samples(row, "warm", {"first_ms": 1.0, "load_ms": 110.0, "replay_ms": 50.0,
                             "replay_failures": ["record 2 (s): boom"], "steady_ms": [1.0]}, 0)
-    tb._apply(row, "cold", {"first_ms": 12.0, "load_ms": 300.0}, 1)
-    tb._apply(row, "warm", {"first_ms": 1.2, "load_ms": 130.0, "replay_ms": 70.0,
+    bs.add_samples(row, "cold", {"first_ms": 12.0, "load_ms": 300.0}, 1)
+    bs.add_samples(row, "warm", {"first_ms": 1.2, "load_ms": 130.0, "replay_ms": 70.0,
                             "replay_failures": [], "steady_ms": [1.1]}, 1)
-    tb._apply(row, "warm", {"first_ms": 1.1, "load_ms": 120.0, "replay_ms": 90.0,
+    bs.add_samples(row, "warm", {"first_ms": 1.1, "load_ms": 120.0, "replay_ms": 90.0,
                             "error": "worker died", "steady_ms": [1.2]}, 2)
-    tb._finish(row)
+    bs.finish_row(row)
     assert row.replay_failures == ["repeat 1: record 2 (s): boom"]
     assert "repeat 3" in row.error and "worker died" in row.error
     assert row.replay_ms == 70.0 and row.replay_samples == [50.0, 70.0, 90.0]
     assert row.cold_load_ms == 200.0 and row.warm_load_ms == 120.0
-    report = tb.BenchReport(export_dir="d", warmup_source="planned", warmup_path=None,
+    report = bs.BenchReport(export_dir="d", warmup_source="planned", warmup_path=None,
                             num_warmup_records=3, iterations=1, batching=None, rows=[row])
     assert not report.ok and "boom" in report.summary()
     assert report.load_ms == 120.0  # median of all five processes' loads

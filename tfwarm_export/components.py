@@ -40,7 +40,8 @@ import tensorflow as tf
 
 from tfwarm_export.config import WarmupConfig, resolve_config
 from tfwarm_export.errors import SavedModelError, TfwarmError
-from tfwarm_export.saving import SAVED_MODEL_MARKERS, publish
+from tfwarm_export.model.signatures import is_saved_model
+from tfwarm_export.saving import publish
 from tfwarm_export.report import WarmupReport
 
 log = logging.getLogger("tfwarm_export")
@@ -54,24 +55,20 @@ def _join(base: str, *parts: str) -> str:
     return "/".join([base.rstrip("/"), *parts]) if "://" in base else os.path.join(base, *parts)
 
 
-def _is_saved_model(path: str) -> bool:
-    return any(tf.io.gfile.exists(_join(path, m)) for m in SAVED_MODEL_MARKERS)
-
-
 def resolve_model_dir(model_uri: str) -> str:
     """The SavedModel directory inside ``model_uri`` (itself, ``Format-Serving/``, or its newest version)."""
     model_uri = os.fspath(model_uri)
-    if _is_saved_model(model_uri):
+    if is_saved_model(model_uri):
         return model_uri
     tfx_dir = _join(model_uri, TFX_SERVING_DIR)
-    if _is_saved_model(tfx_dir):
+    if is_saved_model(tfx_dir):
         return tfx_dir
     if tf.io.gfile.isdir(model_uri):
         versions = sorted((int(n.rstrip("/")) for n in tf.io.gfile.listdir(model_uri)
                            if n.rstrip("/").isdigit()), reverse=True)
         for v in versions:
             candidate = _join(model_uri, str(v))
-            if _is_saved_model(candidate):
+            if is_saved_model(candidate):
                 return candidate
     raise SavedModelError(
         f"no SavedModel found at {model_uri}: expected saved_model.pb there, in "

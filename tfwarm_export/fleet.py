@@ -49,7 +49,6 @@ TENSORFLOW_PLATFORM = "tensorflow"
 ADD, CHECK = "add", "check"
 WARMED, KEPT, REWARMED, CHECKED, FAILED = "warmed", "kept", "rewarmed", "ok", "FAILED"
 OK_STATUSES = (WARMED, KEPT, REWARMED, CHECKED)
-SAVED_MODEL_FILES = ("saved_model.pb", "saved_model.pbtxt")
 _VERSION_RE = re.compile(r"[ \t\n\v\f\r]*-?[0-9]+[ \t\n\v\f\r]*")  # ASCII only, like safe_strto64
 _INT64_MAX = 2**63 - 1
 
@@ -237,12 +236,13 @@ def run_version(target: VersionTarget, action: str, config: Any, per_model_batch
     import tensorflow as tf
 
     from tfwarm_export import api
+    from tfwarm_export.model.signatures import is_saved_model
     from tfwarm_export.serving.warmup_file import warmup_path
 
     row = VersionResult(target.model, target.version, target.path)
     start = time.perf_counter()
     try:
-        if not any(tf.io.gfile.exists(tf.io.gfile.join(target.path, f)) for f in SAVED_MODEL_FILES):
+        if not is_saved_model(target.path):
             raise TfwarmError(
                 f"{target.path} holds no saved_model.pb: it is not a SavedModel (an export still "
                 "being written?). TF Serving picks it by its number and then fails to load it; "

@@ -37,8 +37,8 @@ import tensorflow as tf
 
 from tfwarm_export.config import WarmupConfig
 from tfwarm_export.errors import TfwarmError
-from tfwarm_export.saving import (SAVED_MODEL_MARKERS, STAGING_RE, _is_saved_model, _rmtree_quietly,
-                                  is_remote, publish)
+from tfwarm_export.model.signatures import SAVED_MODEL_MARKERS, is_saved_model
+from tfwarm_export.saving import STAGING_RE, is_remote, publish, rmtree_quietly
 from tfwarm_export.report import WarmupReport
 
 log = logging.getLogger("tfwarm_export")
@@ -82,7 +82,7 @@ def clean_staging(base_dir: str | os.PathLike) -> list[str]:
             os.rename(path, target)
             log.warning("restored %s from %s (an export was interrupted mid-swap)", target, path)
         else:
-            _rmtree_quietly(path)
+            rmtree_quietly(path)
             log.warning("removed %s left by an interrupted export", path)
         handled.append(name)
     return handled
@@ -237,7 +237,7 @@ class WarmupExport(keras.callbacks.Callback):
         doomed = [v for v in versions[:-self.max_to_keep] if v != keep] if len(versions) > self.max_to_keep else []
         for v in doomed:
             path = os.path.join(self.base_dir, str(v))
-            if not _is_saved_model(path):
+            if not is_saved_model(path):
                 continue  # not a model we would have written; leave it alone
             _delete_version(path)
             self.reports.pop(v, None)
@@ -254,12 +254,12 @@ def _delete_version(path: str) -> None:
         for m in SAVED_MODEL_MARKERS:
             if tf.io.gfile.exists(f"{path}/{m}"):
                 tf.io.gfile.remove(f"{path}/{m}")
-        _rmtree_quietly(path)
+        rmtree_quietly(path)
         return
     parent, name = os.path.split(path)
     aside = os.path.join(parent, f".{name}.old-{uuid.uuid4().hex[:12]}")
     os.rename(path, aside)
-    _rmtree_quietly(aside)
+    rmtree_quietly(aside)
 
 
 __all__ = ["WarmupExport", "list_versions", "clean_staging"]

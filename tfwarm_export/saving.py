@@ -42,12 +42,12 @@ import tensorflow as tf
 from tfwarm_export.api import add_warmup
 from tfwarm_export.config import WarmupConfig, resolve_config
 from tfwarm_export.errors import ReplayError, TfwarmError
+from tfwarm_export.model.signatures import SAVED_MODEL_MARKERS, is_saved_model
 from tfwarm_export.report import WarmupReport
 from tfwarm_export.serving.warmup_file import warmup_path
 
 log = logging.getLogger("tfwarm_export")
 
-SAVED_MODEL_MARKERS = ("saved_model.pb", "saved_model.pbtxt")
 """Files whose presence makes a directory a SavedModel (and, for TF Serving, a complete version)."""
 
 STAGING_RE = re.compile(r"^\.(?P<base>.+)\.(?P<kind>tmp|old)-[0-9a-f]{12}$")
@@ -150,7 +150,7 @@ def publish(write: Callable[[str], None], export_dir: str | os.PathLike,
     step = f"writing the SavedModel ({what})"
     try:
         write(staged)
-        if not _is_saved_model(staged):
+        if not is_saved_model(staged):
             raise TfwarmError(f"{what} wrote no saved_model.pb to the staging directory; is it a "
                               "TF SavedModel writer?")
         step = "adding and replaying the warmup file"
@@ -161,14 +161,14 @@ def publish(write: Callable[[str], None], export_dir: str | os.PathLike,
         else:
             _swap_in(staged, export_dir)
     except BaseException as e:
-        _rmtree_quietly(stage_root or staged)
+        rmtree_quietly(stage_root or staged)
         if isinstance(e, TfwarmError):
             raise _with_context(e, step, export_dir, staged, existed) from None
         if isinstance(e, Exception):
             e.add_note(_failure_head(step, export_dir, existed))
         raise
     if stage_root:
-        _rmtree_quietly(stage_root)
+        rmtree_quietly(stage_root)
     _retarget(report, staged, export_dir)
     log.info("exported %s with %d warmup record(s)", export_dir, len(report.plan.records))
     return report
@@ -203,10 +203,6 @@ def _basename(export_dir: str) -> str:
     return base
 
 
-def _is_saved_model(path: str) -> bool:
-    return any(tf.io.gfile.exists(os.path.join(path, m)) for m in SAVED_MODEL_MARKERS)
-
-
 def _check_replaceable(export_dir: str) -> bool:
     """True if a SavedModel is already there; raise if something else that we must not delete is."""
     if not tf.io.gfile.exists(export_dir):
@@ -214,7 +210,7 @@ def _check_replaceable(export_dir: str) -> bool:
     if not tf.io.gfile.isdir(export_dir):
         raise FileExistsError(f"{export_dir} exists and is a file; pass a directory path for the "
                               "SavedModel.")
-    if _is_saved_model(export_dir):
+    if is_saved_model(export_dir):
         return True
     if tf.io.gfile.listdir(export_dir):
         raise FileExistsError(
@@ -241,7 +237,7 @@ def _swap_in(staged: str, export_dir: str) -> None:
     except BaseException:
         os.rename(aside, export_dir)
         raise
-    _rmtree_quietly(aside)
+    rmtree_quietly(aside)
 
 
 def _copy_in(staged: str, export_dir: str, existed: bool) -> None:
@@ -275,7 +271,7 @@ def _copy_in(staged: str, export_dir: str, existed: bool) -> None:
         for src, dst in markers:
             tf.io.gfile.copy(src, dst, overwrite=True)
     except BaseException:
-        _rmtree_quietly(export_dir)
+        rmtree_quietly(export_dir)
         raise
 
 
@@ -292,7 +288,7 @@ def remove_tree(path: str) -> None:
             raise
 
 
-def _rmtree_quietly(path: str | None) -> None:
+def rmtree_quietly(path: str | None) -> None:
     if not path:
         return
     try:

@@ -61,7 +61,7 @@ FRESH_SEED_OFFSET = 1
 
 def request_key(log_proto, batching) -> tuple:
     """What makes two requests the same to TF Serving's caches: signature, type, padded shapes."""
-    from tfwarm_export.serving.replay import _signature_name
+    from tfwarm_export.serving.replay import signature_name
 
     log_type = log_proto.WhichOneof("log_type")
     pad = batching.padded_size if batching is not None else (lambda n: n)
@@ -72,13 +72,13 @@ def request_key(log_proto, batching) -> tuple:
             if dims and batching is not None:
                 dims[0] = pad(dims[0])
             shapes.append((alias, tuple(dims)))
-        return (_signature_name(log_proto), log_type, tuple(shapes))
+        return (signature_name(log_proto), log_type, tuple(shapes))
     if log_type in ("classify_log", "regress_log", "multi_inference_log"):
         inp = getattr(log_proto, log_type).request.input
         kind = inp.WhichOneof("kind")
         n = len(getattr(inp, kind).examples) if kind else 0
-        return (_signature_name(log_proto), log_type, pad(n))
-    return (_signature_name(log_proto), str(log_type))
+        return (signature_name(log_proto), log_type, pad(n))
+    return (signature_name(log_proto), str(log_type))
 
 
 

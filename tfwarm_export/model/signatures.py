@@ -32,6 +32,16 @@ REGRESS_METHOD = "tensorflow/serving/regress"
 Shape = tuple  # tuple[int | None, ...]; None for an unknown dimension
 
 
+SAVED_MODEL_MARKERS = ("saved_model.pb", "saved_model.pbtxt")
+"""Either file makes a directory a SavedModel, for TF's loader and TF Serving alike."""
+
+
+def is_saved_model(path: str) -> bool:
+    """Whether ``path`` (a local path or a ``scheme://`` URI) holds a SavedModel."""
+    join = (lambda m: path.rstrip("/") + "/" + m) if "://" in path else (lambda m: os.path.join(path, m))
+    return any(tf.io.gfile.exists(join(m)) for m in SAVED_MODEL_MARKERS)
+
+
 @dataclass(frozen=True)
 class TensorSpec:
     """One signature input or output, as TF Serving sees it.

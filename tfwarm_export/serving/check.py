@@ -13,7 +13,7 @@ from tfwarm_export import analysis
 from tfwarm_export.serving.batching import BatchingConfig
 from tfwarm_export.errors import WarmupFileError
 from tfwarm_export.planning.plan import MAX_RECORDS
-from tfwarm_export.serving.replay import (PreparedRun, Replayer, RecordProblem, RecordResult, _signature_name,
+from tfwarm_export.serving.replay import (PreparedRun, Replayer, RecordProblem, RecordResult, signature_name,
                                   prepare)
 from tfwarm_export.report import CheckReport
 from tfwarm_export.serving.serving_config import resolve_server
@@ -60,7 +60,7 @@ def check_warmup_file(export_dir: str, *, path: str | None = None,
         try:
             prepared[i] = prepare(log, model.meta_graph, batching)
         except RecordProblem as e:
-            sig = _signature_name(log)
+            sig = signature_name(log)
             report.problems.append(f"record {i}" + (f" ({sig})" if sig else "") + f": {e}")
             report.results.append(RecordResult(i, sig, log.WhichOneof("log_type") or "unset",
                                                None, False, str(e)))

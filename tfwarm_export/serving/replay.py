@@ -454,7 +454,7 @@ class Replayer:
             try:
                 runnable.append((i, prepare(log, self.meta_graph, self.batching)))
             except RecordProblem as e:
-                results[i] = RecordResult(i, _signature_name(log), log_type, None, False, str(e))
+                results[i] = RecordResult(i, signature_name(log), log_type, None, False, str(e))
         for result in self.run_all(runnable, iterations=iterations, threads=threads):
             results[result.index] = result
         return [r for r in results if r is not None]
@@ -484,7 +484,7 @@ def _same_outputs(a: Mapping[str, np.ndarray], b: Mapping[str, np.ndarray]) -> b
     return True
 
 
-def _signature_name(log: prediction_log_pb2.PredictionLog) -> str:
+def signature_name(log: prediction_log_pb2.PredictionLog) -> str:
     log_type = log.WhichOneof("log_type")
     if log_type in ("predict_log", "classify_log", "regress_log"):
         return getattr(log, log_type).request.model_spec.signature_name or DEFAULT_SIGNATURE

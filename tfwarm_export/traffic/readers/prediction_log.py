@@ -59,7 +59,7 @@ def _examples(request_input, what: str) -> np.ndarray:
     return arr
 
 
-def _check_inputs(req, spec: TrafficSpec) -> tuple[str, dict[str, tuple]]:
+def check_inputs(req, spec: TrafficSpec) -> tuple[str, dict[str, tuple]]:
     """Signature, method, aliases, dtypes and shapes of a PredictRequest, from the
     tensors' metadata only (no value is decoded): the signature's name and each
     input's (shape, size, numpy dtype of a raw layout), or ``Dropped``."""
@@ -125,7 +125,7 @@ def decode_log(record: bytes | prediction_log_pb2.PredictionLog, spec: TrafficSp
             verdict = memo.get(layout)
         if verdict is None:
             try:
-                verdict = _check_inputs(req, spec)
+                verdict = check_inputs(req, spec)
             except Dropped as why:
                 verdict = why
             if memo is not None:
@@ -174,7 +174,7 @@ _NUMERIC = {int(d.as_datatype_enum): np.dtype(d.as_numpy_dtype).newbyteorder("<"
             for d in (tf.float16, tf.bfloat16, tf.float32, tf.float64, tf.int8, tf.int16, tf.int32,
                       tf.int64, tf.uint8, tf.uint16, tf.uint32, tf.uint64, tf.bool,
                       tf.complex64, tf.complex128)}
-_STRING = int(tf.string.as_datatype_enum)
+STRING_ENUM = int(tf.string.as_datatype_enum)
 
 
 def _ndarray(t, shape: tuple[int, ...], size: int, np_dtype: np.dtype | None) -> np.ndarray:
@@ -187,7 +187,7 @@ def _ndarray(t, shape: tuple[int, ...], size: int, np_dtype: np.dtype | None) ->
         content = t.tensor_content
         if content and np_dtype.itemsize * size == len(content):
             return np.frombuffer(content, np_dtype).reshape(shape)
-    if t.dtype == _STRING and len(t.string_val) == size:
+    if t.dtype == STRING_ENUM and len(t.string_val) == size:
         arr = np.empty(size, dtype=object)
         arr[:] = list(t.string_val)
         return arr.reshape(shape)

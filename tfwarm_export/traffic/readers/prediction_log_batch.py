@@ -6,7 +6,7 @@ in Python and building numpy arrays per tensor costs far more than reading the
 file. Here ``tf.io.decode_proto`` walks the records of a batch
 (PredictionLog -> PredictLog -> PredictRequest -> inputs -> TensorProto) in one
 graph call, the batch is grouped by layout with numpy, each layout is validated
-once (``prediction_log._check_inputs``, the same check as the one-record path),
+once (``prediction_log.check_inputs``, the same check as the one-record path),
 and the tensors of a layout become one array per input from their raw bytes.
 
 Only what the fast path is sure of takes it: predict logs whose numeric tensors
@@ -28,7 +28,7 @@ import tensorflow as tf
 from google.protobuf import descriptor_pb2
 from tensorflow_serving.apis import prediction_log_pb2
 
-from tfwarm_export.traffic.readers.prediction_log import _STRING, _check_inputs, decode_log, remember
+from tfwarm_export.traffic.readers.prediction_log import STRING_ENUM, check_inputs, decode_log, remember
 from tfwarm_export.traffic.hashing import mix
 from tfwarm_export.traffic.validate import Dropped, RequestGroup, TrafficSpec, decode_each
 
@@ -211,7 +211,7 @@ def _group(recs: np.ndarray, entries: np.ndarray, batch: DecodedLogs, out: dict,
         try:
             (raw,) = batch.pick(recs[:1])
             req = prediction_log_pb2.PredictionLog.FromString(raw).predict_log.request
-            verdict = _check_inputs(req, spec)
+            verdict = check_inputs(req, spec)
         except Dropped as why:
             verdict = why
         remember(memo, memo_key, verdict)
@@ -231,7 +231,7 @@ def _group(recs: np.ndarray, entries: np.ndarray, batch: DecodedLogs, out: dict,
             if np.any(out["content_len"][idx] != np_dtype.itemsize * size) or size == 0:
                 return None
             inputs[alias] = np.frombuffer(b"".join(out["content"][idx].tolist()), np_dtype).reshape(rows)
-        elif int(dtypes[idx[0]]) == _STRING:
+        elif int(dtypes[idx[0]]) == STRING_ENUM:
             if np.any(out["string_count"][idx] != size) or size == 0:
                 return None
             picked = out["strings"][(string_off[idx][:, None] + np.arange(size)).ravel()]

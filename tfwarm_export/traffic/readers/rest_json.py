@@ -51,7 +51,7 @@ _INT_RANGE = {tf.int32: (-2**31, 2**31 - 1), tf.int16: (-2**31, 2**31 - 1),
               tf.int8: (-2**31, 2**31 - 1), tf.uint8: (-2**31, 2**31 - 1),
               tf.int64: (-2**63, 2**63 - 1), tf.uint32: (0, 2**32 - 1), tf.uint64: (0, 2**64 - 1)}
 _FLOAT_MAX_INT = {tf.float32: 2**24 - 1, tf.float64: 2**53 - 1}
-_KIND = {tf.string: "string", tf.bool: "bool", **{d: "float" for d in _FLOAT_MAX_INT},
+JSON_KIND = {tf.string: "string", tf.bool: "bool", **{d: "float" for d in _FLOAT_MAX_INT},
          **{d: "int" for d in _INT_RANGE}}
 _F32_MAX = float(np.finfo(np.float32).max)
 _INT64_RANGE = (-2**63, 2**63 - 1)
@@ -82,7 +82,7 @@ def _b64(v: dict) -> bytes:
         raise Dropped("unable to base64 decode a {\"b64\": ...} value") from None
 
 
-def _leaf(v: Any, dtype: tf.DType, alias: str):
+def leaf_value(v: Any, dtype: tf.DType, alias: str):
     """One JSON value as ``AddValueToTensor`` converts it, or Dropped."""
     def type_error():
         return Dropped(f"input {alias!r}: JSON {_type_name(v)} is not of expected type {dtype.name}")
@@ -119,7 +119,7 @@ def _leaf(v: Any, dtype: tf.DType, alias: str):
     raise Dropped(f"input {alias!r}: TF Serving has no JSON conversion to {dtype.name}")
 
 
-def _shape(v: Any) -> list[int]:
+def nested_shape(v: Any) -> list[int]:
     """``GetDenseTensorShape``: the shape implied by following the first element."""
     shape = []
     while isinstance(v, list):
@@ -171,12 +171,12 @@ def _flatten_regular(v: Any, shape: list[int]) -> list | None:
 def fast_leaves(flat: list, dtype: tf.DType, types: set | None = None) -> np.ndarray | None:
     """``flat`` as a 1-D array of ``dtype`` when whole-list type and range checks
     (one ``set(map(type, ...))``, numpy reductions) show every value converts;
-    None when some value needs ``_leaf``: a b64 string, or one TF Serving rejects.
+    None when some value needs ``leaf_value``: a b64 string, or one TF Serving rejects.
     Shared by ``json_tensor`` and the batch decoder, so both convert alike
     (``types``: ``set(map(type, flat))`` when the caller has it already)."""
     if types is None:
         types = set(map(type, flat))
-    kind = _KIND.get(dtype)
+    kind = JSON_KIND.get(dtype)
     if kind == "string":
         if not types <= {str}:
             return None
@@ -190,7 +190,7 @@ def fast_leaves(flat: list, dtype: tf.DType, types: set | None = None) -> np.nda
             return None
         try:
             floats = np.array(flat, dtype=np.float64)
-        except OverflowError:  # an integer beyond any float: _leaf names the loss of precision
+        except OverflowError:  # an integer beyond any float: leaf_value names the loss of precision
             return None
         if floats.size:
             mags = np.abs(floats)
@@ -224,9 +224,9 @@ def fast_leaves(flat: list, dtype: tf.DType, types: set | None = None) -> np.nda
 
 
 def exact_leaves(flat: list, dtype: tf.DType, alias: str) -> np.ndarray:
-    """``flat`` converted value by value (``_leaf``): decodes b64 strings, or raises
+    """``flat`` converted value by value (``leaf_value``): decodes b64 strings, or raises
     TF Serving's precise reason for the first value it rejects."""
-    leaves = [_leaf(x, dtype, alias) for x in flat]
+    leaves = [leaf_value(x, dtype, alias) for x in flat]
     if dtype == tf.string:
         arr = np.empty(len(leaves), dtype=object)
         arr[:] = leaves
@@ -241,7 +241,7 @@ def json_tensor(v: Any, dtype: tf.DType, alias: str) -> np.ndarray:
 
     Whole-list checks first (``fast_leaves``); only a list that fails them is
     walked value by value, to raise TF Serving's exact error."""
-    shape = _shape(v)
+    shape = nested_shape(v)
     if len(shape) > MAX_RANK:
         raise Dropped(f"input {alias!r}: lists nested {len(shape)} deep, more dimensions than a "
                       f"tensor can have here ({MAX_RANK})")
@@ -283,9 +283,9 @@ def _instances(items: list, sig, spec_dtype) -> dict[str, np.ndarray]:
                           f"input {missing[0]!r} is missing")
     out = {}
     for name, values in columns.items():
-        first = _shape(values[0])
+        first = nested_shape(values[0])
         if _flatten_regular(values, [len(values)] + first) is None and any(
-                _shape(v) != first for v in values[1:]):
+                nested_shape(v) != first for v in values[1:]):
             raise Dropped(f"input {name!r}: instances have different shapes")
         out[name] = json_tensor(values, spec_dtype(name), name)
     return out

@@ -40,7 +40,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfwarm_export.model.signatures import SignatureInfo
-from tfwarm_export.traffic.readers.rest_json import (_KIND, TOO_DEEP, _leaf, _shape, decode_body,
+from tfwarm_export.traffic.readers.rest_json import (JSON_KIND, TOO_DEEP, leaf_value, nested_shape, decode_body,
                                                     exact_leaves, fast_leaves)
 from tfwarm_export.traffic.validate import (
     DEFAULT_SIGNATURE,
@@ -239,9 +239,9 @@ def _sig_facts(spec: TrafficSpec, name: str) -> _SigFacts | str | None:
     names = tuple(sorted(sig.inputs))
     specs = [sig.inputs[a] for a in names]
     if (not names or "b64" in names or any(s.encoding != "dense" for s in specs)
-            or any(s.dtype not in _KIND for s in specs)):
+            or any(s.dtype not in JSON_KIND for s in specs)):
         return None
-    return _SigFacts(sig, names, tuple(s.dtype for s in specs), tuple(_KIND[s.dtype] for s in specs))
+    return _SigFacts(sig, names, tuple(s.dtype for s in specs), tuple(JSON_KIND[s.dtype] for s in specs))
 
 
 def _decode_set(batch: _Batch, idx: list[int], fmt: str, facts: _SigFacts) -> None:
@@ -351,7 +351,7 @@ def _levels(values: list, counts: np.ndarray,
     is a wrong leaf type."""
     dims: list[np.ndarray] = []
     level = values
-    for depth in range(max(min_rank, len(_shape(values[0])))):
+    for depth in range(max(min_rank, len(nested_shape(values[0])))):
         if set(map(type, level)) != {list}:
             is_list = np.fromiter((type(x) is list for x in level), dtype=bool, count=len(level))
             raise _Bad(_bodies_of(~is_list, counts) if depth < min_rank else _minority(is_list, counts))
@@ -391,7 +391,7 @@ def _leaves(flat: list, dtype: tf.DType, alias: str, kind: str, exact: bool) -> 
 
 
 def _bad_leaves(flat: list, dtype: tf.DType, alias: str, kind: str) -> np.ndarray:
-    """Which leaves ``_leaf`` rejects. Types are looked at leaf by leaf only in
+    """Which leaves ``leaf_value`` rejects. Types are looked at leaf by leaf only in
     blocks whose type set does not fit; values (ranges, b64) one by one only when
     the leaves of fitting types fail ``fast_leaves`` together."""
     ok = _LEAF_TYPES[kind]
@@ -412,9 +412,9 @@ def _bad_leaves(flat: list, dtype: tf.DType, alias: str, kind: str) -> np.ndarra
 
 
 def _rejects(x: Any, dtype: tf.DType, alias: str) -> bool:
-    """Does ``_leaf`` (the one-body path's rule for one value) reject ``x``?"""
+    """Does ``leaf_value`` (the one-body path's rule for one value) reject ``x``?"""
     try:
-        _leaf(x, dtype, alias)
+        leaf_value(x, dtype, alias)
     except Dropped:
         return True
     return False

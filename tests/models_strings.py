@@ -194,8 +194,34 @@ def guarded_date(export_dir) -> str:
             return {"y": tf.cast(year * 400 + month * 31 + day, tf.float32) + amount
                     + tf.cast(bucket, tf.float32)}
 
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="sku"),
+                                      tf.TensorSpec([None], tf.float32, name="qty")])
+        def sku(self, sku, qty):
+            def one(s):  # the valid path parses the number; anything else is -1
+                return tf.cond(tf.strings.regex_full_match(s, r"[A-Z]{3}-\d{2}"),
+                               lambda: tf.strings.to_number(tf.strings.substr(s, 4, 2)),
+                               lambda: tf.constant(-1.0))
+
+            n = tf.map_fn(one, sku, fn_output_signature=tf.TensorSpec([], tf.float32))
+            return {"y": n + tf.where(qty > 2.5, tf.math.log(qty), tf.zeros_like(qty))}
+
     m = M()
-    return _save(m, export_dir, {"serving_default": m.serve})
+    return _save(m, export_dir, {"serving_default": m.serve, "sku": m.sku})
+
+
+def tf1_guarded(export_dir) -> str:
+    """TF1 builder: a string asserted (graph-mode Assert) to match ``[a-f0-9]{8}`` before
+    ``string_to_hash_bucket``, and to be no longer than 8 bytes."""
+
+    def build():
+        s = tf.compat.v1.placeholder(tf.string, shape=[None], name="token")
+        ok = tf.compat.v1.debugging.Assert(tf.reduce_all(tf.strings.regex_full_match(s, "[a-f0-9]{8}")), [s])
+        short = tf.compat.v1.assert_less_equal(tf.strings.length(s), 8)
+        with tf.control_dependencies([ok, short]):
+            h = tf.strings.to_hash_bucket_fast(s, 10)
+        return {"token": s}, {"h": h}
+
+    return _tf1_builder(export_dir, build)
 
 
 def _tf1_builder(export_dir, build) -> str:
@@ -245,6 +271,7 @@ ALL = {
     "proto": proto_reader,
     "unicode": unicode_strict,
     "guarded_date": guarded_date,
+    "tf1_guarded": tf1_guarded,
     "tf1_matmul": tf1_unknown_rank_matmul,
     "tf1_conv": tf1_unknown_rank_conv,
 }

@@ -91,6 +91,7 @@ def warmed(built, tmp_path_factory) -> dict[str, tuple[str, str, dict]]:
     ("proto", ["DecodeProtoV2 tfwarm.test.Reading", "tensorflow.TensorShapeProto"]),
     ("unicode", ["UnicodeDecode strict UTF-16-BE", "UnicodeTranscode strict ISO-8859-1 of StringToNumber",
                  "UnicodeDecodeWithOffsets strict UTF-8"]),
+    ("tf1_guarded", ["StaticRegexFullMatch at Assert", "length in [0, 9)"]),
     ("guarded_date", ["guarded: length 6", "guarded: one of ['US', 'DE', 'JP']", "StaticRegexFullMatch at Assert"]),
     ("tf1_matmul", ["input 'x' has unknown rank; shape (?, 8) from its consumers (Reshape to [-1, 8]"]),
     ("tf1_conv", ["shape (?, ?, ?, 3) from its consumers (Conv2D with a [3, 3, 3, 2] filter",
@@ -146,6 +147,11 @@ def test_guarded_values_pass_each_guard(warmed):
     assert len(rec["code"][0]) == 6
     assert rec["country"][0] in (b"US", b"DE", b"JP")
     assert rec["amount"].dtype == np.float32  # the unrelated float input needs nothing
+    sku = warmed["guarded_date"][2]["sku"][0]
+    assert all(full_match(r"[A-Z]{3}-\d{2}", s) for s in sku["sku"])  # the tf.cond's valid branch
+    assert (sku["qty"] > 2.5).all()  # tf.where's check
+    token = warmed["tf1_guarded"][2]["serving_default"][0]["token"]
+    assert all(full_match("[a-f0-9]{8}", t) for t in token)
 
 
 def test_same_seed_same_file(built, tmp_path):

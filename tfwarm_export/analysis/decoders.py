@@ -6,7 +6,10 @@ tabular models take CSV lines). Random strings fail every such decoder, so this
 module follows a string input forward, through ``tf.map_fn``'s TensorList
 plumbing (``TensorListFromTensor`` -> ``While`` body -> ``TensorListGetItem``),
 ``If``/``Case`` branches and function calls, to the decoder op, and describes
-the encoding that op accepts (an ``Encoding``). Producing the bytes is the
+the encoding that op accepts (an ``Encoding``). WAV, compressed, protobuf and
+strict Unicode decoders are described in ``byte_decoders.py``; decoders whose
+output is bytes again (base64, ``DecodeCompressed``, a transcode) wrap the
+encoding of whatever decodes their output. Producing the bytes is the
 values stage's job (``tfwarm_export.encoders``); this module only reads the graph.
 """
 from __future__ import annotations

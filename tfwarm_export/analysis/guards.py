@@ -9,8 +9,8 @@ as ``decoders.py`` does) to the checks it reaches and collects what they need:
 
 * ``RegexFullMatch``/``StaticRegexFullMatch`` with a constant pattern;
 * ``StringLength`` compared with constants;
-* ``Equal`` with a constant (or a constant set, via ``reduce_any``/``LogicalOr``):
-  membership; ``NotEqual``: an excluded value;
+* ``Equal`` with a constant (or a constant set, via ``reduce_any``/``LogicalOr``) under an
+  ``Assert``: membership; ``NotEqual``: an excluded value;
 * for numbers, comparisons with constants under ``tf.cond``/``tf.where``
   (``Assert`` bounds are ``value_domains.py``'s).
 
@@ -96,11 +96,16 @@ def _bool_passthrough(node: Node, pos: int) -> Sequence[int]:
 
 
 def guard_of(idx: GraphIndex, ref: Ref) -> str | None:
-    """What a boolean guards, positively: "Assert at ...", "tf.cond at ...", "tf.where at ..."."""
+    """What a boolean guards, positively: "Assert at ...", "tf.cond at ...", "tf.where at ...".
+
+    A ``tf.cond`` with an ``Assert`` in a branch (TF2's "AssertGuard") is an Assert.
+    """
     for node, pos in idx.walk_forward(ref, _bool_passthrough):
         if node.op == "Assert" and pos == 0:
             return f"Assert at {node.qualified_name}"
         if node.op in ("If", "StatelessIf") and pos == 0:
+            if any(idx.function_has_op(c.function, ("Assert",)) for c in idx.calls.get(node.key, ())):
+                return f"Assert at {node.qualified_name}"
             return f"tf.cond at {node.qualified_name}"
         if node.op in ("Switch", "RefSwitch") and pos == 1:  # TF1 cond on this predicate
             return f"tf.cond at {node.qualified_name}"
@@ -181,6 +186,10 @@ def _collect(idx: GraphIndex, start: Ref) -> _Found:
             if where is None:
                 continue
             if node.op == "Equal":
+                # Equality steering a cond/where (``where(s == "", "unk", s)``) is a special case,
+                # not a rule every value must meet: only an Assert makes it membership.
+                if not where.startswith("Assert"):
+                    continue
                 found.choices += [x for x in np.ravel(c).tolist() if x not in found.choices]
                 found.sources.append(f"membership at {where}")
             elif node.op == "NotEqual":

@@ -265,6 +265,33 @@ def tf1_unknown_rank_conv(export_dir) -> str:
     return _tf1_builder(export_dir, build)
 
 
+def tf2_unknown_dims(export_dir) -> str:
+    """tf.Module inputs with unknown non-batch dims (and one of unknown rank) whose consumers
+    fix them: Reshape to [-1, 2, 4], MatMul with a [4, 3] variable, ConcatV2 on axis 1 with a
+    fixed [?, 2, 5] part, ExpandDims then a matmul with a [1, 3] constant."""
+
+    class M(tf.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = _dense(4, 3, 2)
+            self.part = tf.Variable(np.ones((2, 5), np.float32))
+
+        @tf.function(input_signature=[tf.TensorSpec([None, None], tf.float32, name="a"),
+                                      tf.TensorSpec([None, None], tf.float32, name="b"),
+                                      tf.TensorSpec([None, None, None], tf.float32, name="c"),
+                                      tf.TensorSpec(None, tf.float32, name="d")])
+        def serve(self, a, b, c, d):
+            fixed = tf.reshape(self.part, [1, 2, 5])
+            return {"r": tf.reduce_sum(tf.reshape(a, [-1, 2, 4]), axis=[1, 2]),
+                    "m": tf.matmul(b, self.w),
+                    "cc": tf.reduce_sum(tf.concat([c, tf.tile(fixed, [tf.shape(c)[0], 1, 1])], axis=2),
+                                        axis=[1, 2]),
+                    "e": tf.matmul(tf.expand_dims(d, -1), tf.ones([1, 3]))}
+
+    m = M()
+    return _save(m, export_dir, {"serving_default": m.serve})
+
+
 ALL = {
     "wav": wav_classifier,
     "compressed": compressed_chains,
@@ -274,4 +301,5 @@ ALL = {
     "tf1_guarded": tf1_guarded,
     "tf1_matmul": tf1_unknown_rank_matmul,
     "tf1_conv": tf1_unknown_rank_conv,
+    "tf2_dims": tf2_unknown_dims,
 }

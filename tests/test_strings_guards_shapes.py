@@ -94,6 +94,10 @@ def warmed(built, tmp_path_factory) -> dict[str, tuple[str, str, dict]]:
     ("tf1_guarded", ["StaticRegexFullMatch at Assert", "length in [0, 9)"]),
     ("guarded_date", ["guarded: length 6", "guarded: one of ['US', 'DE', 'JP']", "StaticRegexFullMatch at Assert"]),
     ("tf1_matmul", ["input 'x' has unknown rank; shape (?, 8) from its consumers (Reshape to [-1, 8]"]),
+    ("tf2_dims", ["input 'a' has shape (?, ?); shape (?, 8) from its consumers (Reshape to [-1, 2, 4]",
+                  "input 'b' has shape (?, ?); shape (?, 4) from its consumers (MatMul with a [4, 3]",
+                  "shape (?, 2, ?) from its consumers (ConcatV2 on axis 2",
+                  "input 'd' has unknown rank; shape (?) from its consumers (ExpandDims"]),
     ("tf1_conv", ["shape (?, ?, ?, 3) from its consumers (Conv2D with a [3, 3, 3, 2] filter",
                   "shape (?, 5) from its consumers (AddV2 with a [5] operand"]),
 ])

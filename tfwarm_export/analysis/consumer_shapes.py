@@ -59,6 +59,16 @@ def static_shape(idx: GraphIndex, ref: Ref) -> tuple[int | None, ...] | None:
         if node.op == "Const":
             v = idx.const_value(r)
             shapes.add(None if v is None else tuple(v.shape))
+        elif node.op == "Reshape" and len(node.inputs) > 1:  # tf.reshape(var, [1, 2, 5])
+            t = _int_list(idx, node.inputs[1])
+            shapes.add(tuple(t) if t is not None and all(d >= 0 for d in t) else None)
+        elif node.op == "Tile" and len(node.inputs) > 1:  # a fixed part tiled to the batch
+            base, mult = static_shape(idx, node.inputs[0]), _partial_ints(idx, node.inputs[1])
+            if base is None or mult is None or len(mult) != len(base):
+                shapes.add(None)
+            else:
+                shapes.add(tuple(b if m == 1 else (b * m if b is not None and m is not None else None)
+                                 for b, m in zip(base, mult)))
         elif node.op in ("VarHandleOp", "VariableV2", "Variable", "Placeholder", "PlaceholderWithDefault"):
             a = node.attr("shape")
             if a is None or a.shape.unknown_rank:
@@ -68,6 +78,21 @@ def static_shape(idx: GraphIndex, ref: Ref) -> tuple[int | None, ...] | None:
         else:
             shapes.add(None)
     return shapes.pop() if len(shapes) == 1 else None
+
+
+def _partial_ints(idx: GraphIndex, ref: Ref) -> list[int | None] | None:
+    """A constant int vector, or a ``Pack`` of scalars some of which are constant."""
+    full = _int_list(idx, ref)
+    if full is not None:
+        return full
+    node = idx.producer(ref)
+    if node is None or node.op != "Pack":
+        return None
+    out: list[int | None] = []
+    for r in node.inputs:
+        v = _int_list(idx, r)
+        out.append(v[0] if v is not None and len(v) == 1 else None)
+    return out
 
 
 def _int_list(idx: GraphIndex, ref: Ref) -> list[int] | None:

@@ -407,6 +407,28 @@ def _defaulted_records(model: ModelSignatures, sig: SignatureInfo, config: Warmu
     return records
 
 
+def _tensor_domain(model: ModelSignatures, sig: SignatureInfo, spec: TensorSpec,
+                   config: WarmupConfig) -> Domain | None:
+    """Where a plain tensor input's values come from, strongest evidence first: a string guard
+    that fixes the text (regex, membership), the decoder the bytes reach, value domains
+    (tables, gathers, Assert bounds), then the remaining guards (length, exclusions,
+    cond/where bounds)."""
+    guard = analysis.find_guard_domain(model.meta_graph, spec.name, spec.dtype)
+    strong = (guard is not None and isinstance(guard.encoding, analysis.GuardEncoding)
+              and (guard.encoding.patterns or guard.encoding.choices is not None))
+    if strong:
+        return guard
+    if spec.dtype == tf.string:  # bytes a graph decoder reads
+        size = config.image_size
+        size = lookup(size, sig.name, spec.alias) if isinstance(size, Mapping) else size
+        found = analysis.find_decoder_domain(model.meta_graph, spec.name, model.export_dir, size)
+        if found is not None:
+            return found
+    found = analysis.find_value_domains(model.meta_graph, {spec.alias: spec.name}, None,
+                                        export_dir=model.export_dir).get(spec.alias)
+    return found if found is not None else guard
+
+
 def _plan_feeds(model: ModelSignatures, sig: SignatureInfo, feeds: list[TensorSpec], config: WarmupConfig,
                 batch_sizes: tuple[int, ...], batching: BatchingConfig | None, notes: list[str],
                 request_type: str, sample: Any, max_buckets: int | None) -> list[PlannedRecord]:
@@ -457,22 +479,8 @@ def _plan_feeds(model: ModelSignatures, sig: SignatureInfo, feeds: list[TensorSp
                                          feature_domains=feature_domains, defaulted=())
             continue
         shape, variants, defaulted = _input_shapes(sig, spec, config, model.meta_graph, notes)
-        if domain is None:  # checks the input must pass (regex, length, membership, bounds)
-            domain = analysis.find_guard_domain(model.meta_graph, spec.name, spec.dtype)
-            if domain is not None and domain.encoding is None and spec.dtype != tf.string:
-                # numeric bounds: the Assert bounds and table/gather domains come first
-                domain = analysis.find_value_domains(model.meta_graph, {spec.alias: spec.name}, None,
-                                                     export_dir=model.export_dir).get(spec.alias) or domain
-        weak_guard = (domain is not None and isinstance(domain.encoding, analysis.GuardEncoding)
-                      and not domain.encoding.patterns and domain.encoding.choices is None)
-        if (domain is None or weak_guard) and spec.dtype == tf.string:  # bytes a graph decoder reads
-            size = config.image_size
-            size = lookup(size, sig.name, spec.alias) if isinstance(size, Mapping) else size
-            domain = analysis.find_decoder_domain(model.meta_graph, spec.name, model.export_dir,
-                                                  size) or domain
         if domain is None:
-            domain = analysis.find_value_domains(model.meta_graph, {spec.alias: spec.name}, None,
-                                              export_dir=model.export_dir).get(spec.alias)
+            domain = _tensor_domain(model, sig, spec, config)
         per_input[spec.alias] = dict(spec=spec, shape=shape, variants=variants, kind="tensor",
                                      domain=domain, example_spec=None, feature_domains={},
                                      defaulted=defaulted)

@@ -222,3 +222,20 @@ def test_property_generated_strings_match_in_re2(pattern, seed):
     assert full_match(pattern, text.encode("utf-8")), (pattern, text)
     assert generate(pattern, np.random.default_rng(seed)) == text  # deterministic per seed
     assert re.fullmatch(r"[ -~]*", text)  # printable ASCII only
+
+
+def test_new_encoders_are_deterministic_per_seed():
+    from tfwarm_export.analysis.byte_decoders import (CompressedEncoding, ProtoEncoding, UnicodeEncoding,
+                                                      WavEncoding)
+    from tfwarm_export.analysis.decoders import RawEncoding
+    from tfwarm_export.values.encoders import encode_array
+
+    encs = [WavEncoding(64, 2), CompressedEncoding("GZIP", RawEncoding(tf.float32, 4)),
+            CompressedEncoding("ZLIB", UnicodeEncoding("UTF-32-BE", "UnicodeDecode")),
+            ProtoEncoding("tensorflow.TensorShapeProto", ("unknown_rank",), (tf.bool,))]
+    for enc in encs:
+        a = encode_array(enc, (3,), np.random.default_rng(7))
+        b = encode_array(enc, (3,), np.random.default_rng(7))
+        assert a.tolist() == b.tolist(), enc.describe()
+    utf32 = zlib.decompress(encode_array(encs[2], (1,), np.random.default_rng(1))[0])
+    assert len(utf32) % 4 == 0 and utf32.decode("utf-32-be")

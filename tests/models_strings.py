@@ -98,7 +98,7 @@ def compressed_chains(export_dir) -> str:
                                  "image": m.image, "tensor": m.tensor})
 
 
-def _descriptor_set() -> bytes:
+def descriptor_set() -> bytes:
     """A FileDescriptorSet for ``tfwarm.test.Reading {int32 id; float value; string unit;
     repeated int64 tags; Inner inner}`` with ``Inner {bool ok}``."""
     fd = descriptor_pb2.FileDescriptorProto(name="reading.proto", package="tfwarm.test", syntax="proto3")
@@ -119,7 +119,7 @@ def _descriptor_set() -> bytes:
 def proto_reader(export_dir) -> str:
     """Serialized ``tfwarm.test.Reading`` [batch] -> decode_proto (bytes:// descriptor) -> sums;
     a second signature reads ``tensorflow.TensorShapeProto`` from the local pool."""
-    source = b"bytes://" + _descriptor_set()
+    source = b"bytes://" + descriptor_set()
 
     class M(tf.Module):
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="reading")])
@@ -221,10 +221,10 @@ def tf1_guarded(export_dir) -> str:
             h = tf.strings.to_hash_bucket_fast(s, 10)
         return {"token": s}, {"h": h}
 
-    return _tf1_builder(export_dir, build)
+    return tf1_builder(export_dir, build)
 
 
-def _tf1_builder(export_dir, build) -> str:
+def tf1_builder(export_dir, build) -> str:
     export_dir = os.fspath(export_dir)
     g = tf.Graph()
     with g.as_default():
@@ -246,7 +246,7 @@ def tf1_unknown_rank_matmul(export_dir) -> str:
         w = tf.compat.v1.get_variable("w", initializer=np.ones((8, 4), np.float32))
         return {"x": x}, {"y": tf.matmul(tf.reshape(x, [-1, 8]), w)}
 
-    return _tf1_builder(export_dir, build)
+    return tf1_builder(export_dir, build)
 
 
 def tf1_unknown_rank_conv(export_dir) -> str:
@@ -262,7 +262,7 @@ def tf1_unknown_rank_conv(export_dir) -> str:
         return ({"image": img, "feats": feats},
                 {"y": tf.reduce_mean(conv, axis=[1, 2, 3]), "z": tf.reduce_sum(feats + b, axis=1)})
 
-    return _tf1_builder(export_dir, build)
+    return tf1_builder(export_dir, build)
 
 
 def tf2_unknown_dims(export_dir) -> str:

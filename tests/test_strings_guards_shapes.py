@@ -132,7 +132,7 @@ def test_proto_messages_carry_the_decoded_fields(warmed):
     msg = fed["serving_default"][0]["reading"]
     sizes, (ids, units) = tf.io.decode_proto(
         msg, "tfwarm.test.Reading", ["id", "unit"], [tf.int32, tf.string],
-        descriptor_source=b"bytes://" + models_strings._descriptor_set())
+        descriptor_source=b"bytes://" + models_strings.descriptor_set())
     assert sizes.numpy().tolist() == [[1, 1]] and int(ids[0, 0]) > 0 and units[0, 0].numpy()
 
 
@@ -194,7 +194,7 @@ def test_unknown_rank_without_a_telling_consumer_still_names_the_fix(tmp_path):
         x = tf.compat.v1.placeholder(tf.float32, shape=None, name="x")
         return {"x": x}, {"y": tf.reduce_sum(x)}
 
-    d = models_strings._tf1_builder(tmp_path / "1", build)
+    d = models_strings.tf1_builder(tmp_path / "1", build)
     proc = _tfwarm_add(d)
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
     assert "--shape serving_default/x=-1,16" in proc.stdout + proc.stderr

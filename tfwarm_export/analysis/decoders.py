@@ -6,7 +6,10 @@ tabular models take CSV lines). Random strings fail every such decoder, so this
 module follows a string input forward, through ``tf.map_fn``'s TensorList
 plumbing (``TensorListFromTensor`` -> ``While`` body -> ``TensorListGetItem``),
 ``If``/``Case`` branches and function calls, to the decoder op, and describes
-the encoding that op accepts (an ``Encoding``). Producing the bytes is the
+the encoding that op accepts (an ``Encoding``). WAV, compressed, protobuf and
+strict Unicode decoders are described in ``byte_decoders.py``; decoders whose
+output is bytes again (base64, ``DecodeCompressed``, a transcode) wrap the
+encoding of whatever decodes their output. Producing the bytes is the
 values stage's job (``tfwarm_export.encoders``); this module only reads the graph.
 """
 from __future__ import annotations
@@ -17,6 +20,9 @@ from typing import Mapping, Sequence
 import numpy as np
 import tensorflow as tf
 
+from tfwarm_export.analysis.byte_decoders import (BYTE_DECODERS, CompressedEncoding, ProtoEncoding,
+                                                  UnicodeEncoding, WavEncoding, compressed_encoding,
+                                                  proto_encoding, unicode_encoding, wav_encoding)
 from tfwarm_export.analysis.index import IDENTITY_OPS, GraphIndex, Node, Ref, index_for
 from tfwarm_export.analysis.parse_specs import find_parsers, merge_specs
 from tfwarm_export.analysis.value_domains import find_value_domains, locate_parsers, value_domain
@@ -36,7 +42,7 @@ IMAGE_DECODERS = {  # op -> formats it accepts, preferred first
 }
 OTHER_DECODERS = frozenset({"DecodeCSV", "StringToNumber", "DecodeBase64", "DecodeRaw",
                             "DecodePaddedRaw", "ParseTensor", "DecodeJSONExample"})
-DECODER_OPS = frozenset(IMAGE_DECODERS) | OTHER_DECODERS
+DECODER_OPS = frozenset(IMAGE_DECODERS) | OTHER_DECODERS | BYTE_DECODERS
 
 _MAX_CHANNELS = {"JPEG": 3, "PNG": 4, "GIF": 3, "BMP": 4, "WEBP": 4}
 
@@ -178,7 +184,8 @@ class JsonExampleEncoding:
 
 
 Encoding = (ImageEncoding | CsvEncoding | NumberEncoding | Base64Encoding | RawEncoding
-            | TensorProtoEncoding | JsonExampleEncoding)
+            | TensorProtoEncoding | JsonExampleEncoding | WavEncoding | CompressedEncoding
+            | ProtoEncoding | UnicodeEncoding)
 
 
 # --------------------------------------------------------------------------- walks
@@ -192,7 +199,7 @@ _CONTENT_PASS_FIRST = frozenset({
 })
 
 
-def _content_passthrough(node: Node, pos: int) -> Sequence[int]:
+def content_passthrough(node: Node, pos: int) -> Sequence[int]:
     """Outputs that carry the input's string elements unchanged (batching, slicing, map_fn)."""
     op = node.op
     if op in IDENTITY_OPS or op in _CONTENT_PASS_FIRST:
@@ -461,6 +468,16 @@ def _encoding_at(idx: GraphIndex, node: Node, export_dir: str | None,
         return _tensor_encoding(idx, node)
     if op == "DecodeJSONExample":
         return _json_example_encoding(idx, node, export_dir)
+    if op == "DecodeWav":
+        return wav_encoding(idx, node)
+    if op == "DecodeProtoV2":
+        return proto_encoding(node)
+    if op in ("DecodeCompressed", "UnicodeTranscode"):  # bytes again: what decodes them next
+        inner = _find(idx, (node.scope, node.name, 0), export_dir, image_size, depth + 1)
+        return (compressed_encoding(node, inner) if op == "DecodeCompressed"
+                else unicode_encoding(node, inner))
+    if op in ("UnicodeDecode", "UnicodeDecodeWithOffsets"):
+        return unicode_encoding(node, None)
     return None
 
 
@@ -484,7 +501,7 @@ def _find(idx: GraphIndex, start: Ref, export_dir: str | None, image_size: tuple
         return None
     found: list[Encoding] = []
     seen = set()
-    for node, pos in idx.walk_forward(start, _content_passthrough):
+    for node, pos in idx.walk_forward(start, content_passthrough):
         if pos != 0 or node.op not in DECODER_OPS or node.key in seen:
             continue
         seen.add(node.key)
@@ -546,4 +563,5 @@ def find_feature_decoder_domains(meta_graph_def, example_spec: ExampleSpec, expo
 __all__ = ["find_encoding", "find_decoder_domain", "find_feature_decoder_domains", "DECODER_OPS",
            "IMAGE_DECODERS", "ImageEncoding", "CsvEncoding", "CsvField", "NumberEncoding",
            "Base64Encoding", "RawEncoding", "TensorProtoEncoding", "JsonExampleEncoding", "Encoding",
-           "DEFAULT_IMAGE_SIZE"]
+           "WavEncoding", "CompressedEncoding", "ProtoEncoding", "UnicodeEncoding",
+           "DEFAULT_IMAGE_SIZE", "content_passthrough"]

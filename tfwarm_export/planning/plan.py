@@ -243,10 +243,15 @@ def choose_request_type(sig: SignatureInfo) -> tuple[str, str | None]:
                 "API refuses to run it")
 
 
-def _input_shapes(sig: SignatureInfo, spec: TensorSpec, config: WarmupConfig
+def _input_shapes(sig: SignatureInfo, spec: TensorSpec, config: WarmupConfig, meta_graph=None,
+                  notes: list[str] | None = None
                   ) -> tuple[tuple[int | None, ...], list[tuple[int, ...]], tuple[int, ...]]:
     """The declared shape (after user ``shapes``), its non-batch variants, and the
-    axes that fell back to ``DEFAULT_DIM_SIZE``."""
+    axes that fell back to ``DEFAULT_DIM_SIZE``.
+
+    An unknown rank or unknown non-batch dims not sized by the user are first read from
+    the ops that consume the input (``analysis.consumer_shapes``); the plan notes where from.
+    """
     shape = spec.shape
     user_shape = lookup(config.shapes, sig.name, spec.alias)
     if user_shape is not None:
@@ -256,12 +261,26 @@ def _input_shapes(sig: SignatureInfo, spec: TensorSpec, config: WarmupConfig
             raise PlanError(f"shape override {list(user_shape)} for {sig.name}/{spec.alias} is not "
                             f"compatible with the signature's {spec.shape_str()}.")
         shape = user_shape
+    dims = lookup(config.dim_sizes, sig.name, spec.alias) or {}
+    minimum: dict[int, int] = {}
+    if meta_graph is not None and user_shape is None and (shape is None or any(
+            d is None and axis not in dims and str(axis) not in dims
+            for axis, d in enumerate(shape) if axis > 0)):
+        found = analysis.find_consumer_shape(meta_graph, spec.name, shape)
+        if found is not None:
+            before = shape
+            shape = found.shape if shape is None else tuple(
+                d if d is not None or axis == 0 else found.shape[axis] for axis, d in enumerate(shape))
+            minimum = found.minimum
+            if shape != before and notes is not None:
+                was = "unknown rank" if before is None else "shape " + spec.shape_str()
+                notes.append(f"{sig.name}: input {spec.alias!r} has {was}; shape {found.describe()}")
     if shape is None:
         raise Skip(
-            f"input {spec.alias!r} of signature {sig.name!r} has unknown rank, so no shape can be "
+            f"input {spec.alias!r} of signature {sig.name!r} has unknown rank, and no op that reads it "
+            f"(Reshape, MatMul, Conv, BiasAdd, ConcatV2, EnsureShape) fixes one, so no shape can be "
             f"synthesised. Give one: shapes={{'{sig.name}/{spec.alias}': (None, 16)}} in Python, or "
             f"--shape {sig.name}/{spec.alias}=-1,16 on the command line (-1 marks the batch dim).")
-    dims = lookup(config.dim_sizes, sig.name, spec.alias) or {}
     per_axis: list[list[int]] = []
     defaulted: list[int] = []
     for axis, d in enumerate(shape):
@@ -272,7 +291,7 @@ def _input_shapes(sig: SignatureInfo, spec: TensorSpec, config: WarmupConfig
             continue
         if axis not in dims and str(axis) not in dims:
             defaulted.append(axis)
-        chosen = dims.get(axis, dims.get(str(axis), DEFAULT_DIM_SIZE))
+        chosen = dims.get(axis, dims.get(str(axis), max(DEFAULT_DIM_SIZE, minimum.get(axis, 0))))
         chosen = [int(c) for c in (chosen if isinstance(chosen, (list, tuple)) else [chosen])]
         if any(c < 0 for c in chosen):
             raise PlanError(f"dim size for {sig.name}/{spec.alias} axis {axis} must be >= 0, got {chosen}")
@@ -388,6 +407,28 @@ def _defaulted_records(model: ModelSignatures, sig: SignatureInfo, config: Warmu
     return records
 
 
+def _tensor_domain(model: ModelSignatures, sig: SignatureInfo, spec: TensorSpec,
+                   config: WarmupConfig) -> Domain | None:
+    """Where a plain tensor input's values come from, strongest evidence first: a string guard
+    that fixes the text (regex, membership), the decoder the bytes reach, value domains
+    (tables, gathers, Assert bounds), then the remaining guards (length, exclusions,
+    cond/where bounds)."""
+    guard = analysis.find_guard_domain(model.meta_graph, spec.name, spec.dtype)
+    strong = (guard is not None and isinstance(guard.encoding, analysis.GuardEncoding)
+              and (guard.encoding.patterns or guard.encoding.choices is not None))
+    if strong:
+        return guard
+    if spec.dtype == tf.string:  # bytes a graph decoder reads
+        size = config.image_size
+        size = lookup(size, sig.name, spec.alias) if isinstance(size, Mapping) else size
+        found = analysis.find_decoder_domain(model.meta_graph, spec.name, model.export_dir, size)
+        if found is not None:
+            return found
+    found = analysis.find_value_domains(model.meta_graph, {spec.alias: spec.name}, None,
+                                        export_dir=model.export_dir).get(spec.alias)
+    return found if found is not None else guard
+
+
 def _plan_feeds(model: ModelSignatures, sig: SignatureInfo, feeds: list[TensorSpec], config: WarmupConfig,
                 batch_sizes: tuple[int, ...], batching: BatchingConfig | None, notes: list[str],
                 request_type: str, sample: Any, max_buckets: int | None) -> list[PlannedRecord]:
@@ -437,14 +478,9 @@ def _plan_feeds(model: ModelSignatures, sig: SignatureInfo, feeds: list[TensorSp
                                          domain=None, example_spec=example_spec,
                                          feature_domains=feature_domains, defaulted=())
             continue
-        shape, variants, defaulted = _input_shapes(sig, spec, config)
-        if domain is None and spec.dtype == tf.string:  # bytes a graph decoder reads
-            size = config.image_size
-            size = lookup(size, sig.name, spec.alias) if isinstance(size, Mapping) else size
-            domain = analysis.find_decoder_domain(model.meta_graph, spec.name, model.export_dir, size)
+        shape, variants, defaulted = _input_shapes(sig, spec, config, model.meta_graph, notes)
         if domain is None:
-            domain = analysis.find_value_domains(model.meta_graph, {spec.alias: spec.name}, None,
-                                              export_dir=model.export_dir).get(spec.alias)
+            domain = _tensor_domain(model, sig, spec, config)
         per_input[spec.alias] = dict(spec=spec, shape=shape, variants=variants, kind="tensor",
                                      domain=domain, example_spec=None, feature_domains={},
                                      defaulted=defaulted)

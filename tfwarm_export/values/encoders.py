@@ -14,14 +14,19 @@ from __future__ import annotations
 import base64
 import io
 import string
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import tensorflow as tf
 
 from tfwarm_export.analysis.decoders import (Base64Encoding, CsvEncoding, CsvField, ImageEncoding,
                                              NumberEncoding, RawEncoding, TensorProtoEncoding)
+from tfwarm_export.analysis.byte_decoders import (CompressedEncoding, ProtoEncoding, UnicodeEncoding,
+                                                  WavEncoding)
+from tfwarm_export.analysis.guards import GuardEncoding
+from tfwarm_export.values.byte_encoders import compress, proto_bytes, unicode_bytes, wav_bytes
 from tfwarm_export.values.domains import Domain
+from tfwarm_export.values.regex_strings import guarded_string
 from tfwarm_export.errors import PlanError
 
 _LETTERS = np.array(list(string.ascii_lowercase))
@@ -191,8 +196,16 @@ def _tensor_proto(enc: TensorProtoEncoding, rng: np.random.Generator) -> bytes:
 # --------------------------------------------------------------------------- dispatch
 
 
-def encode_one(enc: Any, rng: np.random.Generator, row: int = 0) -> bytes:
-    """One element the decoder described by ``enc`` accepts (``row`` varies optional fields)."""
+JsonLeaf = Callable[[Any, tuple[int, ...], np.random.Generator], np.ndarray]
+"""``examples.json_examples``: JSON tf.Examples come from the tf.Example synthesis, which
+imports this module, so callers that may meet one pass it in."""
+
+
+def encode_one(enc: Any, rng: np.random.Generator, row: int = 0, json: JsonLeaf | None = None) -> bytes:
+    """One element the decoder described by ``enc`` accepts (``row`` varies optional fields).
+
+    Wrapping decoders (base64, compression, a transcode) encode their inner decoder's bytes.
+    """
     if isinstance(enc, ImageEncoding):
         return _image(enc, rng)
     if isinstance(enc, CsvEncoding):
@@ -200,22 +213,37 @@ def encode_one(enc: Any, rng: np.random.Generator, row: int = 0) -> bytes:
     if isinstance(enc, NumberEncoding):
         return _number(enc, rng)
     if isinstance(enc, Base64Encoding):
-        inner = encode_one(enc.inner, rng, row) if enc.inner is not None else _word(rng).encode()
+        inner = encode_one(enc.inner, rng, row, json) if enc.inner is not None else _word(rng).encode()
         return base64.urlsafe_b64encode(inner)
     if isinstance(enc, RawEncoding):
         return _raw(enc, rng)
     if isinstance(enc, TensorProtoEncoding):
         return _tensor_proto(enc, rng)
-    raise PlanError(f"no encoder for {type(enc).__name__} here (JSON tf.Examples come from "
-                    "examples.json_examples)")
+    if isinstance(enc, WavEncoding):
+        return wav_bytes(enc, rng)
+    if isinstance(enc, CompressedEncoding):
+        inner = encode_one(enc.inner, rng, row, json) if enc.inner is not None else _word(rng).encode()
+        return compress(enc, inner)
+    if isinstance(enc, ProtoEncoding):
+        return proto_bytes(enc, rng)
+    if isinstance(enc, UnicodeEncoding):
+        inner = (lambda: encode_one(enc.inner, rng, row, json)) if enc.inner is not None else None
+        return unicode_bytes(enc, rng, inner)
+    if isinstance(enc, GuardEncoding):
+        return guarded_string(enc, rng)
+    if getattr(enc, "op", "") == "DecodeJSONExample" and json is not None:
+        return bytes(json(enc, (1,), rng)[0])
+    raise PlanError(f"no encoder for {enc.describe()} here (a JSON tf.Example inside a tf.Example "
+                    "feature cannot be written); give the input's values with --override")
 
 
-def encode_array(enc: Any, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
+def encode_array(enc: Any, shape: tuple[int, ...], rng: np.random.Generator,
+                 json: JsonLeaf | None = None) -> np.ndarray:
     """A string array of ``shape`` whose every element ``enc``'s decoder accepts."""
     n = int(np.prod(shape, dtype=np.int64))
     out = np.empty(n, dtype=object)
     for i in range(n):
-        out[i] = encode_one(enc, rng, i)
+        out[i] = encode_one(enc, rng, i, json)
     return out.reshape(shape)
 
 

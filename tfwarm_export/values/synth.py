@@ -49,8 +49,9 @@ def _from_domain(domain: Domain, dtype: tf.DType, shape: tuple[int, ...],
                  rng: np.random.Generator) -> np.ndarray:
     np_dtype = object if dtype == tf.string else dtype.as_numpy_dtype
     if domain.encoding is not None and dtype == tf.string:  # bytes a graph decoder reads
-        make = json_examples if domain.encoding.op == "DecodeJSONExample" else encode_array
-        return make(domain.encoding, shape, rng)
+        if domain.encoding.op == "DecodeJSONExample":
+            return json_examples(domain.encoding, shape, rng)
+        return encode_array(domain.encoding, shape, rng, json=json_examples)
     if domain.constant is not None:
         value = np.asarray(domain.constant)
         if dtype == tf.string:

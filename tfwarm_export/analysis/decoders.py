@@ -224,6 +224,10 @@ def _content_passthrough(node: Node, pos: int) -> Sequence[int]:
     return _tensor_array_flow(node, pos)
 
 
+content_passthrough = _content_passthrough
+"""Public name of the walk rule: outputs that carry a string input's bytes unchanged."""
+
+
 # TF1 map_fn: values go into a TensorArray (scatter/write) and come out of reads/gathers that
 # take the writer's flow tensor; following the flow links each read to what was written.
 _TA_WRITES = frozenset({"TensorArrayScatterV3", "TensorArrayScatterV2", "TensorArrayWriteV3",

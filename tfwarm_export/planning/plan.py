@@ -442,6 +442,8 @@ def _plan_feeds(model: ModelSignatures, sig: SignatureInfo, feeds: list[TensorSp
             size = config.image_size
             size = lookup(size, sig.name, spec.alias) if isinstance(size, Mapping) else size
             domain = analysis.find_decoder_domain(model.meta_graph, spec.name, model.export_dir, size)
+            if domain is None:  # no decoder says what to write: is the bytes' use one we cannot meet?
+                _refuse_unsupported_use(model, sig.name, spec)
         if domain is None:
             domain = analysis.find_value_domains(model.meta_graph, {spec.alias: spec.name}, None,
                                               export_dir=model.export_dir).get(spec.alias)
@@ -620,6 +622,19 @@ def make_plan(model: ModelSignatures, config: WarmupConfig | None = None,
                       records=tuple(records), skipped=skipped, notes=tuple(notes),
                       samples=samples, privacy=config.privacy, server=server, copies=copies,
                       xla=_xla_default_dims(model, records))
+
+
+def _refuse_unsupported_use(model, signature: str, spec) -> None:
+    """A PlanError when a string input reaches an op the catalogue marks unsupported."""
+    use = analysis.find_unsupported_use(model.meta_graph, spec.name)
+    if use is None:
+        return
+    key = f"{signature}/{spec.alias}"
+    raise PlanError(f"signature {signature!r}: input {spec.alias!r} reaches {use.op} (node {use.node}, "
+                    f"input {use.arg!r}), which the op catalogue marks unsupported: {use.why}. No value "
+                    f"the tool writes is known to work there; give values that do with "
+                    f"overrides={{'{key}': [b'...']}} (CLI --value '{key}=[\"...\"]'), or leave the "
+                    "signature out with signatures=[...] (CLI --signatures).")
 
 
 def _copies(iterations: int, n_records: int, notes: list[str]) -> int:

@@ -1,7 +1,8 @@
 """Models exported the way production teams export them today, warmed with no options.
 
 A YDF model (``ydf`` + ``ydf-tf``: the SimpleML ops TF-DF used, the only provider for
-TensorFlow >= 2.20) and a Keras 3 model exported on the JAX backend (``XlaCallModule``).
+TensorFlow >= 2.20), a SentencePiece tokenizer (``sentencepiece`` + TF Text) and a Keras 3
+model exported on the JAX backend (``XlaCallModule``).
 Each is built in its own process (Keras picks its backend at import), warmed by
 ``tfwarm add DIR`` in a fresh process, and its file is replayed independently
 (``tests/serving_replay.py``): every signature must be covered, with no traceback.
@@ -33,6 +34,30 @@ data = {"f1": rng.normal(size=n).astype(np.float32), "f2": rng.integers(0, 5, si
         "colour": rng.choice(["red", "green", "blue"], size=n), "label": rng.integers(0, 2, size=n)}
 model = ydf.RandomForestLearner(label="label", num_trees=3, max_depth=3).train(data)
 model.to_tensorflow_saved_model(sys.argv[1], mode="tf")
+"""
+
+_SENTENCEPIECE_SCRIPT = """
+import io, sys
+import sentencepiece as spm
+import tensorflow as tf
+import tensorflow_text as tft
+lines = ["the quick brown fox jumps over the lazy dog", "serving models warm up fast",
+         "tokens and pieces make words", "a small vocabulary is enough here"] * 20
+buf = io.BytesIO()
+spm.SentencePieceTrainer.train(sentence_iterator=iter(lines), model_writer=buf, vocab_size=40,
+                               model_type="unigram", minloglevel=2)
+
+class Tokenize(tf.Module):
+    def __init__(self):
+        self.tok = tft.SentencepieceTokenizer(model=buf.getvalue())
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+    def serve(self, text):
+        ids = self.tok.tokenize(text)
+        return {"ids": ids.to_tensor(default_value=0), "n": ids.row_lengths()}
+
+m = Tokenize()
+tf.saved_model.save(m, sys.argv[1], signatures={"serving_default": m.serve})
 """
 
 _KERAS_JAX_SCRIPT = """
@@ -76,6 +101,24 @@ def ydf_model(tmp_path_factory) -> str:
 def keras_jax_model(tmp_path_factory) -> str:
     pytest.importorskip("jax")
     return _build(_KERAS_JAX_SCRIPT, tmp_path_factory.mktemp("kjax") / "model", {"KERAS_BACKEND": "jax"})
+
+
+@pytest.fixture(scope="module")
+def sentencepiece_model(tmp_path_factory) -> str:
+    pytest.importorskip("sentencepiece")
+    pytest.importorskip("tensorflow_text")
+    return _build(_SENTENCEPIECE_SCRIPT, tmp_path_factory.mktemp("sp") / "model")
+
+
+def test_sentencepiece_model_warms_with_no_options(sentencepiece_model):
+    import tensorflow_text  # noqa: F401  (the replay below needs the SentencePiece kernels)
+
+    ops = oplibs.unregistered_ops(tw.read_signatures(sentencepiece_model).meta_graph)
+    assert not ops or all(oplibs.providers_of(op)[0].title == "TF Text" for op in ops)
+    proc = _tfwarm("add", sentencepiece_model)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stdout + proc.stderr
+    assert replay_signatures(sentencepiece_model) == signature_names(sentencepiece_model) == {"serving_default"}
 
 
 def test_ydf_model_warms_with_no_options(ydf_model):

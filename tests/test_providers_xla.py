@@ -183,3 +183,22 @@ def test_ops_only_an_old_provider_has_say_so():
     msg = oplibs.missing_message(["Scann>ScannSearchBatched", "MyKernel"], tf_version="2.21.0", installed=[])
     assert "pip install scann" in msg and "does not link ScaNN" in msg
     assert "['MyKernel'] are custom ops" in msg
+
+
+def test_tf1_jit_scope_is_flagged(tmp_path):
+    """``tf.xla.experimental.jit_scope`` marks nodes ``_XlaCompile``: XLA clusters them per shape."""
+    import tensorflow as tf
+
+    export_dir = str(tmp_path / "jit")
+    graph = tf.Graph()
+    with graph.as_default(), tf.compat.v1.Session(graph=graph) as sess:
+        x = tf.compat.v1.placeholder(tf.float32, [None, None], name="x")
+        with tf.xla.experimental.jit_scope():
+            y = tf.reduce_sum(x * 2.0, axis=1, name="y")
+        builder = tf.compat.v1.saved_model.Builder(export_dir)
+        sig = tf.compat.v1.saved_model.predict_signature_def({"x": x}, {"y": y})
+        builder.add_meta_graph_and_variables(sess, ["serve"], signature_def_map={"serving_default": sig})
+        builder.save()
+    warmup_plan = tw.plan(export_dir)
+    assert any(w.startswith("jit_scope node ") for w in warmup_plan.xla["serving_default"])
+    assert not tw.plan(export_dir, dim_sizes={"serving_default/x": {1: [8, 32]}}).xla  # sizes given

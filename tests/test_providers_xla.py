@@ -132,6 +132,28 @@ def test_ydf_model_warms_with_no_options(ydf_model):
     assert replay_signatures(ydf_model) == signature_names(ydf_model) == {"serving_default"}
 
 
+_NO_PROVIDER_SCRIPT = """
+import sys
+for name in ("ydf_tf", "tensorflow_decision_forests"):
+    sys.modules[name] = None  # as on a machine where neither is installed
+from tfwarm_export import cli
+sys.exit(cli.main(["add", sys.argv[1]]))
+"""
+
+
+def test_ydf_model_without_a_provider_names_the_one_for_this_tf(ydf_model):
+    proc = subprocess.run([sys.executable, "-c", _NO_PROVIDER_SCRIPT, ydf_model], env=_env(), cwd=REPO,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stdout + proc.stderr
+    assert "SimpleMLInferenceOpWithHandle" in proc.stderr
+    fitting = [p for p in oplibs.providers_of("SimpleMLInferenceOpWithHandle") if p.exists_for(oplibs.tf_release())]
+    assert fitting and f"pip install {fitting[0].pip}" in proc.stderr
+    if oplibs.tf_release() >= (2, 20):  # no TF-DF wheel: the error must not send users there
+        assert "pip install ydf ydf-tf" in proc.stderr
+        assert "pip install tensorflow-decision-forests" not in proc.stderr
+
+
 def test_keras_on_jax_warms_and_every_door_flags_xla(keras_jax_model):
     ops = oplibs.graph_ops(tw.read_signatures(keras_jax_model).meta_graph)
     assert "XlaCallModule" in ops

@@ -65,8 +65,8 @@ def _values(warmup_plan: WarmupPlan, record: PlannedRecord, strategy: str = PLAN
                          warmup_plan.privacy)
 
 
-STRING_CHOICES = '["valid", ...]'
-NUMBER_RANGE = '{"range": [low, high]}'
+_STRING_CHOICES = '["valid", ...]'
+_NUMBER_RANGE = '{"range": [low, high]}'
 
 
 def _cli_value(key: str, example: str) -> str:
@@ -102,11 +102,11 @@ def _fix_hint(record: PlannedRecord, rejection: analysis.Rejection | None = None
             if inp.dtype == tf.string:
                 hints.append(f"input {inp.alias!r} has no known value domain: give values the graph "
                              f"accepts with overrides={{'{key}': [b'valid', ...]}} "
-                             f"({_cli_value(key, STRING_CHOICES)})")
+                             f"({_cli_value(key, _STRING_CHOICES)})")
             else:
                 hints.append(f"input {inp.alias!r} has no known value domain: overrides={{'{key}': "
                              f"(low, high)}} or a list of valid values "
-                             f"({_cli_value(key, NUMBER_RANGE)})")
+                             f"({_cli_value(key, _NUMBER_RANGE)})")
         elif inp.kind == "tensor" and inp.domain.encoding is not None:
             size = (f", or another image size: image_size={{'{key}': (h, w)}} (CLI --image-size {key}=HxW)"
                     if hasattr(inp.domain.encoding, "height") else "")

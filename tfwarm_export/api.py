@@ -10,6 +10,7 @@ import logging
 import os
 from typing import Any
 
+import tensorflow as tf
 from tensorflow_serving.apis import prediction_log_pb2
 
 from tfwarm_export import analysis
@@ -64,33 +65,66 @@ def _values(warmup_plan: WarmupPlan, record: PlannedRecord, strategy: str = PLAN
                          warmup_plan.privacy)
 
 
-def _fix_hint(record: PlannedRecord) -> str:
-    """Name the inputs whose values were guesses, and the override that would pin them."""
+_STRING_CHOICES = '["valid", ...]'
+_NUMBER_RANGE = '{"range": [low, high]}'
+
+
+def _cli_value(key: str, example: str) -> str:
+    return f"CLI --value '{key}={example}'"
+
+
+def _fix_hint(record: PlannedRecord, rejection: analysis.Rejection | None = None) -> str:
+    """Name the op that rejected the value, the inputs that reach it, and the override for each.
+
+    With a ``rejection`` whose node some inputs reach, only those inputs are named:
+    an input that played no part in the failure needs no domain.
+    """
     hints = []
-    for inp in record.inputs:
+    inputs = list(record.inputs)
+    if rejection is not None:
+        hints.append(rejection.describe())
+        if rejection.inputs:
+            inputs = [i for i in inputs if i.alias in rejection.inputs]
+    for inp in inputs:
+        key = f"{record.signature}/{inp.alias}"
         if inp.kind == "examples":
             unknown = [k for k in inp.example_spec.required_keys() if k not in inp.feature_domains]
             if unknown:
                 hints.append(f"tf.Example features {unknown} of {inp.alias!r} have no known value domain: "
-                             f"overrides={{'{record.signature}/{unknown[0]}': [valid, values]}}")
+                             f"overrides={{'{record.signature}/{unknown[0]}': [valid, values]}} "
+                             f"({_cli_value(f'{record.signature}/{unknown[0]}', '[...]')})")
         if inp.defaulted_axes:
             axis = inp.defaulted_axes[0]
             hints.append(f"input {inp.alias!r} axes {list(inp.defaulted_axes)} had no known size (tried "
-                         f"{DEFAULT_DIM_SIZE} and {RETRY_DIM_SIZE}): dim_sizes={{'{record.signature}/"
-                         f"{inp.alias}': {{{axis}: N}}}} (CLI --dim {record.signature}/{inp.alias}:{axis}=N)")
+                         f"{DEFAULT_DIM_SIZE} and {RETRY_DIM_SIZE}): dim_sizes={{'{key}': {{{axis}: N}}}} "
+                         f"(CLI --dim {key}:{axis}=N)")
         if inp.kind == "tensor" and inp.domain is None:
-            hints.append(f"input {inp.alias!r} has no known value domain: overrides="
-                         f"{{'{record.signature}/{inp.alias}': (low, high)}} or a list of valid values")
+            if inp.dtype == tf.string:
+                hints.append(f"input {inp.alias!r} has no known value domain: give values the graph "
+                             f"accepts with overrides={{'{key}': [b'valid', ...]}} "
+                             f"({_cli_value(key, _STRING_CHOICES)})")
+            else:
+                hints.append(f"input {inp.alias!r} has no known value domain: overrides={{'{key}': "
+                             f"(low, high)}} or a list of valid values "
+                             f"({_cli_value(key, _NUMBER_RANGE)})")
         elif inp.kind == "tensor" and inp.domain.encoding is not None:
-            key = f"{record.signature}/{inp.alias}"
             size = (f", or another image size: image_size={{'{key}': (h, w)}} (CLI --image-size {key}=HxW)"
                     if hasattr(inp.domain.encoding, "height") else "")
             hints.append(f"input {inp.alias!r} feeds {inp.domain.source.removeprefix('decoded: ')}: give "
                          f"values it accepts with overrides={{'{key}': [b'<encoded value>', ...]}}{size}")
         elif inp.kind == "tensor" and inp.domain.user:
             hints.append(f"input {inp.alias!r} uses your override ({inp.domain.describe()}), kept in "
-                         f"the retry: change overrides['{record.signature}/{inp.alias}']")
+                         f"the retry: change overrides['{key}']")
     return "; ".join(hints)
+
+
+def _rejection(replayer: Replayer, record: PlannedRecord,
+               failed: RecordResult) -> analysis.Rejection | None:
+    """The op TensorFlow's error named for a failed record, via the loaded graph."""
+    if not failed.failed_node:
+        return None
+    return analysis.find_rejection(replayer.meta_graph, failed.failed_function, failed.failed_node,
+                                   {i.alias: i.tensor for i in record.inputs})
 
 
 def _with_retry_dims(record: PlannedRecord) -> PlannedRecord | None:
@@ -122,7 +156,7 @@ def _replay_with_retry(replayer: Replayer, warmup_plan: WarmupPlan, logs: list, 
         if bigger is not None:
             attempts += [(bigger, PLANNED, f"unknown dims at {RETRY_DIM_SIZE}"),
                          (bigger, SAFE, f"safe values with unknown dims at {RETRY_DIM_SIZE}")]
-        errors = []
+        errors, last = [], result
         for candidate, strategy, label in attempts:
             values, new_how = _values(warmup_plan, candidate, strategy)
             retry_log = build_log(candidate, values, warmup_plan.model_name)
@@ -134,8 +168,10 @@ def _replay_with_retry(replayer: Replayer, warmup_plan: WarmupPlan, logs: list, 
                 logs[i], how[i], results[i], records[i] = retry_log, new_how, retry, candidate
                 break
             errors.append(f"retried with {label}: {retry.error}")
+            last = retry if retry.failed_node else last
         else:
-            hint = _fix_hint(record) if any("TensorFlow error" in e for e in errors) else ""
+            hint = (_fix_hint(record, _rejection(replayer, record, last))
+                    if any("TensorFlow error" in e for e in errors) else "")
             result.error = " | ".join([result.error] + errors + ([hint] if hint else []))
     for result, h in zip(results, how):
         result.inputs = dict(h)

@@ -72,3 +72,19 @@ def tf_error_text(error, limit: int = 400) -> str:
     text = re.sub(r"\{\{function_node [^}]*\}\}\s*", "", text)
     text = re.sub(r"\s*\[Op:[^\]]*\].*$", "", text).strip() or type(error).__name__
     return text if len(text) <= limit else text[:limit] + "..."
+
+
+def tf_error_node(error) -> tuple[str, str] | None:
+    """``(function, node)`` of the node a TensorFlow ``OpError`` names (function "" when the
+    message does not say), from its ``[[{{function_node F}}{{node N}}]]`` trace or ``node_def``.
+
+    The innermost node is the one that rejected the value: TF lists it first.
+    """
+    message = getattr(error, "message", None) or str(error)
+    m = re.search(r"\[\[((?:\{\{function_node [^}]*\}\})*)\{\{node ([^}]+)\}\}", message)
+    if m:
+        functions = re.findall(r"\{\{function_node ([^}]*)\}\}", m.group(1))
+        return (functions[-1] if functions else "", m.group(2).strip())
+    node_def = getattr(error, "node_def", None)
+    name = getattr(node_def, "name", "") if node_def is not None else ""
+    return ("", name) if name else None

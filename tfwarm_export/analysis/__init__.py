@@ -6,7 +6,10 @@ each other module answers one question about an input by walking it:
 ``stateful`` (ops that change model state), ``decoders`` (images, CSV, numbers,
 base64, raw bytes a string input is decoded as; ``byte_decoders`` for WAV, compressed,
 protobuf and Unicode), ``guards`` (regex, length and membership checks an input must pass),
-``consumer_shapes`` (shapes the consumers of an undeclared input need), ``xla`` (XLA compilation per shape),
+``consumer_shapes`` (shapes the consumers of an undeclared input need), ``op_catalogue``
+(every string-taking TF op classified: decoder, format-free, guard, unsupported),
+``rejections`` (the op a failing value met, and the inputs that reach it), ``xla`` (XLA
+compilation per shape),
 ``composites`` (which flat aliases form one ragged/sparse tensor), ``tensor_facts``
 (dtype/shape the graph gives a fed tensor). A new input kind is a new module here.
 """
@@ -16,7 +19,10 @@ from tfwarm_export.analysis.decoders import (find_decoder_domain, find_encoding,
                                              find_feature_decoder_domains)
 from tfwarm_export.analysis.guards import GuardEncoding, find_guard_domain
 from tfwarm_export.analysis.index import GraphIndex, index_for
+from tfwarm_export.analysis.op_catalogue import (OpClass, StringUse, classify, find_string_uses,
+                                                 find_unsupported_use)
 from tfwarm_export.analysis.parse_specs import find_example_spec
+from tfwarm_export.analysis.rejections import Rejection, find_rejection
 from tfwarm_export.analysis.stateful import find_stateful_ops, is_stateful_op
 from tfwarm_export.analysis.value_domains import find_value_domains
 from tfwarm_export.analysis.xla import find_xla_compilation, xla_shape_warning
@@ -25,4 +31,5 @@ __all__ = ["GraphIndex", "index_for", "find_example_spec", "find_value_domains",
            "find_stateful_ops", "is_stateful_op", "find_decoder_domain", "find_encoding",
            "find_feature_decoder_domains", "find_xla_compilation", "xla_shape_warning",
            "Component", "CompositeSpec", "find_composites", "find_guard_domain", "GuardEncoding",
-           "find_consumer_shape", "ConsumerShape"]
+           "find_consumer_shape", "ConsumerShape", "OpClass", "StringUse", "classify",
+           "find_string_uses", "find_unsupported_use", "Rejection", "find_rejection"]

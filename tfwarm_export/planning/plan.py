@@ -426,6 +426,8 @@ def _tensor_domain(model: ModelSignatures, sig: SignatureInfo, spec: TensorSpec,
             return found
     found = analysis.find_value_domains(model.meta_graph, {spec.alias: spec.name}, None,
                                         export_dir=model.export_dir).get(spec.alias)
+    if found is None and guard is None and spec.dtype == tf.string:
+        _refuse_unsupported_use(model, sig.name, spec)  # nothing says what to write: can any bytes do?
     return found if found is not None else guard
 
 
@@ -656,6 +658,19 @@ def make_plan(model: ModelSignatures, config: WarmupConfig | None = None,
                       records=tuple(records), skipped=skipped, notes=tuple(notes),
                       samples=samples, privacy=config.privacy, server=server, copies=copies,
                       xla=_xla_default_dims(model, records))
+
+
+def _refuse_unsupported_use(model, signature: str, spec) -> None:
+    """A PlanError when a string input reaches an op the catalogue marks unsupported."""
+    use = analysis.find_unsupported_use(model.meta_graph, spec.name)
+    if use is None:
+        return
+    key = f"{signature}/{spec.alias}"
+    raise PlanError(f"signature {signature!r}: input {spec.alias!r} reaches {use.op} (node {use.node}, "
+                    f"input {use.arg!r}), which the op catalogue marks unsupported: {use.why}. No value "
+                    f"the tool writes is known to work there; give values that do with "
+                    f"overrides={{'{key}': [b'...']}} (CLI --value '{key}=[\"...\"]'), or leave the "
+                    "signature out with signatures=[...] (CLI --signatures).")
 
 
 def _copies(iterations: int, n_records: int, notes: list[str]) -> int:

@@ -23,7 +23,7 @@ from tfwarm_export._cli import progress
 from tfwarm_export.analysis import tensor_facts
 from tfwarm_export.analysis.composites import DENSE_SHAPE, ROW_SPLITS, find_composites
 from tfwarm_export.serving.batching import BatchingConfig
-from tfwarm_export.errors import SavedModelError, tf_error_text
+from tfwarm_export.errors import SavedModelError, tf_error_node, tf_error_text
 from tfwarm_export.model.oplibs import ensure_ops
 from tfwarm_export.serving.warmup_file import quiet_deprecations
 from tfwarm_export.model.signatures import (CLASSIFY_METHOD, DEFAULT_SIGNATURE, PREDICT_METHOD,
@@ -34,7 +34,14 @@ RUNNABLE_LOG_TYPES = ("predict_log", "classify_log", "regress_log", "multi_infer
 
 
 class RecordProblem(Exception):
-    """Why TF Serving would reject one record (message only, no traceback)."""
+    """Why TF Serving would reject one record (message only, no traceback).
+
+    ``node``: ``(function, node name)`` of the graph node TensorFlow's error named, if any.
+    """
+
+    def __init__(self, message: str, node: tuple[str, str] | None = None):
+        super().__init__(message)
+        self.node = node
 
 
 @dataclass
@@ -335,6 +342,8 @@ class RecordResult:
     padded_to: int | None = None
     inputs: dict[str, str] = field(default_factory=dict)  # alias -> how its values were made
     warnings: list[str] = field(default_factory=list)
+    failed_function: str = ""  # where TensorFlow's error says the record failed ("" = main graph)
+    failed_node: str = ""
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -382,7 +391,8 @@ class Replayer:
         try:
             values = self.session.run([prepared.fetches[k] for k in keys], feed_dict=prepared.feeds)
         except tf.errors.OpError as e:
-            raise RecordProblem(f"TensorFlow error: {type(e).__name__}: {tf_error_text(e)}") from None
+            raise RecordProblem(f"TensorFlow error: {type(e).__name__}: {tf_error_text(e)}",
+                                node=tf_error_node(e)) from None
         except (ValueError, TypeError) as e:  # the Session's own feed checks (shape/dtype vs placeholder)
             raise RecordProblem(f"signature {prepared.signature!r}: the Session refused the feed: {e}") from None
         ms = (time.perf_counter() - start) * 1000
@@ -438,6 +448,8 @@ class Replayer:
             result.second_ms = round(timings[1], 3) if len(timings) > 1 else None
         except RecordProblem as e:
             result.ok, result.error = False, str(e)
+            if e.node is not None:
+                result.failed_function, result.failed_node = e.node
         return result
 
     def replay(self, logs: Sequence[prediction_log_pb2.PredictionLog], *, iterations: int = 2,

@@ -168,3 +168,16 @@ def test_tf_error_node_reads_function_traces():
                    "__inference_g_2}}{{node Assert/Assert}}]]\n\t [[StatefulPartitionedCall]]")
     assert tf_error_node(E()) == ("__inference_g_2", "Assert/Assert")
     assert tf_error_node(Exception("no node here")) is None
+
+
+def test_every_decoder_in_the_catalogue_has_a_rule_that_writes_its_bytes():
+    """``decoder`` is a promise: some analysis module must recognise the op and say what to write."""
+    from tfwarm_export.analysis.decoders import DECODER_OPS
+    from tfwarm_export.analysis.op_catalogue_table import CATALOGUE
+    from tfwarm_export.analysis.parse_specs import PARSER_OPS
+
+    promised = {op for op, (kind, _, args) in CATALOGUE.items()
+                if kind == "decoder" or any(k == "decoder" for k, _ in args.values())}
+    assert promised, "the catalogue lists no decoder at all"
+    assert promised - DECODER_OPS - PARSER_OPS == set()
+    assert DECODER_OPS - promised == set(), "a decoder rule for an op the catalogue does not call a decoder"

@@ -190,9 +190,12 @@ def add_warmup(export_dir: str | os.PathLike, config: WarmupConfig | None = None
         report.replay_runs, report.replay_threads = runs, threads
         if budget_s is not None:
             classes = report.plan.classes()
-            report.budget = choose_within_budget(
-                classes, record_costs(report.results, iters), counts or None, budget_s * 1000.0,
-                threads, labels=[c.label() for c in classes])
+            try:
+                report.budget = choose_within_budget(
+                    classes, record_costs(report.results, iters), counts or None, budget_s * 1000.0,
+                    threads, labels=[c.label() for c in classes])
+            except ValueError as e:
+                raise PlanError(f"load_budget: {e}; nothing was written.") from None
             if report.budget.applied:  # the kept file is replayed and checked as always
                 keep = report.budget.kept
                 logs, how = [logs[i] for i in keep], [how[i] for i in keep]

@@ -139,6 +139,11 @@ def choose_within_budget(classes: Sequence[Hashable], costs_ms: Sequence[float],
             trial = sorted(chosen + [i])
             if replay_ms([costs[j] for j in trial], threads) <= budget_ms:
                 chosen = trial
+        if not chosen:
+            cheapest = min(range(n), key=lambda i: (costs[i], i))
+            raise ValueError(f"the load budget ({budget_ms / 1000:.3g} s) is smaller than the cheapest "
+                             f"record's replay ({costs[cheapest] / 1000:.3g} s, record {cheapest}); "
+                             "raise the budget or warm fewer signatures")
         cut = sorted(set(range(n)) - set(chosen))
         kept = chosen
     choice.kept, choice.cut = kept, cut

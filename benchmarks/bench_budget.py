@@ -43,7 +43,7 @@ sys.path.insert(0, HERE)
 import results_doc  # noqa: E402
 
 BATCHES = (1, 2, 3, 4, 6, 8)
-LENGTHS = (8, 12, 16, 24, 32, 48)
+LENGTHS = (8, 12, 16, 20, 24, 28, 32, 40, 48, 56, 64, 80)
 ALLOWED = (2, 4, 8)
 BATCHING = "max_batch_size { value: 8 }\n" + "".join(f"allowed_batch_sizes: {s}\n" for s in ALLOWED)
 TRAFFIC_REQUESTS = 2000
@@ -51,7 +51,7 @@ STREAM = 500
 WINDOWS = (50, 500)
 BUDGETS = (10, 25, 50, 100)
 CUT_AT = 25  # the hand cuts get the load time of this budget's file
-ZIPF = 1.1
+ZIPF = 1.3
 SEED = 21
 COLD_FACTOR = 3.0
 COLD_MS = 20.0
@@ -88,7 +88,7 @@ def draw(n: int, seed: int) -> list[tuple[int, int]]:
 
 
 def export_model(path: str) -> None:
-    """A small attention stack, jit-compiled, over [batch, length] token ids."""
+    """A small attention block, jit-compiled, over [batch, length] token ids."""
     import numpy as np
     import tensorflow as tf
 
@@ -104,7 +104,7 @@ def export_model(path: str) -> None:
         @tf.function(jit_compile=True)
         def encode(self, tokens):
             h = tf.gather(self.emb, tokens)
-            for _ in range(3):
+            for _ in range(1):
                 att = tf.nn.softmax(tf.matmul(h, h, transpose_b=True) / 8.0)
                 h = h + tf.matmul(att, h)
                 h = h + tf.matmul(tf.nn.relu(tf.matmul(h, self.w1)), self.w2)

@@ -36,7 +36,7 @@ def test_add_then_check(model, tmp_path, capsys):
     assert "wrote 4 warmup record(s)" in out and "Replay" in out and "Privacy" in out
     assert main(["check", model, "--batching-parameters", str(cfg), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert report["ok"] and report["coverage"] == {"other": [2, 8], "serving_default": [2, 8]}
+    assert report["ok"] and report["batch_sizes"] == {"other": [2, 8], "serving_default": [2, 8]}
 
 
 def test_add_refuses_existing_file_without_overwrite(model, capsys):

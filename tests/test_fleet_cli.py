@@ -128,7 +128,7 @@ def test_per_model_batching_file(mixed_src, tmp_path):
     config = tw.WarmupConfig(batching_parameters=global_batching)
     own = fleet.run_version(fleet.VersionTarget("m", 1, str(base / "1")), "add", config, per_model_batching=True)
     assert own.status == fleet.WARMED and own.notes == [f"batching from {fleet.PER_MODEL_BATCHING_FILE}"]
-    assert tw.check(str(base / "1"), batching_parameters=str(base / "1" / fleet.PER_MODEL_BATCHING_FILE)).coverage \
+    assert tw.check(str(base / "1"), batching_parameters=str(base / "1" / fleet.PER_MODEL_BATCHING_FILE)).batch_sizes \
         == {"other": [2, 4], "serving_default": [2, 4]}
     bare = fleet.run_version(fleet.VersionTarget("m", 2, str(base / "2")), "add", config, per_model_batching=True)
     assert bare.status == fleet.WARMED and "unbatched" in bare.notes[0] and bare.records == 2

@@ -47,4 +47,4 @@ def test_every_planned_request_passes_check(tmp_path, specs, batch_sizes, seed):
     result = tw.check(d)
     assert result.ok, result.problems
     batched = any(rest is not None for _, rest in specs)
-    assert result.coverage == {"serving_default": sorted(batch_sizes) if batched else []}
+    assert result.batch_sizes == {"serving_default": sorted(batch_sizes) if batched else []}

@@ -77,7 +77,7 @@ def test_per_model_batching_params_plan_replay_and_rank0_skip(rank0):
     report = tw.add_warmup(rank0)
     assert report.ok and {r.padded_to for r in report.results} == {2, 4}
     check = tw.check(rank0)  # check finds the same per-model file
-    assert check.ok and check.coverage == {"serving_default": [2, 4]}
+    assert check.ok and check.batch_sizes == {"serving_default": [2, 4]}
 
 
 def test_per_model_batching_params_can_be_ignored(rank0):

@@ -18,7 +18,10 @@ from tfwarm_export.serving.check import check_warmup_file
 from tfwarm_export.config import DEFAULT_DIM_SIZE, RETRY_DIM_SIZE, WarmupConfig, resolve_config
 from tfwarm_export.errors import PlanError, ReplayError, WarmupFileError
 from tfwarm_export.model.oplibs import ensure_ops
+from tfwarm_export.planning.budget import choose_within_budget, parse_duration
 from tfwarm_export.planning.plan import PlannedRecord, WarmupPlan, make_plan
+from tfwarm_export.serving.coverage import measure_coverage, traffic_classes
+from tfwarm_export.serving.load_cost import load_cost, record_costs
 from tfwarm_export.serving.replay import RecordResult, Replayer
 from tfwarm_export.report import CheckReport, WarmupReport, results_table
 from tfwarm_export.serving.requests import build_log
@@ -190,6 +193,12 @@ def add_warmup(export_dir: str | os.PathLike, config: WarmupConfig | None = None
     """
     export_dir = os.fspath(export_dir)
     config = resolve_config(config, **options)
+    budget_s = None
+    if config.load_budget is not None:  # bad input fails before any scan or replay
+        budget_s = parse_duration(config.load_budget, "load_budget")
+        if not config.replay:
+            raise PlanError("load_budget= needs the records' measured costs, so it cannot be used with "
+                            "replay=False (CLI: --no-replay); drop one of them.")
     warmup_plan = plan(export_dir, config)
     logs, how = [], []
     for record in warmup_plan.records:
@@ -202,51 +211,42 @@ def add_warmup(export_dir: str | os.PathLike, config: WarmupConfig | None = None
                             f"({e}); check overrides= for these inputs.") from None
         how.append(h)
     report = WarmupReport(export_dir=export_dir, path=None, plan=warmup_plan)
-    if warmup_plan.samples:
-        report.data_source = {sig: s.to_dict(privacy=warmup_plan.privacy)
-                              for sig, s in sorted(warmup_plan.samples.items())}
-        n = sum(1 for r in warmup_plan.records if r.source == "dataset")
-        sources = sorted({s.source for s in warmup_plan.samples.values()})
-        if warmup_plan.privacy == "shapes_only":
-            report.privacy = (f"privacy='shapes_only': {n} record(s) use values synthesised from what "
-                              f"{', '.join(sources)} taught (shapes, lengths, ranges, vocabularies of "
-                              "values seen at least twice, the form of encoded images/CSV/numbers); "
-                              "no sampled row is copied into the file.")
-            flags = [f"{sig}: {f}" for sig, s in sorted(warmup_plan.samples.items())
-                     for f in s.unavoidable_values()]
-            if flags:  # values the learned domain cannot avoid: said, never hidden
-                report.privacy += (" Values in the file that also occur in the data, because the "
-                                   "learned domain holds no others: " + "; ".join(flags) + ".")
-                log.warning("shapes_only: %d input(s) emit values that occur in the data: %s",
-                            len(flags), "; ".join(flags))
-        else:
-            report.privacy = (f"{n} record(s) carry rows sampled from {', '.join(sources)}. They are "
-                              "copied into assets.extra/ and ship with the model artifact to every "
-                              "place it is deployed. To keep user data out, pass privacy='shapes_only' "
-                              "(CLI: --privacy shapes_only).")
+    _describe_data(report)
     server = warmup_plan.server
     report.warnings = list(server.warnings) if server else []
+    counts = traffic_classes(warmup_plan.samples)
     if config.replay:
         # As TF Serving at load: each record copies x num_request_iterations times (at least
         # twice, for the first/second timings), on num_model_warmup_threads threads.
-        runs = max(2, warmup_plan.copies * (server.num_request_iterations if server else 1))
+        iters = warmup_plan.copies * (server.num_request_iterations if server else 1)
+        runs = max(2, iters)
         threads = server.num_model_warmup_threads if server else 1
-        with Replayer(export_dir, warmup_plan.tags, warmup_plan.batching,
-                      session_config=server.session_config if server else None,
-                      op_libraries=config.op_libraries) as replayer:
-            report.load_ms = round(replayer.load_ms, 3)
-            report.results, report.plan = _replay_with_retry(replayer, warmup_plan, logs, how, runs, threads)
+        report.results, report.plan = _replay(export_dir, config, warmup_plan, logs, how, runs, threads, report)
         report.replayed = True
         report.replay_runs, report.replay_threads = runs, threads
-        if not report.ok:
-            lines = [f"record {r.index} (signature {r.signature!r}, {r.log_type}, batch "
-                     f"{r.batch_size}): {r.error}" for r in report.failures]
-            raise ReplayError(
-                f"{len(report.failures)} of {len(logs)} warmup record(s) for {export_dir} failed "
-                "replay, so TF Serving would fail to load this model with them; nothing was "
-                "written (an existing warmup file is kept).\n  " + "\n  ".join(lines)
-                + "\nFix the inputs with overrides=/dim_sizes=/shapes= or leave the signature "
-                "out with signatures=[...].", report)
+        if budget_s is not None:
+            classes = report.plan.classes()
+            try:
+                report.budget = choose_within_budget(
+                    classes, record_costs(report.results, iters), counts or None, budget_s * 1000.0,
+                    threads, labels=[c.label() for c in classes])
+            except ValueError as e:
+                raise PlanError(f"load_budget: {e}; nothing was written.") from None
+            if report.budget.applied:  # the kept file is replayed and checked as always
+                keep = report.budget.kept
+                logs, how = [logs[i] for i in keep], [how[i] for i in keep]
+                records = tuple(report.plan.records[i] for i in keep)
+                kept = dataclasses.replace(report.plan, records=records, xla_compiles={
+                    sig: len({r.request_class(report.plan.batching) for r in records if r.signature == sig})
+                    for sig in report.plan.xla_compiles})
+                report.results, report.plan = _replay(export_dir, config, kept, logs, how, runs, threads,
+                                                      report)
+        report.load_cost = load_cost(report.results, report.plan.classes(), threads, iters)
+    if counts:  # what share of the data's requests the file warms
+        sources = ", ".join(sorted({s.source for s in report.plan.samples.values()}))
+        report.coverage = measure_coverage(report.plan.classes(), counts, sources)
+    if report.budget is not None and report.budget.applied:
+        _describe_data(report)  # again: the cut changed the records
     report.xla_warnings = xla_warnings(report.plan, report.results)
     # ``iterations``: each record back to back ``copies`` times, as TF Serving reads them in order.
     records = [r for r in serialize_logs(logs) for _ in range(warmup_plan.copies)]
@@ -258,6 +258,56 @@ def add_warmup(export_dir: str | os.PathLike, config: WarmupConfig | None = None
     report.path = warmup_path(export_dir)
     log.info("wrote %d warmup records to %s", len(records), report.path)
     return report
+
+
+def _describe_data(report: WarmupReport) -> None:
+    """Where the records' values come from, and what that means for privacy."""
+    if not report.plan.samples:
+        return
+    report.data_source = {sig: s.to_dict(privacy=report.plan.privacy)
+                          for sig, s in sorted(report.plan.samples.items())}
+    n = sum(1 for r in report.plan.records if r.source == "dataset")
+    sources = sorted({s.source for s in report.plan.samples.values()})
+    if report.plan.privacy == "shapes_only":
+        report.privacy = (f"privacy='shapes_only': {n} record(s) use values synthesised from what "
+                          f"{', '.join(sources)} taught (shapes, lengths, ranges, vocabularies of "
+                          "values seen at least twice, the form of encoded images/CSV/numbers); "
+                          "no sampled row is copied into the file.")
+        flags = [f"{sig}: {f}" for sig, s in sorted(report.plan.samples.items())
+                 for f in s.unavoidable_values()]
+        if flags:  # values the learned domain cannot avoid: said, never hidden
+            report.privacy += (" Values in the file that also occur in the data, because the "
+                               "learned domain holds no others: " + "; ".join(flags) + ".")
+            log.warning("shapes_only: %d input(s) emit values that occur in the data: %s",
+                        len(flags), "; ".join(flags))
+    else:
+        report.privacy = (f"{n} record(s) carry rows sampled from {', '.join(sources)}. They are "
+                          "copied into assets.extra/ and ship with the model artifact to every "
+                          "place it is deployed. To keep user data out, pass privacy='shapes_only' "
+                          "(CLI: --privacy shapes_only).")
+
+
+def _replay(export_dir: str, config: WarmupConfig, warmup_plan: WarmupPlan, logs: list, how: list,
+            runs: int, threads: int, report: WarmupReport) -> tuple[list[RecordResult], WarmupPlan]:
+    """Replay ``logs`` in a freshly loaded model, as TF Serving's load would; any failure raises."""
+    server = warmup_plan.server
+    with Replayer(export_dir, warmup_plan.tags, warmup_plan.batching,
+                  session_config=server.session_config if server else None,
+                  op_libraries=config.op_libraries) as replayer:
+        report.load_ms = round(replayer.load_ms, 3)
+        results, final = _replay_with_retry(replayer, warmup_plan, logs, how, runs, threads)
+    failures = [r for r in results if not r.ok]
+    if failures:
+        report.results, report.plan, report.replayed = results, final, True
+        lines = [f"record {r.index} (signature {r.signature!r}, {r.log_type}, batch "
+                 f"{r.batch_size}): {r.error}" for r in failures]
+        raise ReplayError(
+            f"{len(failures)} of {len(logs)} warmup record(s) for {export_dir} failed "
+            "replay, so TF Serving would fail to load this model with them; nothing was "
+            "written (an existing warmup file is kept).\n  " + "\n  ".join(lines)
+            + "\nFix the inputs with overrides=/dim_sizes=/shapes= or leave the signature "
+            "out with signatures=[...].", report)
+    return results, final
 
 
 def xla_warnings(warmup_plan: WarmupPlan, results: list[RecordResult]) -> dict[str, str]:

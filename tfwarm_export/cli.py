@@ -87,6 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="warmup file to check (default: DIR/assets.extra/tf_serving_warmup_requests); "
                         "'-' reads it from stdin")
     p.add_argument("--no-replay", action="store_true", help="only the static checks")
+    p.add_argument("--traffic", action="append", default=[], metavar="GLOB",
+                   help="logged requests (any source add --traffic reads; repeatable): report the "
+                        "share whose class the file warms, the uncovered classes and the cold hits left")
     _add_fleet_args(p)
 
     from tfwarm_export.bench import command as bench
@@ -111,7 +114,7 @@ def _single(args: argparse.Namespace) -> int:
                           batching_parameters=config.batching_parameters, replay=not args.no_replay,
                           platform_config=config.platform_config,
                           ignore_per_model_batching=config.ignore_per_model_batching,
-                          op_libraries=config.op_libraries)
+                          op_libraries=config.op_libraries, traffic=args.traffic or None)
         if args.file and fileargs.is_stream(args.file):
             result.path = fileargs.describe(args.file)  # not the private copy it was read into
         ok = result.ok
@@ -149,6 +152,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error(f"{args.command}: give a SavedModel directory DIR (or --model-config-file)")
         if fleet_mode and getattr(args, "file", None):
             parser.error("check: --file names one warmup file; it cannot be used with --model-config-file")
+        if fleet_mode and args.command == "check" and getattr(args, "traffic", None):
+            parser.error("check: --traffic measures one file's coverage; it cannot be used with --model-config-file")
         if fleet_mode and args.jobs < 1:
             parser.error(f"--jobs must be at least 1, got {args.jobs}")
     cli_args.setup_output(args)

@@ -87,6 +87,10 @@ class WarmupConfig:
         directory (servers without ``--enable_per_model_batching_params``).
       iterations: write each record this many times (within the 1000-record cap),
         for servers whose ``num_request_iterations`` you cannot change.
+      load_budget: most seconds the file's replay may add to a load (a number, or
+        ``"30s"``, ``"2m"``, ``"500ms"``). When the full file would take longer, the
+        records that remove the most traffic-weighted cold-start cost per second of
+        load are kept (``planning/budget.py``); needs ``replay`` (costs are measured).
     """
 
     batch_sizes: Sequence[int] | None = None
@@ -117,6 +121,7 @@ class WarmupConfig:
     platform_config: Any = None
     ignore_per_model_batching: bool = False
     iterations: int = DEFAULT_ITERATIONS
+    load_budget: Any = None
 
     def replace(self, **changes: Any) -> "WarmupConfig":
         """A copy with ``changes`` applied; unknown names raise TypeError."""

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tfwarm_export.planning.plan import WarmupPlan
+from tfwarm_export.serving.load_cost import load_cost_lines
 from tfwarm_export.serving.replay import RecordResult
 
 
@@ -59,6 +60,9 @@ class WarmupReport:
     xla_warnings: dict[str, str] = field(default_factory=dict)  # signature -> XLA shape warning
     replay_runs: int = 2
     replay_threads: int = 1
+    load_cost: dict | None = None  # serving.load_cost.load_cost: per-record first runs, replay time
+    budget: Any = None             # planning.budget.BudgetChoice when load_budget was given
+    coverage: Any = None           # serving.coverage.Coverage of the data's requests by the file
 
     @property
     def ok(self) -> bool:
@@ -96,6 +100,9 @@ class WarmupReport:
             "xla_warnings": self.xla_warnings,
             "replay_runs": self.replay_runs,
             "replay_threads": self.replay_threads,
+            "load_cost": self.load_cost,
+            "budget": self.budget.to_dict() if self.budget is not None else None,
+            "coverage": self.coverage.to_dict() if self.coverage is not None else None,
         }
 
     def to_json(self) -> str:
@@ -121,6 +128,12 @@ class WarmupReport:
                 lines.append(f"  first runs total {self.cold_ms:.1f} ms vs second runs {self.warm_ms:.1f} ms: "
                              f"the warmup file moves ~{self.cold_ms - self.warm_ms:.0f} ms of cold-start "
                              "cost from the first requests to model load.")
+            if self.load_cost:
+                lines += load_cost_lines(self.load_cost)
+            if self.budget is not None:
+                lines += self.budget.summary_lines()
+            if self.coverage is not None:
+                lines += self.coverage.summary_lines()
         else:
             lines += ["", "Replay skipped (replay=False): the file was not run against the model, so "
                           "nothing is verified (ok is False); run `tfwarm check` on it."]
@@ -139,10 +152,12 @@ class CheckReport:
     num_records: int = 0
     problems: list[str] = field(default_factory=list)
     results: list[RecordResult] = field(default_factory=list)
-    coverage: dict[str, list[int]] = field(default_factory=dict)
+    batch_sizes: dict[str, list[int]] = field(default_factory=dict)  # signature -> padded sizes warmed
     replayed: bool = False
     warnings: list[str] = field(default_factory=list)  # worth acting on, but the file is valid
     server: Any = None  # serving_config.ServerSettings the check ran under
+    coverage: Any = None  # serving.coverage.Coverage, with traffic=
+    load_cost: dict | None = None  # serving.load_cost.load_cost, after replay
 
     @property
     def ok(self) -> bool:
@@ -151,7 +166,9 @@ class CheckReport:
     def to_dict(self) -> dict:
         return {"export_dir": self.export_dir, "path": self.path, "ok": self.ok,
                 "num_records": self.num_records, "problems": self.problems,
-                "coverage": self.coverage, "replayed": self.replayed, "warnings": self.warnings,
+                "batch_sizes": self.batch_sizes, "replayed": self.replayed, "warnings": self.warnings,
+                "coverage": self.coverage.to_dict() if self.coverage is not None else None,
+                "load_cost": self.load_cost,
                 "server": self.server.to_dict() if self.server is not None else None,
                 "results": [r.to_dict() for r in self.results]}
 
@@ -167,10 +184,14 @@ class CheckReport:
         lines += [f"  warning: {w}" for w in self.warnings]
         if self.server is not None:
             lines += [ln for ln in self.server.summary_lines(notes=True) if not ln.startswith("  warning:")]
-        for sig, sizes in sorted(self.coverage.items()):
+        for sig, sizes in sorted(self.batch_sizes.items()):
             lines.append(f"  {sig}: batch sizes {sizes}")
         if self.results and self.replayed:
             lines += results_table(self.results)
             lines += warning_lines(self.results)
             lines += _value_lines(self.results)
+        if self.load_cost:
+            lines += load_cost_lines(self.load_cost)
+        if self.coverage is not None:
+            lines += self.coverage.summary_lines()
         return "\n".join(lines)

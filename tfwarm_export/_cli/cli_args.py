@@ -35,6 +35,16 @@ def int_list(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
 
 
+def duration_arg(text: str) -> float:
+    """``--load-budget 30s|2m|500ms|20`` -> seconds; a bad value is argparse's usage error."""
+    from tfwarm_export.planning.budget import parse_duration
+
+    try:
+        return parse_duration(text, "--load-budget")
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def name_list(text: str) -> list[str]:
     """``a,b`` -> ``["a", "b"]``."""
     return [x.strip() for x in text.split(",") if x.strip()]
@@ -255,8 +265,14 @@ WRITE_FLAGS: list[Flag] = [
     Flag(("--no-replay",), "replay", dict(
         action="store_true", help="write without replaying the records first (not recommended)"),
          lambda v: not v),
+    Flag(("--load-budget",), "load_budget", dict(
+        type=duration_arg, default=None, metavar="DURATION",
+        help="most time the file's replay may add to a model load (30s, 2m, 500ms, or seconds); "
+             "when the full file takes longer, keep the records that remove the most "
+             "traffic-weighted cold-start cost per second of load")),
 ]
 """Flags of ``add``: what happens to the file."""
+
 
 ITERATION_FLAGS: list[Flag] = [
     Flag(("--iterations",), "iterations", dict(

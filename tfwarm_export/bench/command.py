@@ -60,25 +60,10 @@ FRESH_SEED_OFFSET = 1
 
 
 def request_key(log_proto, batching) -> tuple:
-    """What makes two requests the same to TF Serving's caches: signature, type, padded shapes."""
-    from tfwarm_export.serving.replay import signature_name
+    """A record's class (``serving.request_class``) under ``batching``: same class, same caches."""
+    from tfwarm_export.serving.request_class import class_of_log
 
-    log_type = log_proto.WhichOneof("log_type")
-    pad = batching.padded_size if batching is not None else (lambda n: n)
-    if log_type == "predict_log":
-        shapes = []
-        for alias, proto in sorted(log_proto.predict_log.request.inputs.items()):
-            dims = [d.size for d in proto.tensor_shape.dim]
-            if dims and batching is not None:
-                dims[0] = pad(dims[0])
-            shapes.append((alias, tuple(dims)))
-        return (signature_name(log_proto), log_type, tuple(shapes))
-    if log_type in ("classify_log", "regress_log", "multi_inference_log"):
-        inp = getattr(log_proto, log_type).request.input
-        kind = inp.WhichOneof("kind")
-        n = len(getattr(inp, kind).examples) if kind else 0
-        return (signature_name(log_proto), log_type, pad(n))
-    return (signature_name(log_proto), str(log_type))
+    return class_of_log(log_proto, batching.padded_size if batching is not None else None)
 
 
 

@@ -18,6 +18,8 @@ import tensorflow as tf
 
 from tfwarm_export import analysis
 from tfwarm_export.serving.batching import BatchingConfig, padding_note, resolve_batch_sizes
+from tfwarm_export.serving.load_cost import nothing_new
+from tfwarm_export.serving.request_class import RequestClass, request_class
 from tfwarm_export.config import DEFAULT_DIM_SIZE, WarmupConfig
 from tfwarm_export.values.domains import Domain
 from tfwarm_export.errors import DatasetError, PlanError, SignatureError
@@ -86,6 +88,7 @@ class PlannedRecord:
     tasks: tuple[tuple[str, str], ...] = ()  # MultiInference: (signature, method_name) pairs
     source: str = "synthetic"  # or "dataset": values come from WarmupPlan.samples[signature]
     bucket: tuple[tuple[tuple[str, int], int], ...] = ()  # ((alias, axis), size) from the data
+    exact: int = 0  # > 0: an exact class seen this often in the data (signatures that compile per shape)
 
     @property
     def key(self) -> str:
@@ -94,10 +97,21 @@ class PlannedRecord:
             parts.append(f"v{self.variant}")
         return "/".join(parts)
 
+    def request_class(self, batching: BatchingConfig | None = None) -> RequestClass:
+        """The class of the request this record becomes (``serving.request_class``)."""
+        if self.request_type == PREDICT:
+            shapes = {i.alias: i.shape for i in self.inputs}
+        else:
+            shapes = {"inputs": (self.batch_size or 0,)}
+        return request_class(self.signature, self.request_type, shapes,
+                             batching.padded_size if batching is not None else None)
+
     def to_dict(self) -> dict:
         d = {"signature": self.signature, "request_type": self.request_type,
              "batch_size": self.batch_size, "variant": self.variant, "source": self.source,
              "inputs": [i.to_dict() for i in self.inputs]}
+        if self.exact:
+            d["exact_class_count"] = self.exact
         if self.bucket:
             d["bucket"] = {f"{a}[{ax}]": size for (a, ax), size in self.bucket}
         if self.tasks:
@@ -123,6 +137,22 @@ class WarmupPlan:
     server: ServerSettings | None = None  # what TF Serving loads the model with
     copies: int = 1  # each record is written this many times (``iterations``)
     xla: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # XLA sigs warmed at a default dim
+    xla_compiles: Mapping[str, int] = field(default_factory=dict)  # XLA sig -> distinct shapes it warms
+
+    def classes(self) -> list[RequestClass]:
+        """Each record's request class, in file order."""
+        return [r.request_class(self.batching) for r in self.records]
+
+    def duplicates(self) -> list[tuple[int, int]]:
+        """``(record, earlier record)`` pairs of the same class: the later warms nothing new."""
+        return nothing_new(self.classes())
+
+    def load_estimate(self) -> dict:
+        """What loading the file will cost, known before anything runs: XLA compiles (one per
+        distinct shape of an XLA signature) and records that repeat an earlier one's class."""
+        return {"xla_compiles": sum(self.xla_compiles.values()),
+                "xla_compiles_by_signature": dict(sorted(self.xla_compiles.items())),
+                "duplicate_records": [{"index": i, "same_class_as": j} for i, j in self.duplicates()]}
 
     @property
     def signatures(self) -> list[str]:
@@ -145,6 +175,7 @@ class WarmupPlan:
             "server": self.server.to_dict() if self.server else None,
             "copies": self.copies,
             "xla_default_dims": {k: list(v) for k, v in sorted(self.xla.items())},
+            "load_estimate": self.load_estimate(),
         }
 
     def to_json(self) -> str:
@@ -167,6 +198,14 @@ class WarmupPlan:
             lines.append(f"  {sig}: WARNING - {analysis.xla_shape_warning(where, DEFAULT_DIM_SIZE)}")
         for sig, why in sorted(self.skipped.items()):
             lines.append(f"  {sig}: SKIPPED - {why}")
+        if self.xla_compiles:
+            n = sum(self.xla_compiles.values())
+            lines.append(f"  load estimate: {n} XLA compile(s) at load ("
+                         + ", ".join(f"{k}: {v}" for k, v in sorted(self.xla_compiles.items())) + ")")
+        dups = self.duplicates()
+        if dups:
+            lines.append(f"  {len(dups)} record(s) warm nothing new (an earlier record has the same "
+                         f"class): {', '.join(str(i) for i, _ in dups[:20])}")
         if self.copies > 1:
             lines.append(f"  each record is written {self.copies} times ({len(self.records) * self.copies} "
                          "records in the file)")
@@ -509,6 +548,7 @@ def _plan_feeds(model: ModelSignatures, sig: SignatureInfo, feeds: list[TensorSp
             fixed0.add(int(default.shape[0]))
     if len(fixed0) > 1:
         raise Skip(f"inputs fix different batch dimensions {sorted(fixed0)}; no request can satisfy all")
+    fixed_batch = set(fixed0)
     scalars = [a for a, r in ranks.items() if r == 0]
     if scalars:
         notes.append(f"{sig.name}: inputs {scalars} are rank 0 (no batch dimension); they cannot be "
@@ -535,35 +575,122 @@ def _plan_feeds(model: ModelSignatures, sig: SignatureInfo, feeds: list[TensorSp
         data_variants = _data_variants(sample, per_input, config, sig,
                                        max_buckets if max_buckets is not None else config.max_buckets)
         n_variants = max(n_variants, len(data_variants))
+    items = [(b, v, data_variants[min(v, len(data_variants) - 1)], 0)
+             for b in sizes for v in range(n_variants)]
+    exact = _exact_classes(model, sig, per_input, sample, sizes, fixed_batch, batching, config, request_type)
+    if exact is not None:
+        items, source_note = exact
+        notes.append(f"{sig.name}: {source_note}")
     records = []
-    for batch_size in sizes:
-        for v in range(n_variants):
-            inputs = []
-            bucket = data_variants[min(v, len(data_variants) - 1)]
-            for alias in sorted(per_input):
-                p = per_input[alias]
-                rest = list(p["variants"][min(v, len(p["variants"]) - 1)])
-                defaulted = set(p["defaulted"])
-                for (b_alias, axis), size in bucket.items():
-                    if b_alias == alias and 0 < axis <= len(rest):
-                        rest[axis - 1] = size
-                        defaulted.discard(axis)
-                shape = ((batch_size,) + tuple(rest)) if ranks[alias] >= 1 else ()
-                composite = None
-                if p["kind"] == "composite":
-                    composite = dataclasses.replace(p["component"], sizes=(batch_size,) + tuple(rest))
-                    shape, defaulted = composite_part_shape(composite), set()
-                inputs.append(InputPlan(alias=alias, tensor=p["spec"].name, dtype=p["spec"].dtype,
-                                        shape=shape, kind=p["kind"], domain=p["domain"],
-                                        example_spec=p["example_spec"],
-                                        feature_domains=p["feature_domains"],
-                                        defaulted_axes=tuple(sorted(defaulted)) if ranks[alias] >= 1 else (),
-                                        composite=composite))
-            records.append(PlannedRecord(signature=sig.name, request_type=request_type,
-                                         batch_size=batch_size, inputs=tuple(inputs), variant=v,
-                                         source="dataset" if sample is not None else "synthetic",
-                                         bucket=tuple(sorted(bucket.items()))))
+    for batch_size, v, bucket, seen in items:
+        inputs = []
+        p_v = v if not seen else 0
+        for alias in sorted(per_input):
+            p = per_input[alias]
+            rest = list(p["variants"][min(p_v, len(p["variants"]) - 1)])
+            defaulted = set(p["defaulted"])
+            for (b_alias, axis), size in bucket.items():
+                if b_alias == alias and 0 < axis <= len(rest):
+                    rest[axis - 1] = size
+                    defaulted.discard(axis)
+            shape = ((batch_size,) + tuple(rest)) if ranks[alias] >= 1 else ()
+            composite = None
+            if p["kind"] == "composite":
+                composite = dataclasses.replace(p["component"], sizes=(batch_size,) + tuple(rest))
+                shape, defaulted = composite_part_shape(composite), set()
+            inputs.append(InputPlan(alias=alias, tensor=p["spec"].name, dtype=p["spec"].dtype,
+                                    shape=shape, kind=p["kind"], domain=p["domain"],
+                                    example_spec=p["example_spec"],
+                                    feature_domains=p["feature_domains"],
+                                    defaulted_axes=tuple(sorted(defaulted)) if ranks[alias] >= 1 else (),
+                                    composite=composite))
+        records.append(PlannedRecord(signature=sig.name, request_type=request_type,
+                                     batch_size=batch_size, inputs=tuple(inputs), variant=v,
+                                     source="dataset" if sample is not None else "synthetic",
+                                     bucket=tuple(sorted(bucket.items())), exact=seen))
     return records
+
+
+def _exact_classes(model: ModelSignatures, sig: SignatureInfo, per_input: dict[str, dict], sample: Any,
+                   sizes: tuple, fixed0: set, batching: BatchingConfig | None, config: WarmupConfig,
+                   request_type: str) -> tuple[list[tuple], str] | None:
+    """For a signature that compiles once per shape (XLA): one item per exact class seen in the
+    data, ``(batch, variant, bucket, count)``, most frequent first, and the plan note. None when
+    buckets stay: no data, no unknown dimension left to the data, or no per-shape compile.
+
+    A bucket's representative length warms nothing for its neighbours under XLA, so the exact
+    (padded batch, sizes) of each class is what covers the traffic. Traffic classes keep their
+    own padded batch; dataset rows (which have no batch) are crossed with the planned sizes.
+    """
+    if sample is None or request_type != PREDICT or any(p["kind"] != "tensor" for p in per_input.values()):
+        return None
+    axes = {alias: [ax for ax in range(1, len(p["shape"])) if p["shape"][ax] is None
+                    and not (lookup(config.dim_sizes, sig.name, alias) or {}).get(ax)]
+            for alias, p in per_input.items()}
+    if not any(axes.values()):
+        return None
+    if not analysis.find_xla_compilation(model.meta_graph, [s.name for s in sig.outputs.values()]):
+        return None
+    counts: dict[tuple, int] = {}
+    skipped = 0
+
+    def bucket_of(dims_of: Mapping[str, tuple[int, ...]], offset: int) -> tuple | None:
+        if set(dims_of) != set(per_input):
+            return None  # other inputs fed (e.g. a defaulted one): another Session run than planned
+        try:
+            return tuple(sorted(((a, ax), int(dims_of[a][ax - offset])) for a, axs in axes.items()
+                                for ax in axs))
+        except IndexError:
+            return None
+
+    if sample.class_counts:
+        for rc, n in sample.class_counts.items():
+            bucket = bucket_of(dict(rc.shape), 0) if rc.request_type == PREDICT else None
+            ok = (bucket is not None and rc.batch_size is not None
+                  and (not fixed0 or rc.batch_size in fixed0)
+                  and (batching is None or rc.batch_size <= batching.max_batch_size))
+            if not ok:
+                skipped += n
+                continue
+            key = (rc.batch_size, bucket)
+            counts[key] = counts.get(key, 0) + n
+        where = "requests"
+    else:
+        for shape, n in sample.row_shapes.items():
+            bucket = bucket_of(dict(shape), 1)
+            if bucket is None:
+                skipped += n
+                continue
+            for b in sizes:
+                if b is not None:
+                    counts[(b, bucket)] = counts.get((b, bucket), 0) + n
+        where = "rows"
+    if not counts:
+        return None
+    ordered = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    items = [(b, i, dict(bucket), n) for i, ((b, bucket), n) in enumerate(ordered)]
+    note = (f"compiles with XLA once per shape: warming the {len(items)} exact (batch, shape) "
+            f"class(es) seen in {sample.source}, most frequent first, instead of buckets")
+    if skipped:
+        note += f" ({skipped:,} {where} of other inputs or request types are not among them)"
+    return items, note
+
+
+def _fit_exact_to_cap(per_sig: dict[str, list[PlannedRecord]], notes: list[str]) -> None:
+    """Cut the least frequent exact classes (never a signature's last record) to fit the cap."""
+    over = sum(len(v) for v in per_sig.values()) - MAX_RECORDS
+    if over <= 0:
+        return
+    cands = sorted(((r.exact, -i, name, r) for name, recs in per_sig.items()
+                    for i, r in enumerate(recs) if r.exact and i > 0), key=lambda c: c[:3])
+    cut: dict[str, list[PlannedRecord]] = {}
+    for _, _, name, r in cands[:over]:
+        cut.setdefault(name, []).append(r)
+    for name, gone in sorted(cut.items()):
+        drop = set(map(id, gone))
+        per_sig[name] = [r for r in per_sig[name] if id(r) not in drop]
+        notes.append(f"{name}: to stay within {MAX_RECORDS} records, the {len(gone)} least frequent "
+                     f"exact class(es) were cut ({sum(r.exact for r in gone):,} requests/rows of the data)")
 
 
 def _multi_inference_records(model: ModelSignatures, records: list[PlannedRecord],
@@ -633,6 +760,7 @@ def make_plan(model: ModelSignatures, config: WarmupConfig | None = None,
         except Skip as why:
             skipped[name] = str(why)
     _fit_buckets_to_budget(model, config, batch_sizes, batching, samples, per_sig, notes)
+    _fit_exact_to_cap(per_sig, notes)
     records = [r for name in wanted for r in per_sig.get(name, [])]
     if config.multi_inference:
         records.extend(_multi_inference_records(model, records, batch_sizes, notes, config.model_name))
@@ -657,7 +785,8 @@ def make_plan(model: ModelSignatures, config: WarmupConfig | None = None,
                       seed=config.seed, batch_sizes=batch_sizes, batching=batching,
                       records=tuple(records), skipped=skipped, notes=tuple(notes),
                       samples=samples, privacy=config.privacy, server=server, copies=copies,
-                      xla=_xla_default_dims(model, records))
+                      xla=_xla_default_dims(model, records),
+                      xla_compiles=_xla_compiles(model, records, batching))
 
 
 def _refuse_unsupported_use(model, signature: str, spec) -> None:
@@ -696,6 +825,17 @@ def _xla_default_dims(model: ModelSignatures, records: list[PlannedRecord]) -> d
         where = analysis.find_xla_compilation(model.meta_graph, [s.name for s in sig.outputs.values()])
         if where:
             out[name] = tuple(where)
+    return out
+
+
+def _xla_compiles(model: ModelSignatures, records: list[PlannedRecord],
+                  batching: BatchingConfig | None) -> dict[str, int]:
+    """XLA signature -> distinct request classes its records warm: each is one compile at load."""
+    out: dict[str, int] = {}
+    for name in sorted({r.signature for r in records if r.request_type != MULTI_INFERENCE}):
+        sig = model.signatures[name]
+        if analysis.find_xla_compilation(model.meta_graph, [s.name for s in sig.outputs.values()]):
+            out[name] = len({r.request_class(batching) for r in records if r.signature == name})
     return out
 
 
@@ -749,11 +889,12 @@ def _fit_buckets_to_budget(model: ModelSignatures, config: WarmupConfig, batch_s
                            notes: list[str]) -> None:
     """Shrink data buckets (never batch sizes or signatures) until the plan fits 1000 records."""
     cap = config.max_buckets
-    wanted = {name: {r.bucket for r in recs} for name, recs in per_sig.items()}
-    while sum(len(v) for v in per_sig.values()) > MAX_RECORDS and cap > 1:
+    exact = {name for name, recs in per_sig.items() if any(r.exact for r in recs)}  # cut apart
+    wanted = {name: {r.bucket for r in recs} for name, recs in per_sig.items() if name not in exact}
+    while sum(len(v) for v in per_sig.values()) > MAX_RECORDS and cap > 1 and len(exact) < len(per_sig):
         cap -= 1
         for name, sample in samples.items():
-            if name in per_sig:
+            if name in per_sig and name not in exact:
                 per_sig[name] = _plan_signature(model, model.signatures[name], config, batch_sizes,
                                                 batching, [], sample, max_buckets=cap)
     for name, before in sorted(wanted.items()):  # one note per signature: the final cut

@@ -16,6 +16,10 @@ from tfwarm_export.planning.plan import MAX_RECORDS
 from tfwarm_export.serving.replay import (PreparedRun, Replayer, RecordProblem, RecordResult, signature_name,
                                   prepare)
 from tfwarm_export.report import CheckReport
+from tfwarm_export.serving.coverage import measure_coverage, traffic_classes
+from tfwarm_export.serving.load_cost import load_cost
+from tfwarm_export.serving.request_class import class_of_log
+from tfwarm_export.traffic import TrafficSelection, sample_traffic, traffic_plan
 from tfwarm_export.serving.serving_config import resolve_server
 from tfwarm_export.model.signatures import DEFAULT_TAGS, ModelSignatures, read_signatures, tensor_spec_from_info
 from tfwarm_export.serving.warmup_file import parse_records, read_records, warmup_path
@@ -25,8 +29,12 @@ def check_warmup_file(export_dir: str, *, path: str | None = None,
                       batching_parameters: str | BatchingConfig | None = None,
                       tags: Sequence[str] = DEFAULT_TAGS, replay: bool = True,
                       platform_config=None, ignore_per_model_batching: bool = False,
-                      op_libraries: Sequence[str] = ()) -> CheckReport:
+                      op_libraries: Sequence[str] = (), traffic=None) -> CheckReport:
     """Check ``path`` (default: the model's own warmup file) against ``export_dir``.
+
+    ``traffic``: any traffic source ``add`` reads (paths/globs of REST JSON, PredictionLog or
+    tf.Example files, or a ``TrafficSelection``): the report then says what share of its
+    requests the file warms (``serving.coverage``), per signature and in total.
 
     Runs under the configuration TF Serving would use: ``batching_parameters``,
     ``platform_config`` and the version directory's ``batching_params.pbtxt``
@@ -66,14 +74,14 @@ def check_warmup_file(export_dir: str, *, path: str | None = None,
                                                None, False, str(e)))
     for run in prepared.values():
         if run.log_type != "multi_inference_log":
-            report.coverage.setdefault(run.signature, [])
+            report.batch_sizes.setdefault(run.signature, [])
             size = run.padded_to or run.batch_size
-            if size is not None and size not in report.coverage[run.signature]:
-                report.coverage[run.signature].append(size)
-    for sig in report.coverage:
-        report.coverage[sig].sort()
+            if size is not None and size not in report.batch_sizes[run.signature]:
+                report.batch_sizes[run.signature].append(size)
+    for sig in report.batch_sizes:
+        report.batch_sizes[sig].sort()
     if batching is not None and batching.allowed_batch_sizes:
-        for sig, sizes in sorted(report.coverage.items()):
+        for sig, sizes in sorted(report.batch_sizes.items()):
             missing = [s for s in batching.allowed_batch_sizes if s not in sizes]
             if missing:
                 report.problems.append(
@@ -95,12 +103,33 @@ def check_warmup_file(export_dir: str, *, path: str | None = None,
                                            f"failed: {result.error}")
                 report.results.append(result)
         report.results.sort(key=lambda r: r.index)
+    if report.replayed:
+        pad = batching.padded_size if batching is not None else None
+        report.load_cost = load_cost([r for r in report.results if r.index in prepared],
+                                     [class_of_log(logs[i], pad) for i in sorted(prepared)],
+                                     server.num_model_warmup_threads, server.num_request_iterations)
+    if traffic is not None:
+        report.coverage = traffic_coverage(model, logs, batching, traffic)
     for sig, (where, size) in sorted(xla.items()):
         costs = sorted(r.first_ms - r.second_ms for r in report.results if r.signature == sig and r.ok
                        and r.first_ms is not None and r.second_ms is not None)
         ms = costs[len(costs) // 2] if costs else None
         report.warnings.append(f"signature {sig!r}: " + analysis.xla_shape_warning(where, size, ms))
     return report
+
+
+def traffic_coverage(model: ModelSignatures, logs, batching: BatchingConfig | None, traffic):
+    """What share of ``traffic``'s requests the records ``logs`` warm (``serving.coverage``)."""
+    if isinstance(traffic, TrafficSelection):
+        selection = traffic
+    else:
+        files, spec, source = traffic_plan(dict(model.signatures), sorted(model.signatures),
+                                           batching.allowed_batch_sizes if batching else (), traffic,
+                                           None, k=1, seed=0)
+        selection = sample_traffic(files, spec, source)
+    pad = batching.padded_size if batching is not None else None
+    return measure_coverage([class_of_log(lg, pad) for lg in logs], traffic_classes(selection.samples),
+                            selection.source, selection.dropped)
 
 
 def _xla_single_size(model: ModelSignatures, prepared: dict[int, PreparedRun]

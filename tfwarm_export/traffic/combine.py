@@ -24,6 +24,7 @@ from tfwarm_export.traffic.readers.prediction_log import is_prediction_log
 from tfwarm_export.traffic.readers.prediction_log_batch import decode_logs
 from tfwarm_export.traffic.readers.rest_json_batch import decode_bodies
 from tfwarm_export.traffic.readers.tfexample import decode_example_records
+from tfwarm_export.serving.request_class import request_class
 from tfwarm_export.traffic.rows import Chunk
 from tfwarm_export.traffic.select import DataSample, Scanner
 from tfwarm_export.traffic.stats import VOCAB_MIN_COUNT
@@ -182,9 +183,17 @@ class TrafficScan:
                       user_batch=True, numbering="none",
                       label=f"a {stratum[0]} request to {name!r}", stratum=stratum, requests=requests)
         try:
-            self._scanner(name).add(chunk)
+            scanner = self._scanner(name)
+            scanner.add(chunk)
         except DatasetError as why:
             self.dropped[str(why).split(". ")[0]] += requests
+            return
+        # every request of a chunk has one class: one layout, one padded batch (the stratum)
+        if any(np.ndim(v) == 0 for v in inputs.values()):
+            shapes = {a: np.shape(v) for a, v in inputs.items()}
+        else:
+            shapes = {a: (stratum[1],) + tuple(np.shape(v)[1:]) for a, v in inputs.items()}
+        scanner.class_counts[request_class(name, stratum[0], shapes)] += requests
 
     def __getstate__(self) -> dict:
         self.flush()  # an accumulator travels (Beam) without a buffer

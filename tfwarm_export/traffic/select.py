@@ -197,6 +197,8 @@ class DataSample:
     row_strata: list[tuple] = field(default_factory=list, repr=False)  # per row: its stratum key
     requests: int = 0              # logged requests the rows came from (traffic)
     strata: int = 0
+    class_counts: Counter = field(default_factory=Counter, repr=False)  # RequestClass -> requests
+    row_shapes: Counter = field(default_factory=Counter, repr=False)    # ((alias, dims), ...) -> rows
 
     def __getstate__(self) -> dict:
         """Rows as columns (see ``rows_to_columns``): a selection travels back from Beam."""
@@ -450,6 +452,11 @@ class Scanner:
         self.example_alias: str | None = None
         self.example_stats_mode = example_stats
         self.example_stats: ExampleStats | None = None
+        # Exact request classes (``serving.request_class``) with their request counts (traffic,
+        # counted by ``TrafficScan``), and exact row shapes with their row counts (datasets):
+        # what a signature that compiles per shape must warm to cover the data.
+        self.class_counts: Counter = Counter()
+        self.row_shapes: Counter = Counter()
 
     @property
     def done(self) -> bool:
@@ -582,10 +589,23 @@ class Scanner:
             for arr in col.arrays():
                 stats.update(arr)
 
+        if chunk.numbering != "none":
+            self._count_row_shapes(cols, n)
         self._keep(chunk, cols, n)
         self.scanned += n
         if chunk.numbering == "none":
             self.requests += chunk.requests
+
+    def _count_row_shapes(self, cols: dict[str, Column], n: int) -> None:
+        """Exact row shapes of a dataset chunk: ``((alias, row dims), ...)`` -> rows."""
+        if all(c.dense is not None for c in cols.values()):
+            self.row_shapes[tuple((a, tuple(int(d) for d in c.dense.shape[1:]))
+                                  for a, c in sorted(cols.items()))] += n
+            return
+        for i in range(n):
+            self.row_shapes[tuple((a, tuple(int(d) for d in (c.dense.shape[1:] if c.dense is not None
+                                                               else c.rows[i].shape)))
+                                  for a, c in sorted(cols.items()))] += 1
 
     def _stratum_keys(self, cols: dict[str, Column], n: int) -> list[tuple] | tuple:
         """Per row: the size class of each unknown dim; one tuple when every column is
@@ -626,6 +646,8 @@ class Scanner:
         """Fold another shard's scanner into this one (Beam ``merge_accumulators``)."""
         self.scanned += other.scanned
         self.requests += other.requests
+        self.class_counts.update(other.class_counts)
+        self.row_shapes.update(other.row_shapes)
         for key, counter in other.size_counts.items():
             self.size_counts.setdefault(key, Counter()).update(counter)
         for alias, stats in other.value_stats.items():
@@ -668,4 +690,5 @@ class Scanner:
                           learned_example_stats=learned, k=k, seed=seed,
                           vocab_min_count=vocab_min_count, vocab_cap=self.vocab_cap,
                           row_strata=[kept[h][1] for h in order], requests=self.requests,
-                          strata=len(self.strata))
+                          strata=len(self.strata), class_counts=Counter(self.class_counts),
+                          row_shapes=Counter(self.row_shapes))

@@ -1,0 +1,152 @@
+"""A load-time budget: which records to keep when replaying the whole file takes too long.
+
+TF Serving has no time limit on warmup, but platforms give a new version a fixed time to
+become ready, and a long warmup competes with the models already serving. Given each
+record's measured first-run cost and how often traffic brings its class, this keeps the
+records that remove the most traffic-weighted cold-start cost per second of load:
+
+1. records that warm nothing new (an earlier record has the same class) go first;
+2. the rest are ranked by the cold-start cost each removes per second of load it adds.
+   A class left cold costs its first-run time once per load, on the first request of
+   that class, which arrives within the window with a probability that grows with its
+   frequency. Per second of load that is the class's traffic weight (the cost cancels),
+   so records are ranked by weight, then cheaper first (more classes per second), then
+   file order; each is kept while the file's replay time stays within the budget.
+
+Without traffic every class weighs the same, and the cheapest records are kept first.
+Pure selection: given the same costs and weights the choice is the same; nothing here runs.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Hashable, Mapping, Sequence
+
+from tfwarm_export.serving.load_cost import replay_ms
+
+_UNITS = {"ms": 0.001, "s": 1.0, "sec": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*([a-z]*)\s*$")
+
+
+def parse_duration(text: Any, what: str = "load budget") -> float:
+    """``30s``, ``2m``, ``500ms``, ``1.5h`` or a plain number of seconds (``20``) -> seconds."""
+    if isinstance(text, bool):
+        raise ValueError(f"{what} must be a duration like 30s, 2m, 500ms or a number of seconds, got {text!r}")
+    if isinstance(text, (int, float)):
+        seconds = float(text)
+    else:
+        m = _DURATION.match(str(text).lower())
+        if not m or m.group(2) not in _UNITS and m.group(2) != "":
+            raise ValueError(f"{what} {text!r} is not a duration: write it like 30s, 2m, 500ms, "
+                             "1.5h or a number of seconds (20)")
+        seconds = float(m.group(1)) * _UNITS.get(m.group(2), 1.0)
+    if not seconds > 0 or seconds != seconds or seconds == float("inf"):
+        raise ValueError(f"{what} must be a positive duration, got {text!r}")
+    return seconds
+
+
+@dataclass
+class BudgetChoice:
+    """What a load budget kept and cut, with the costs and weights it used."""
+
+    budget_ms: float
+    threads: int
+    full_ms: float
+    kept_ms: float
+    kept: list[int]
+    cut: list[int]
+    costs_ms: list[float]
+    weights: list[float]
+    duplicates: dict[int, int] = field(default_factory=dict)  # cut record -> earlier same-class one
+    labels: list[str] = field(default_factory=list)
+    weighted_by: str = "equal weights (no traffic or dataset)"
+
+    @property
+    def applied(self) -> bool:
+        return bool(self.cut)
+
+    def to_dict(self) -> dict:
+        def rec(i: int) -> dict:
+            d = {"index": i, "cost_ms": round(self.costs_ms[i], 3), "weight": self.weights[i]}
+            if self.labels:
+                d["class"] = self.labels[i]
+            if i in self.duplicates:
+                d["same_class_as"] = self.duplicates[i]
+            return d
+        return {"budget_ms": round(self.budget_ms, 3), "threads": self.threads,
+                "full_ms": round(self.full_ms, 3), "kept_ms": round(self.kept_ms, 3),
+                "applied": self.applied, "weighted_by": self.weighted_by,
+                "kept": self.kept, "cut": [rec(i) for i in self.cut],
+                "costs_ms": [round(c, 3) for c in self.costs_ms]}
+
+    def summary_lines(self) -> list[str]:
+        if not self.applied:
+            return [f"  load budget {self.budget_ms / 1000:.3g} s: the full file replays in "
+                    f"{self.full_ms / 1000:.3g} s; nothing cut"]
+        dup = sum(1 for i in self.cut if i in self.duplicates)
+        lines = [f"  load budget {self.budget_ms / 1000:.3g} s: the full file ({len(self.costs_ms)} records) "
+                 f"replays in {self.full_ms / 1000:.3g} s; kept {len(self.kept)} record(s), "
+                 f"{self.kept_ms / 1000:.3g} s; cut {len(self.cut)}"
+                 + (f" ({dup} warmed nothing new)" if dup else "") + f"; weights: {self.weighted_by}"]
+        for i in self.cut[:20]:
+            why = f" same class as record {self.duplicates[i]}" if i in self.duplicates else ""
+            what = f" {self.labels[i]}" if self.labels else ""
+            lines.append(f"    cut record {i}{what}: {self.costs_ms[i]:.1f} ms, weight {self.weights[i]:g}{why}")
+        if len(self.cut) > 20:
+            lines.append(f"    ... and {len(self.cut) - 20} more (see --json)")
+        return lines
+
+
+def choose_within_budget(classes: Sequence[Hashable], costs_ms: Sequence[float],
+                         weights: Mapping[Hashable, float] | None, budget_ms: float,
+                         threads: int = 1, labels: Sequence[str] = ()) -> BudgetChoice:
+    """Records (by index, file order kept) whose replay fits ``budget_ms``.
+
+    ``classes[i]`` is record i's request class, ``costs_ms[i]`` its measured first run,
+    ``weights`` how often traffic brings each class (None: every class weighs 1; a class
+    the traffic never brings weighs 0). Deterministic for the same inputs.
+    """
+    if len(classes) != len(costs_ms):
+        raise ValueError(f"{len(classes)} classes but {len(costs_ms)} costs")
+    if budget_ms <= 0:
+        raise ValueError(f"the load budget must be positive, got {budget_ms} ms")
+    n = len(classes)
+    costs = [max(0.0, float(c)) for c in costs_ms]
+    w = [1.0 if weights is None else float(weights.get(c, 0.0)) for c in classes]
+    first: dict[Hashable, int] = {}
+    duplicates: dict[int, int] = {}
+    for i, c in enumerate(classes):
+        if c in first:
+            duplicates[i] = first[c]
+        else:
+            first[c] = i
+    full = replay_ms(costs, threads)
+    choice = BudgetChoice(budget_ms=float(budget_ms), threads=threads, full_ms=full, kept_ms=full,
+                          kept=list(range(n)), cut=[], costs_ms=costs, weights=w,
+                          duplicates={}, labels=list(labels),
+                          weighted_by="equal weights (no traffic or dataset)" if weights is None
+                          else "requests of each class in the traffic/dataset")
+    if full <= budget_ms:
+        return choice
+    # 1. what warms nothing new goes first
+    kept = [i for i in range(n) if i not in duplicates]
+    cut = sorted(duplicates)
+    if replay_ms([costs[i] for i in kept], threads) > budget_ms:
+        # 2. greedy by weight per second of load (= weight), cheaper first, then file order
+        order = sorted(kept, key=lambda i: (-w[i], costs[i], i))
+        chosen: list[int] = []
+        for i in order:
+            trial = sorted(chosen + [i])
+            if replay_ms([costs[j] for j in trial], threads) <= budget_ms:
+                chosen = trial
+        if not chosen:
+            cheapest = min(range(n), key=lambda i: (costs[i], i))
+            raise ValueError(f"the load budget ({budget_ms / 1000:.3g} s) is smaller than the cheapest "
+                             f"record's replay ({costs[cheapest] / 1000:.3g} s, record {cheapest}); "
+                             "raise the budget or warm fewer signatures")
+        cut = sorted(set(range(n)) - set(chosen))
+        kept = chosen
+    choice.kept, choice.cut = kept, cut
+    choice.kept_ms = replay_ms([costs[i] for i in kept], threads)
+    choice.duplicates = {i: duplicates[i] for i in cut if i in duplicates}
+    return choice

@@ -1,0 +1,122 @@
+"""What share of real traffic a warmup file warms, and what the rest costs per load.
+
+A request is *covered* when the file has a record of its class (``request_class``):
+same signature, request type, padded batch and exact size of every dimension. An
+uncovered class pays its cold first request once per load, on the first request of
+that class; how soon that comes depends on how often traffic brings it, which gives
+the expected cold hits among the first N requests after a load:
+``sum over uncovered classes of 1 - (1 - share)^N``.
+Requests dropped as invalid for the export are counted apart, never as uncovered.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Iterable, Mapping
+
+from tfwarm_export.serving.request_class import RequestClass
+
+WINDOWS = (50, 500)
+"""First-N-requests windows the expected cold hits are reported for."""
+
+
+def expected_cold_hits(counts: Iterable[int], total: int, n: int) -> float:
+    """Expected number of distinct classes (of these request counts, out of ``total``) that
+    appear among ``n`` requests drawn from the traffic: each is one cold hit."""
+    if total <= 0:
+        return 0.0
+    return float(sum(1.0 - (1.0 - c / total) ** n for c in counts))
+
+
+def _resolve(rc: RequestClass, file_classes: set[RequestClass]) -> RequestClass:
+    """tf.Example records carry no request type: they match any record of the signature that
+    feeds that many examples (Classify/Regress, or Predict with one ``[n]`` string input)."""
+    if rc.request_type != "examples":
+        return rc
+    for fc in sorted(file_classes, key=repr):
+        if fc.signature == rc.signature and fc.batch_size == rc.batch_size and (
+                fc.request_type in ("classify", "regress")
+                or (len(fc.shape) == 1 and fc.shape[0][1] == (rc.batch_size,))):
+            return fc
+    return rc
+
+
+@dataclass
+class Coverage:
+    """Coverage of one traffic source by one file."""
+
+    source: str
+    requests: int = 0
+    covered: int = 0
+    by_signature: dict[str, dict] = field(default_factory=dict)
+    uncovered: list[tuple[RequestClass, int]] = field(default_factory=list)
+    dropped: dict[str, int] = field(default_factory=dict)
+    cold_hits_first: dict[int, float] = field(default_factory=dict)
+
+    @property
+    def fraction(self) -> float:
+        return self.covered / self.requests if self.requests else 0.0
+
+    @property
+    def cold_hits_per_load(self) -> int:
+        """Uncovered classes: each pays one cold first request per load, if traffic brings it."""
+        return len(self.uncovered)
+
+    def to_dict(self, limit: int = 100) -> dict:
+        return {"source": self.source, "requests": self.requests, "covered": self.covered,
+                "fraction": round(self.fraction, 6), "by_signature": self.by_signature,
+                "uncovered": [{**rc.to_dict(), "count": n} for rc, n in self.uncovered[:limit]],
+                "uncovered_classes": len(self.uncovered),
+                "dropped": sum(self.dropped.values()), "dropped_reasons": self.dropped,
+                "expected_cold_hits": {"per_load": self.cold_hits_per_load,
+                                       **{f"first_{n}": round(v, 3) for n, v in self.cold_hits_first.items()}}}
+
+    def summary_lines(self, limit: int = 10) -> list[str]:
+        firsts = ", ".join(f"{v:.1f} in the first {n}" for n, v in self.cold_hits_first.items())
+        lines = [f"  traffic coverage ({self.source}): {self.covered:,} of {self.requests:,} request(s) "
+                 f"({100 * self.fraction:.1f}%) have a warmed class; {len(self.uncovered)} uncovered "
+                 f"class(es) = cold hits per load (expected {firsts})"]
+        for sig, d in sorted(self.by_signature.items()):
+            lines.append(f"    {sig}: {d['covered']:,}/{d['requests']:,} ({100 * d['fraction']:.1f}%), "
+                         f"{d['classes']} class(es), {d['uncovered_classes']} uncovered")
+        for rc, n in self.uncovered[:limit]:
+            lines.append(f"    uncovered: {rc.label()}: {n:,} request(s)")
+        if len(self.uncovered) > limit:
+            lines.append(f"    ... and {len(self.uncovered) - limit} more uncovered class(es) (see --json)")
+        if self.dropped:
+            lines.append(f"    {sum(self.dropped.values()):,} request(s) dropped as invalid for this export "
+                         "(not counted): " + "; ".join(f"{n:,} {why}" for why, n in
+                                                        sorted(self.dropped.items(), key=lambda kv: -kv[1])[:3]))
+        return lines
+
+
+def measure_coverage(file_classes: Iterable[RequestClass], traffic: Mapping[RequestClass, int],
+                     source: str = "traffic", dropped: Mapping[str, int] | None = None) -> Coverage:
+    """Coverage of ``traffic`` (class -> requests) by a file whose records have ``file_classes``."""
+    have = set(file_classes)
+    counts: Counter = Counter()
+    for rc, n in traffic.items():
+        counts[_resolve(rc, have)] += int(n)
+    cov = Coverage(source=source, dropped=dict(dropped or {}))
+    cov.requests = sum(counts.values())
+    cov.covered = sum(n for rc, n in counts.items() if rc in have)
+    cov.uncovered = sorted(((rc, n) for rc, n in counts.items() if rc not in have),
+                           key=lambda kv: (-kv[1], repr(kv[0])))
+    for sig in sorted({rc.signature for rc in counts}):
+        mine = {rc: n for rc, n in counts.items() if rc.signature == sig}
+        total, hit = sum(mine.values()), sum(n for rc, n in mine.items() if rc in have)
+        cov.by_signature[sig] = {"requests": total, "covered": hit,
+                                 "fraction": round(hit / total, 6) if total else 0.0,
+                                 "classes": len(mine),
+                                 "uncovered_classes": sum(1 for rc in mine if rc not in have)}
+    cov.cold_hits_first = {n: expected_cold_hits([c for _, c in cov.uncovered], cov.requests, n)
+                           for n in WINDOWS}
+    return cov
+
+
+def traffic_classes(samples: Mapping[str, object]) -> Counter:
+    """Every request class a traffic/dataset scan counted (``DataSample.class_counts``)."""
+    out: Counter = Counter()
+    for sample in samples.values():
+        out.update(getattr(sample, "class_counts", None) or {})
+    return out

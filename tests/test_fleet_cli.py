@@ -285,7 +285,10 @@ def test_examples_from_stdin(half_plus_two, tmp_path, monkeypatch, capsys):
 def test_progress_on_request_and_never_with_json(mixed, capsys):
     assert main(["add", mixed, "--progress"]) == 0
     assert "replay" in capsys.readouterr().err
-    assert main(["check", mixed, "--progress", "--json"]) == 0
+    with pytest.raises(SystemExit) as e:  # asked for bars and for no bars: refused, not ignored
+        main(["check", mixed, "--progress", "--json"])
+    assert e.value.code == 2 and "--progress cannot be used with --json" in capsys.readouterr().err
+    assert main(["check", mixed, "--json"]) == 0
     captured = capsys.readouterr()
     assert json.loads(captured.out)["ok"] and "replay" not in captured.err
     assert main(["check", mixed]) == 0  # not a terminal, no --progress: no bar

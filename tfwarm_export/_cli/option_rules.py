@@ -13,7 +13,8 @@ from typing import Callable
 
 
 def _given(args: argparse.Namespace, dest: str) -> bool:
-    """Whether the user gave the flag: every flag checked here defaults to None/False/[]."""
+    """Whether the user gave the flag (its argparse ``dest``): every flag checked here
+    defaults to None/False/[]."""
     return getattr(args, dest, None) not in (None, False, [], ())
 
 
@@ -22,7 +23,7 @@ def _fleet(args: argparse.Namespace) -> bool:
 
 
 def _has_data(args: argparse.Namespace) -> bool:
-    return any(_given(args, d) for d in ("dataset", "traffic", "previous_version"))
+    return any(_given(args, d) for d in ("examples", "traffic", "from_version"))
 
 
 @dataclass(frozen=True)
@@ -40,21 +41,21 @@ RULES: tuple[Rule, ...] = (
     Rule("--per-model-batching", "per_model_batching", _fleet,
          "applies only with --model-config-file; for one directory its batching_params.pbtxt is "
          "used when present (--ignore-per-model-batching-params turns that off)"),
-    Rule("--per-model-batching", "per_model_batching", lambda a: not _given(a, "platform_config"),
+    Rule("--per-model-batching", "per_model_batching", lambda a: not _given(a, "platform_config_file"),
          "does not apply with --platform-config-file: the platform config's "
          "enable_per_model_batching_params decides, as tensorflow_model_server ignores "
          "--enable_per_model_batching_params when given --platform_config_file"),
     Rule("--per-model-batching", "per_model_batching",
-         lambda a: not _given(a, "ignore_per_model_batching"),
+         lambda a: not _given(a, "ignore_per_model_batching_params"),
          "contradicts --ignore-per-model-batching-params; give one of them"),
-    Rule("--runner", "runner", lambda a: _given(a, "traffic") or _given(a, "previous_version"),
+    Rule("--runner", "runner", lambda a: _given(a, "traffic") or _given(a, "from_version"),
          "runs the selection of --traffic or --from-version as a Beam pipeline; give one of them"),
-    Rule("--beam-arg", "beam_args", lambda a: _given(a, "runner"),
+    Rule("--beam-arg", "beam_arg", lambda a: _given(a, "runner"),
          "sets a pipeline option of --runner; give --runner"),
-    Rule("--max-scan", "dataset_max_scan", lambda a: _given(a, "dataset"),
+    Rule("--max-scan", "max_scan", lambda a: _given(a, "examples"),
          "limits the records read from --examples (a traffic scan reads every request); give "
          "--examples"),
-    Rule("--sample-size", "dataset_sample_size", _has_data,
+    Rule("--sample-size", "sample_size", _has_data,
          "sets the rows kept from --examples/--traffic/--from-version; give one of them"),
     Rule("--max-buckets", "max_buckets", _has_data,
          "sets the sizes warmed per dimension seen in --examples/--traffic/--from-version; give "

@@ -297,7 +297,14 @@ def test_mistyped_keys_in_python_are_rejected_with_a_suggestion(mixed):
 
 def test_example_feature_keys_are_valid_override_keys(half_plus_two):
     # 'x2' is a tf.Example feature parsed from the classify/regress inputs, not an alias.
-    assert tw.plan(half_plus_two, overrides={"x2": [1.0, 2.0]}, signatures=["regress_x_to_y2"]).records
+    p = tw.plan(half_plus_two, overrides={"x2": [1.0, 2.0]}, signatures=["regress_x_to_y2"], batch_sizes=[8])
+    (log,) = tw.build_logs(p)
+    examples = log.regress_log.request.input.example_list.examples
+    x2 = [v for e in examples for v in e.features.feature["x2"].float_list.value]
+    assert len(examples) == 8 and len(x2) == 8 and set(x2) <= {1.0, 2.0}
+    other = tw.build_logs(tw.plan(half_plus_two, signatures=["regress_x_to_y2"], batch_sizes=[8]))[0]
+    assert {v for e in other.regress_log.request.input.example_list.examples
+            for v in e.features.feature["x2"].float_list.value} - {1.0, 2.0}  # not what it would pick anyway
     with pytest.raises(ConfigKeyError, match=r"Did you mean 'x2'\?"):
         tw.plan(half_plus_two, overrides={"x22": [1.0]})
 

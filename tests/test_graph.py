@@ -70,17 +70,37 @@ def _spec_and_domains(export_dir, signature, alias):
     return model, spec, domains
 
 
+def _required_features_present(spec: ExampleSpec, serialized: bytes) -> None:
+    """Each synthesized record parses as its kind and carries every feature the parser
+    requires (read with the protos, not with our own code)."""
+    if spec.kind == "sequence_example":
+        proto = tf.train.SequenceExample.FromString(serialized)
+        present = set(proto.context.feature) | set(proto.feature_lists.feature_list)
+    else:
+        present = set(tf.train.Example.FromString(serialized).features.feature)
+    required = {f.key for f in spec.dense if f.required}
+    required |= {f.key for f in spec.feature_list_dense if f.required}
+    assert required <= present, f"missing required features {sorted(required - present)}"
+
+
 def _run_examples(runner, export_dir, signature, alias="ex", counts=(1, 2, 5), seed=0):
-    """Synthesize with the recovered spec + domains and run the model on them."""
+    """Synthesize with the recovered spec + domains and run the model on them: every record
+    carries its required features, and a batch of ``count`` gives ``count`` results."""
     _, spec, domains = _spec_and_domains(export_dir, signature, alias)
     for count in counts:
         examples = synthesize_examples(spec, count, np.random.default_rng(seed + count), domains)
+        assert len(examples) == count
+        for e in examples:
+            _required_features_present(spec, e)
         if spec.single:
             for e in examples:
-                runner.run(export_dir, signature, {alias: np.array(e, dtype=object)})
+                out = runner.run(export_dir, signature, {alias: np.array(e, dtype=object)})
+                assert out and all(np.all(np.isfinite(v)) for v in out.values() if v.dtype.kind == "f")
         else:
             out = runner.run(export_dir, signature, {alias: _batch(examples)})
-            assert out
+            batched = [v for v in out.values() if np.ndim(v) >= 1]
+            assert batched and all(v.shape[0] == count for v in batched), {k: np.shape(v) for k, v in out.items()}
+            assert all(np.all(np.isfinite(v)) for v in out.values() if v.dtype.kind == "f")
     return spec, domains
 
 

@@ -80,7 +80,6 @@ def render(data: dict) -> str:
         f"{data['returncode']}, as `benchmarks/fleet_example.py` ran it on {facts['usable_cpus']} CPUs"
         + (f" (1-minute load {load:.1f})" if load is not None else "") + ":", "",
         "```",
-        f"$ {data['shown_command']}", "",
         data["stdout"].rstrip(),
         "```",
         end, ""])

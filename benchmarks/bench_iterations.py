@@ -177,7 +177,9 @@ def main(argv=None) -> int:
             if case.name in wanted:
                 log(f"[iterations] {case.name}: building and exporting")
                 rows += measure(case, tmp, args.repeats, args.steady)
-    data = {"command": f"{COMMAND} --repeats {args.repeats}", "repeats": args.repeats,
+    command = f"{COMMAND} --repeats {args.repeats}" + (f" --steady {args.steady}" if args.steady != 10 else "") \
+        + (f" --models {args.models}" if wanted != list(OPTIONS) else "")
+    data = {"command": command, "repeats": args.repeats,
             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
             "wall_s": time.perf_counter() - start, "facts_start": facts_start,
             "facts_end": results_doc.machine_facts(), "rows": rows, "default_in_code": DEFAULT_ITERATIONS}

@@ -54,7 +54,8 @@ def _add_fleet_args(p: argparse.ArgumentParser) -> None:
                    help="worker processes, each working on one version at a time (default 1)")
     g.add_argument("--per-model-batching", action="store_true",
                    help="use each version's batching_params.pbtxt instead of --batching-parameters, "
-                        "as tensorflow_model_server --enable_per_model_batching_params does")
+                        "as tensorflow_model_server --enable_per_model_batching_params does (with "
+                        "--platform-config-file, its enable_per_model_batching_params decides)")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -62,13 +62,13 @@ def publish(name: str, data: dict, render, results_path: str = RESULTS) -> str:
     """
     import json
 
-    stored = json.loads(json.dumps(data, sort_keys=True))
+    stored = json.loads(json.dumps(data))  # key order kept: renders iterate some dicts
     text = render(stored)
     if os.path.abspath(results_path) == os.path.abspath(RESULTS):
         os.makedirs(DATA_DIR, exist_ok=True)
         tmp = data_path(name) + ".tmp"
         with open(tmp, "w") as f:
-            json.dump(stored, f, indent=1, sort_keys=True)
+            json.dump(stored, f, indent=1)
             f.write("\n")
         os.replace(tmp, data_path(name))
     write_section(results_path, name, text)

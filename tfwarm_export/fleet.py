@@ -274,10 +274,16 @@ def run_version(target: VersionTarget, action: str, config: Any, per_model_batch
         if note:
             row.notes.append(note)
 
+        def server_notes(settings: Any) -> None:
+            """With a platform config, what it decided for this version (batching, per-model file)."""
+            if config.platform_config is not None and settings is not None:
+                row.notes.extend(n for n in settings.notes if n not in row.notes)
+
         def check() -> Any:
             report = api.check(target.path, tags=tuple(config.tags), replay=config.replay,
                                op_libraries=config.op_libraries, **server)
             row.warnings = list(report.warnings)
+            server_notes(report.server)
             return report
 
         if action == CHECK:
@@ -303,6 +309,7 @@ def run_version(target: VersionTarget, action: str, config: Any, per_model_batch
                 status = REWARMED
             report = api.add_warmup(target.path, config.replace(overwrite=True, **server))
             row.warnings = list(report.warnings)
+            server_notes(report.plan.server)
             row.status, row.records = status, len(report.plan.records) * report.plan.copies
     except TfwarmError as e:
         row.status, row.error = FAILED, str(e)

@@ -2,12 +2,17 @@
 
 Every figure in ``benchmarks/RESULTS.md`` and in the README's benchmark blocks is
 written by the run that measured it. Each benchmark script owns one section of
-RESULTS.md (between ``<!-- BEGIN name -->`` and ``<!-- END name -->``) and
-rewrites only that one, so ``run_suite.py`` and ``bench_sampling.py`` can run
-separately without erasing each other. A section may hold a ``readme-*`` block;
+RESULTS.md (between ``<!-- BEGIN name -->`` and ``<!-- END name -->``, the one
+marker scheme) and rewrites only that one, so the scripts can run separately
+without erasing each other. A section may hold a ``readme-*`` block;
 ``sync_readme`` copies those blocks verbatim into the README's matching markers,
 so the README never carries a hand-copied number. Machine facts (CPU model and
-count, GPUs, load) are measured, never assumed.
+count, GPUs, load) are measured, never assumed (``machine_facts``).
+
+``publish`` stores the numbers a section is written from in
+``benchmarks/results/NAME.json`` and writes the section with the script's
+``render(data)``; ``tests/test_benchmark_docs.py`` renders every section again
+from its stored numbers (without running anything) and fails on any difference.
 
     python benchmarks/results_doc.py --sync-readme   # re-copy the blocks into README.md
     python benchmarks/results_doc.py --check         # exit 1 if README and RESULTS.md differ
@@ -24,8 +29,51 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 RESULTS = os.path.join(HERE, "RESULTS.md")
 README = os.path.join(ROOT, "README.md")
+DATA_DIR = os.path.join(HERE, "results")
 README_BLOCKS = {"readme-suite": "benchmarks/run_suite.py", "readme-sampling": "benchmarks/bench_sampling.py",
-                 "readme-traffic": "benchmarks/bench_traffic.py"}
+                 "readme-traffic": "benchmarks/bench_traffic.py", "readme-fleet": "benchmarks/fleet_example.py"}
+SECTIONS = {"suite": "run_suite", "sampling": "bench_sampling", "traffic": "bench_traffic",
+            "xla-traffic": "bench_xla_traffic", "iterations": "bench_iterations", "fleet": "fleet_example",
+            "budget": "bench_budget"}
+"""Section of RESULTS.md -> the script (module in benchmarks/) that measures and renders it."""
+
+
+def data_path(name: str) -> str:
+    """Where section ``name``'s numbers are stored."""
+    return os.path.join(DATA_DIR, f"{name}.json")
+
+
+def load_data(name: str) -> dict | None:
+    """The stored numbers of section ``name`` (None if it was never published with them)."""
+    import json
+
+    try:
+        with open(data_path(name)) as f:
+            return json.load(f)
+    except FileNotFoundError:
+        return None
+
+
+def publish(name: str, data: dict, render, results_path: str = RESULTS) -> str:
+    """Store ``data`` (JSON) and write section ``name`` as ``render(data)``; returns the text.
+
+    The text is rendered from the JSON as read back, so what the test re-renders
+    is exactly what was written. Only a run that writes the real RESULTS.md stores
+    its numbers (a run writing elsewhere, e.g. a trial, leaves them alone).
+    """
+    import json
+
+    stored = json.loads(json.dumps(data))  # key order kept: renders iterate some dicts
+    text = render(stored)
+    if os.path.abspath(results_path) == os.path.abspath(RESULTS):
+        os.makedirs(DATA_DIR, exist_ok=True)
+        tmp = data_path(name) + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(stored, f, indent=1)
+            f.write("\n")
+        os.replace(tmp, data_path(name))
+    write_section(results_path, name, text)
+    return text
 
 
 def placeholder(name: str) -> str:
@@ -99,13 +147,14 @@ def sync_readme(results_path: str = RESULTS, readme_path: str = README) -> list[
 
 def readme_differs(results_path: str = RESULTS, readme_path: str = README) -> list[str]:
     """README blocks whose text is not exactly RESULTS.md's (hand-edited or stale); a block
-    RESULTS.md lacks must be the placeholder, which holds no figure."""
+    RESULTS.md lacks must be the placeholder, which holds no figure. (Blocks the README
+    lacks are not compared; the test requires every one of them.)"""
     with open(results_path) as f:
         results = f.read()
     with open(readme_path) as f:
         readme = f.read()
-    return [name for name in README_BLOCKS
-            if read_section(readme, name) != (read_section(results, name) or placeholder(name))]
+    return [name for name in README_BLOCKS if read_section(readme, name) is not None
+            and read_section(readme, name) != (read_section(results, name) or placeholder(name))]
 
 
 def _cpu_model() -> str:
@@ -135,6 +184,11 @@ def machine_facts() -> dict:
     return {"cpu_model": _cpu_model(), "logical_cpus": os.cpu_count(), "usable_cpus": usable,
             "gpus": gpus, "load_1min": load, "machine": platform.machine(), "system": platform.system(),
             "python": platform.python_version(), "tensorflow": tf.__version__}
+
+
+def machine_sentence(start: dict, end: dict | None = None) -> str:
+    """The sentence every generated section carries: what it ran on, measured."""
+    return f"Machine (measured by the run): {machine_line(start, end)}."
 
 
 def machine_line(start: dict, end: dict | None = None) -> str:

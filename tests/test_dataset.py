@@ -130,9 +130,40 @@ def test_bucket_quantiles_are_configurable(tmp_path):
     d = sequence_model(tmp_path / "s" / "1")
     rows = [np.zeros(n, np.int32) for n in range(1, 101)]
     ds = tf.data.Dataset.from_generator(lambda: iter(rows), output_signature=tf.TensorSpec([None], tf.int32))
-    p = tw.plan(d, dataset=ds, max_buckets=2, bucket_quantiles=[0.5, 1.0])
-    lengths = sorted(r.inputs[0].shape[1] for r in p.records)
-    assert lengths[-1] == 100 and len(lengths) == 2 and 45 <= lengths[0] <= 55
+    # max_buckets=3 alone gives the default quantiles 1/3, 2/3, 1 -> lengths 34, 67, 100;
+    # bucket_quantiles=[0.1, 1.0] must give 10 and 100 instead.
+    default = sorted(r.inputs[0].shape[1] for r in tw.plan(d, dataset=ds, max_buckets=3).records)
+    assert default == [34, 67, 100]
+    p = tw.plan(d, dataset=ds, max_buckets=3, bucket_quantiles=[0.1, 1.0])
+    assert sorted(r.inputs[0].shape[1] for r in p.records) == [10, 100]
+
+
+def test_fixed_bucket_quantiles_are_cut_to_fit_the_record_budget(tmp_path):
+    """With fixed quantiles the budget loop drops quantiles (evenly, never the max) instead
+    of failing on an internal max_buckets."""
+    d = sequence_model(tmp_path / "s" / "1")
+    rows = [np.zeros(n, np.int32) for n in range(1, 101)]
+    ds = tf.data.Dataset.from_generator(lambda: iter(rows), output_signature=tf.TensorSpec([None], tf.int32))
+    quantiles = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 1.0]
+    p = tw.plan(d, dataset=ds, batch_sizes=list(range(1, 201)), max_buckets=8, bucket_quantiles=quantiles)
+    lengths = sorted({dict(r.bucket)[("tokens", 1)] for r in p.records})
+    assert lengths == [10, 30, 50, 60, 100] and len(p.records) == 200 * 5  # 5 quantiles fit 1000, 6 do not
+    (note,) = [n for n in p.notes if "dropped" in n]
+    assert "bucket_quantiles cut to [0.1, 0.3, 0.5, 0.6, 1.0]" in note
+    # a budget no cut can meet says so plainly, naming what to change
+    with pytest.raises(tw.PlanError, match="already cut to one size per dimension"):
+        tw.plan(d, dataset=ds, batch_sizes=list(range(1, 1002)), max_buckets=4, bucket_quantiles=[0.5, 1.0])
+
+
+@pytest.mark.parametrize("quantiles, why", [([0.5, 1.5], r"must lie in \[0, 1\]"),
+                                            ([0.2, 0.4, 0.6], "more than max_buckets=2"),
+                                            (["half"], "must be numbers")])
+def test_bucket_quantiles_are_validated_even_when_the_data_has_few_sizes(tmp_path, quantiles, why):
+    d = sequence_model(tmp_path / "s" / "1")
+    rows = [np.zeros(n, np.int32) for n in (3, 5)]  # 2 sizes: fewer than max_buckets
+    ds = tf.data.Dataset.from_generator(lambda: iter(rows), output_signature=tf.TensorSpec([None], tf.int32))
+    with pytest.raises(tw.PlanError, match=why):
+        tw.plan(d, dataset=ds, max_buckets=2, bucket_quantiles=quantiles)
 
 
 def test_shapes_only_avoids_sampled_integers_when_the_range_allows(tmp_path):

@@ -137,6 +137,91 @@ def test_per_model_batching_file(mixed_src, tmp_path):
     assert common.records == 4  # without the flag, TF Serving's one batching file: sizes 2 and 8
 
 
+PLATFORM_TEXT = """platform_configs {
+  key: "tensorflow"
+  value { source_adapter_config {
+    [type.googleapis.com/tensorflow.serving.SavedModelBundleSourceAdapterConfig] { legacy_config {
+      model_warmup_options { num_request_iterations { value: 3 } }
+      batching_parameters { max_batch_size { value: 8 } allowed_batch_sizes: 2 allowed_batch_sizes: 8 }
+      enable_per_model_batching_params: true
+    } }
+  } }
+}
+"""
+
+
+def test_platform_config_applies_to_every_version_as_to_one_directory(mixed_src, tmp_path, capsys):
+    """Fleet add/check under a platform config that disables warmup, sets iterations and
+    enables per-model batching: each version's result is the single-directory result."""
+    base = tmp_path / "m"
+    _version(mixed_src, base, "1")
+    (base / "1" / fleet.PER_MODEL_BATCHING_FILE).write_text(
+        "max_batch_size { value: 4 }\nallowed_batch_sizes: 4\n")
+    platform = tmp_path / "platform.config"
+    platform.write_text(PLATFORM_TEXT)
+    models = tmp_path / "models.config"
+    models.write_text(f'model_config_list {{ config {{ name: "m" base_path: "{base}" }} }}')
+    target = fleet.VersionTarget("m", 1, str(base / "1"))
+    config = tw.WarmupConfig(platform_config=str(platform))
+
+    # An existing file warmed for the common sizes (2, 8): TF Serving runs this version
+    # with its own batching_params.pbtxt (size 4), so the full check fails it: not kept.
+    tw.add_warmup(str(base / "1"), batch_sizes=[2, 8], ignore_per_model_batching=True)
+    single = tw.check(str(base / "1"), platform_config=str(platform))
+    assert not single.ok and single.server.num_request_iterations == 3
+    row = fleet.run_version(target, "add", config)
+    assert row.status == fleet.REWARMED and any("exceeds max_batch_size 4" in n for n in row.notes)
+    assert any("enable_model_warmup" in w for w in row.warnings)  # the server's warning, kept
+
+    single = tw.check(str(base / "1"), platform_config=str(platform))
+    assert single.ok and single.coverage == {"other": [4], "serving_default": [4]}
+    row = fleet.run_version(target, "check", config)
+    assert row.status == fleet.CHECKED and row.records == single.num_records == 2
+    assert any(fleet.PER_MODEL_BATCHING_FILE in n for n in row.notes)  # what the config decided, said
+    assert row.warnings == single.warnings and any("enable_model_warmup" in w for w in row.warnings)
+    assert fleet.run_version(target, "add", config).status == fleet.KEPT
+
+    # The CLI: the same flags, the same verdict, in both modes.
+    assert main(["check", "--model-config-file", str(models), "--platform-config-file", str(platform)]) == 0
+    out = capsys.readouterr().out
+    assert "WARNING" in out and "enable_model_warmup" in out
+    assert main(["check", str(base / "1"), "--platform-config-file", str(platform)]) == 0
+    capsys.readouterr()
+    # per-model batching is the platform config's to decide: the flag is refused with it
+    with pytest.raises(SystemExit) as e:
+        main(["add", "--model-config-file", str(models), "--platform-config-file", str(platform),
+              "--per-model-batching"])
+    assert e.value.code == 2 and "enable_per_model_batching_params decides" in capsys.readouterr().err
+    with pytest.raises(tw.TfwarmError, match="does not apply with a platform config"):
+        fleet.run_fleet(str(models), "check", config, per_model_batching=True)
+
+
+@pytest.mark.parametrize("argv, flag", [
+    (["add", "{d}", "--jobs", "2"], "--jobs"),
+    (["check", "{d}", "--jobs", "1"], "--jobs"),
+    (["add", "{d}", "--per-model-batching"], "--per-model-batching"),
+    (["add", "--model-config-file", "{c}", "--per-model-batching", "--ignore-per-model-batching-params"],
+     "--per-model-batching"),
+    (["inspect", "{d}", "--runner", "DirectRunner"], "--runner"),
+    (["inspect", "{d}", "--beam-arg", "project=p"], "--beam-arg"),
+    (["inspect", "{d}", "--max-scan", "10"], "--max-scan"),
+    (["add", "{d}", "--sample-size", "10"], "--sample-size"),
+    (["inspect", "{d}", "--max-buckets", "3"], "--max-buckets"),
+    (["inspect", "{d}", "--privacy", "shapes_only"], "--privacy"),
+    (["bench", "{d}", "--privacy", "rows"], "--privacy"),
+    (["check", "{d}", "--progress", "--json"], "--progress"),
+])
+def test_an_option_that_does_not_apply_is_an_error(mixed, tmp_path, capsys, argv, flag):
+    """Never accepted and ignored: exit 2, naming the flag, before anything is loaded."""
+    cfg = tmp_path / "models.config"
+    cfg.write_text(f'model_config_list {{ config {{ name: "m" base_path: "{tmp_path}" }} }}')
+    with pytest.raises(SystemExit) as e:
+        main([a.format(d=mixed, c=cfg) for a in argv])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and f"error: {argv[0]}: {flag} " in err, err
+    assert not os.path.exists(warmup_path(mixed))
+
+
 def _policy_model(policy: str, base, **kw) -> fleet.ServedModel:
     return fleet.ServedModel(name="m", base_path=str(base), platform="tensorflow", policy=policy, **kw)
 
@@ -213,7 +298,14 @@ def test_mistyped_keys_in_python_are_rejected_with_a_suggestion(mixed):
 
 def test_example_feature_keys_are_valid_override_keys(half_plus_two):
     # 'x2' is a tf.Example feature parsed from the classify/regress inputs, not an alias.
-    assert tw.plan(half_plus_two, overrides={"x2": [1.0, 2.0]}, signatures=["regress_x_to_y2"]).records
+    p = tw.plan(half_plus_two, overrides={"x2": [1.0, 2.0]}, signatures=["regress_x_to_y2"], batch_sizes=[8])
+    (log,) = tw.build_logs(p)
+    examples = log.regress_log.request.input.example_list.examples
+    x2 = [v for e in examples for v in e.features.feature["x2"].float_list.value]
+    assert len(examples) == 8 and len(x2) == 8 and set(x2) <= {1.0, 2.0}
+    other = tw.build_logs(tw.plan(half_plus_two, signatures=["regress_x_to_y2"], batch_sizes=[8]))[0]
+    assert {v for e in other.regress_log.request.input.example_list.examples
+            for v in e.features.feature["x2"].float_list.value} - {1.0, 2.0}  # not what it would pick anyway
     with pytest.raises(ConfigKeyError, match=r"Did you mean 'x2'\?"):
         tw.plan(half_plus_two, overrides={"x22": [1.0]})
 
@@ -285,7 +377,10 @@ def test_examples_from_stdin(half_plus_two, tmp_path, monkeypatch, capsys):
 def test_progress_on_request_and_never_with_json(mixed, capsys):
     assert main(["add", mixed, "--progress"]) == 0
     assert "replay" in capsys.readouterr().err
-    assert main(["check", mixed, "--progress", "--json"]) == 0
+    with pytest.raises(SystemExit) as e:  # asked for bars and for no bars: refused, not ignored
+        main(["check", mixed, "--progress", "--json"])
+    assert e.value.code == 2 and "--progress cannot be used with --json" in capsys.readouterr().err
+    assert main(["check", mixed, "--json"]) == 0
     captured = capsys.readouterr()
     assert json.loads(captured.out)["ok"] and "replay" not in captured.err
     assert main(["check", mixed]) == 0  # not a terminal, no --progress: no bar

@@ -70,17 +70,37 @@ def _spec_and_domains(export_dir, signature, alias):
     return model, spec, domains
 
 
+def _required_features_present(spec: ExampleSpec, serialized: bytes) -> None:
+    """Each synthesized record parses as its kind and carries every feature the parser
+    requires (read with the protos, not with our own code)."""
+    if spec.kind == "sequence_example":
+        proto = tf.train.SequenceExample.FromString(serialized)
+        present = set(proto.context.feature) | set(proto.feature_lists.feature_list)
+    else:
+        present = set(tf.train.Example.FromString(serialized).features.feature)
+    required = {f.key for f in spec.dense if f.required}
+    required |= {f.key for f in spec.feature_list_dense if f.required}
+    assert required <= present, f"missing required features {sorted(required - present)}"
+
+
 def _run_examples(runner, export_dir, signature, alias="ex", counts=(1, 2, 5), seed=0):
-    """Synthesize with the recovered spec + domains and run the model on them."""
+    """Synthesize with the recovered spec + domains and run the model on them: every record
+    carries its required features, and a batch of ``count`` gives ``count`` results."""
     _, spec, domains = _spec_and_domains(export_dir, signature, alias)
     for count in counts:
         examples = synthesize_examples(spec, count, np.random.default_rng(seed + count), domains)
+        assert len(examples) == count
+        for e in examples:
+            _required_features_present(spec, e)
         if spec.single:
             for e in examples:
-                runner.run(export_dir, signature, {alias: np.array(e, dtype=object)})
+                out = runner.run(export_dir, signature, {alias: np.array(e, dtype=object)})
+                assert out and all(np.all(np.isfinite(v)) for v in out.values() if v.dtype.kind == "f")
         else:
             out = runner.run(export_dir, signature, {alias: _batch(examples)})
-            assert out
+            batched = [v for v in out.values() if np.ndim(v) >= 1]
+            assert batched and all(v.shape[0] == count for v in batched), {k: np.shape(v) for k, v in out.items()}
+            assert all(np.all(np.isfinite(v)) for v in out.values() if v.dtype.kind == "f")
     return spec, domains
 
 
@@ -551,3 +571,58 @@ def test_tf2_all_parsers_end_to_end(tf2_model, tmp_path):
     assert warmed, report.plan.skipped
     assert all("mutates" in why for why in report.plan.skipped.values()), report.plan.skipped
     assert tw.check(str(d)).ok
+
+
+# --------------------------------------------------------------------------- fallbacks say why
+
+
+def test_fallbacks_log_what_they_fell_back_from(tmp_path, caplog):
+    """Shape inference off, a composite spec dropped, a constant not folded: each is a
+    debug line naming the cause, and only the expected errors are caught."""
+    import logging
+
+    from tensorflow.core.protobuf import meta_graph_pb2
+
+    from tfwarm_export.analysis.index import MAIN, index_for
+    from tfwarm_export.analysis.tensor_facts import graph_tensor
+
+    caplog.set_level(logging.DEBUG, logger="tfwarm_export.analysis")
+    # 1. a graph TF cannot import (an op this binary lacks): no inference, said at debug level
+    mg = meta_graph_pb2.MetaGraphDef()
+    node = mg.graph_def.node.add(name="x", op="NoSuchOpForTfwarm")
+    assert graph_tensor(mg, "x:0") is None
+    assert "shape inference off" in caplog.text and "NotFoundError" in caplog.text
+
+    # 2. a constant that does not fold (reshape of 3 values into 2): None, and why
+    caplog.clear()
+    mg = meta_graph_pb2.MetaGraphDef()  # written by hand: TF's own builder refuses it
+    for name, value in (("v", [1, 2, 3]), ("s", [2])):
+        c = mg.graph_def.node.add(name=name, op="Const")
+        c.attr["dtype"].type = tf.int32.as_datatype_enum
+        c.attr["value"].tensor.CopyFrom(tf.make_tensor_proto(np.array(value, np.int32)))
+    r = mg.graph_def.node.add(name="bad", op="Reshape", input=["v", "s"])
+    r.attr["T"].type = r.attr["Tshape"].type = tf.int32.as_datatype_enum
+    assert index_for(mg).const_value((MAIN, "bad", 0)) is None
+    assert "constant folding of bad (Reshape) stopped: ValueError" in caplog.text
+
+    # 3. a ragged input whose dtype this TF does not know: a plain tensor, and why
+    caplog.clear()
+
+    class R(tf.Module):
+        @tf.function(input_signature=[tf.RaggedTensorSpec([None, None], tf.int64)])
+        def serve(self, x):
+            return {"n": x.row_lengths()}
+
+    m = R()
+    d = str(tmp_path / "r" / "1")
+    tf.saved_model.save(m, d, signatures={"serving_default": m.serve})
+    model = read_signatures(d)
+    mg = model.meta_graph
+    for cf in mg.object_graph_def.concrete_functions.values():
+        for v in cf.canonicalized_input_signature.tuple_value.values[0].tuple_value.values:
+            if v.WhichOneof("kind") == "type_spec_value":
+                v.type_spec_value.type_state.tuple_value.values[1].tensor_dtype_value = 999
+    inputs = {a: (s.name, s.dtype) for a, s in model.signatures["serving_default"].inputs.items()}
+    assert graph.find_composites(mg, inputs) == {}
+    assert "composite input" in caplog.text and "TypeError" in caplog.text
+    del node

@@ -11,6 +11,8 @@ from collections import Counter
 import numpy as np
 import pytest
 import tensorflow as tf
+
+import tfwarm_export as tw
 from hypothesis import given, settings, strategies as st
 
 from tfwarm_export.errors import DatasetError
@@ -168,6 +170,18 @@ def test_infinite_dataset_needs_max_scan():
         sample_dataset(ds, ONE)
     s = sample_dataset(ds, ONE, k=3, max_scan=50)
     assert s.scanned == 50
+
+
+def test_infinite_dataset_error_names_the_real_option(tmp_path):
+    """The advice must be an option that exists: dataset_max_scan= (CLI --max-scan)."""
+    from models import sequence_model
+
+    d = sequence_model(tmp_path / "s" / "1")
+    ds = tf.data.Dataset.from_tensor_slices(np.ones((4, 3), np.int32)).repeat()
+    with pytest.raises(DatasetError) as e:
+        tw.plan(d, dataset=ds)
+    assert "dataset_max_scan=N" in str(e.value) and "--max-scan" in str(e.value)
+    assert tw.plan(d, dataset=ds, dataset_max_scan=20).samples["serving_default"].scanned == 20
 
 
 # --------------------------------------------------------------------------- numpy forms

@@ -439,7 +439,7 @@ def test_example_record_batches_equal_the_one_record_path():
                                    g.inputs["examples"].tolist()) for g in want]
 
 
-def test_traffic_files_are_classified_from_their_first_record(half_plus_two, tmp_path):
+def test_traffic_files_are_classified_from_their_first_record(tmp_path):
     """Plain and GZIP request logs are recognised from the first record's framing; a file
     that is no TFRecord (text, a cut-short record, a broken GZIP stream) is one clear error."""
     from tfwarm_export.traffic.readers.files import PREDICTION_LOG, TF_EXAMPLE, classify_file

@@ -16,7 +16,7 @@ import sys
 import traceback
 from typing import Sequence
 
-from tfwarm_export._cli import cli_args, fileargs
+from tfwarm_export._cli import cli_args, fileargs, option_rules
 
 DESCRIPTION = """\
 Ship TensorFlow SavedModels with a correct TF Serving warmup file.
@@ -39,7 +39,10 @@ With --model-config-file, DIR is left out: the versions come from the config's
 base_path and model_version_policy, found as TF Serving finds them. Versions run
 in worker processes (--jobs at a time), each loaded into a fresh graph and
 session. One table is printed; the exit status is 1 if any version failed, and
-its error is shown in full."""
+its error is shown in full. The other options mean what they mean for one DIR
+and apply to every version; a --platform-config-file decides batching (its
+enable_per_model_batching_params included), warmup options and session config
+for each, and decides whether an existing file is kept (the full check)."""
 
 
 def _add_fleet_args(p: argparse.ArgumentParser) -> None:
@@ -47,11 +50,12 @@ def _add_fleet_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--model-config-file", metavar="FILE",
                    help="the file given to tensorflow_model_server --model_config_file "
                         "(text ModelServerConfig); '-' reads it from stdin")
-    g.add_argument("--jobs", type=int, default=1, metavar="N",
+    g.add_argument("--jobs", type=int, default=None, metavar="N",
                    help="worker processes, each working on one version at a time (default 1)")
     g.add_argument("--per-model-batching", action="store_true",
                    help="use each version's batching_params.pbtxt instead of --batching-parameters, "
-                        "as tensorflow_model_server --enable_per_model_batching_params does")
+                        "as tensorflow_model_server --enable_per_model_batching_params does (with "
+                        "--platform-config-file, its enable_per_model_batching_params decides)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -135,7 +139,7 @@ def _fleet(args: argparse.Namespace) -> int:
         if args.verbose and not args.json:
             progress.write(f"{row.model}/{row.version}: {row.status} ({row.seconds}s)")
 
-    report = fleet.run_fleet(args.model_config_file, args.command, config, jobs=args.jobs,
+    report = fleet.run_fleet(args.model_config_file, args.command, config, jobs=args.jobs or 1,
                              per_model_batching=args.per_model_batching, on_result=done)
     print(report.to_json() if args.json else report.summary(verbose=args.verbose))
     return 0 if report.ok else 1
@@ -154,8 +158,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error("check: --file names one warmup file; it cannot be used with --model-config-file")
         if fleet_mode and args.command == "check" and getattr(args, "traffic", None):
             parser.error("check: --traffic measures one file's coverage; it cannot be used with --model-config-file")
-        if fleet_mode and args.jobs < 1:
+        if fleet_mode and args.jobs is not None and args.jobs < 1:
             parser.error(f"--jobs must be at least 1, got {args.jobs}")
+    for problem in option_rules.misapplied(args):
+        parser.error(f"{args.command}: {problem}")
     cli_args.setup_output(args)
     try:
         if args.command == "bench":

@@ -22,13 +22,11 @@ convolution stack that needs a larger image)."""
 DEFAULT_SEED = 0
 
 DEFAULT_ITERATIONS = 1
-"""Copies of each record written to the file (``iterations``). Chosen from
-``benchmarks/bench_iterations.py`` (table and reason in ``benchmarks/RESULTS.md``,
-"Record iterations (issue 14)"): over 7 rows of the suite's 4 models, the median
-penalty removed was 99.91 / 100.06 / 99.94 % for 1 / 2 / 3 copies, a difference
-within that run's noise, while 2 and 3 copies cost 1.10x and 1.17x the load-time
-replay. Servers whose first requests still matter at the sub-millisecond level can
-ask for more (``iterations=2`` or ``num_request_iterations``)."""
+"""Copies of each record written to the file (``iterations``). Chosen with
+``benchmarks/bench_iterations.py``; its measured table and the rule it applies are in
+the "iterations" section of ``benchmarks/RESULTS.md`` (figures live there only).
+Servers whose first requests still matter at the sub-millisecond level can ask for
+more (``iterations=2`` or ``num_request_iterations``)."""
 
 
 @dataclass(frozen=True)

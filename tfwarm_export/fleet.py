@@ -144,6 +144,7 @@ class VersionResult:
     seconds: float | None = None
     error: str = ""
     notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
     log: list[str] = field(default_factory=list)
 
     @property
@@ -230,9 +231,31 @@ def _batching_for(path: str, batching: Any, per_model_batching: bool) -> tuple[A
     return None, f"no {PER_MODEL_BATCHING_FILE}: unbatched, as TF Serving runs it"
 
 
+def _server_for(target: VersionTarget, config: Any, per_model_batching: bool) -> tuple[dict, str]:
+    """The ``check``/``add_warmup`` options that load this version as the fleet's server would.
+
+    With a platform config, that config decides for every version exactly as for one
+    directory (``resolve_server``: its batching, warmup options, session config, tags and
+    ``enable_per_model_batching_params``). Without one, the fleet stands for a server
+    started with flags: ``--batching_parameters_file`` for every model and, with
+    ``per_model_batching``, each version's own ``batching_params.pbtxt`` instead.
+    """
+    if config.platform_config is not None:
+        return dict(batching_parameters=config.batching_parameters, platform_config=config.platform_config,
+                    ignore_per_model_batching=config.ignore_per_model_batching), ""
+    batching, note = _batching_for(target.path, config.batching_parameters, per_model_batching)
+    # The batching is decided here; the version's own file must not be picked up again.
+    return dict(batching_parameters=batching, platform_config=None, ignore_per_model_batching=True), note
+
+
 def run_version(target: VersionTarget, action: str, config: Any, per_model_batching: bool = False
                 ) -> VersionResult:
-    """Warm (``add``) or ``check`` one version directory; failures become the row's error."""
+    """Warm (``add``) or ``check`` one version directory; failures become the row's error.
+
+    The same options give the same result as ``tfwarm add/check DIR`` on that version:
+    the check that decides whether an existing file is kept is the full ``check``
+    under the same server settings (platform config included).
+    """
     import tensorflow as tf
 
     from tfwarm_export import api
@@ -247,13 +270,24 @@ def run_version(target: VersionTarget, action: str, config: Any, per_model_batch
                 f"{target.path} holds no saved_model.pb: it is not a SavedModel (an export still "
                 "being written?). TF Serving picks it by its number and then fails to load it; "
                 "finish or remove that export.")
-        batching, note = _batching_for(target.path, config.batching_parameters, per_model_batching)
+        server, note = _server_for(target, config, per_model_batching)
         if note:
             row.notes.append(note)
+
+        def server_notes(settings: Any) -> None:
+            """With a platform config, what it decided for this version (batching, per-model file)."""
+            if config.platform_config is not None and settings is not None:
+                row.notes.extend(n for n in settings.notes if n not in row.notes)
+
+        def check() -> Any:
+            report = api.check(target.path, tags=tuple(config.tags), replay=config.replay,
+                               op_libraries=config.op_libraries, **server)
+            row.warnings = list(report.warnings)
+            server_notes(report.server)
+            return report
+
         if action == CHECK:
-            report = api.check(target.path, tags=tuple(config.tags), batching_parameters=batching,
-                               replay=config.replay, ignore_per_model_batching=True,
-                               op_libraries=config.op_libraries)
+            report = check()
             row.records = report.num_records
             if not report.ok:
                 raise TfwarmError("\n".join(report.problems))
@@ -262,9 +296,7 @@ def run_version(target: VersionTarget, action: str, config: Any, per_model_batch
             status = WARMED
             if not config.overwrite and tf.io.gfile.exists(warmup_path(target.path)):
                 try:
-                    report = api.check(target.path, tags=tuple(config.tags), batching_parameters=batching,
-                                       replay=config.replay, ignore_per_model_batching=True,
-                                       op_libraries=config.op_libraries)
+                    report = check()
                 except TfwarmError as e:
                     problems = [str(e)]
                 else:
@@ -275,11 +307,10 @@ def run_version(target: VersionTarget, action: str, config: Any, per_model_batch
                     problems = report.problems
                 row.notes.append(f"existing warmup file failed check ({problems[0]}); replaced")
                 status = REWARMED
-            # The fleet decided the batching above (per_model_batching); the version's own file
-            # must not be picked up again by resolve_server.
-            report = api.add_warmup(target.path, config.replace(overwrite=True, batching_parameters=batching,
-                                                                ignore_per_model_batching=True))
-            row.status, row.records = status, len(report.plan.records)
+            report = api.add_warmup(target.path, config.replace(overwrite=True, **server))
+            row.warnings = list(report.warnings)
+            server_notes(report.plan.server)
+            row.status, row.records = status, len(report.plan.records) * report.plan.copies
     except TfwarmError as e:
         row.status, row.error = FAILED, str(e)
     except Exception as e:  # a bug or a TF crash surfaced as Python: still only this row fails
@@ -371,6 +402,8 @@ class FleetReport:
         for r in self.results:
             if r.notes:
                 lines.append(f"  {r.model}/{r.version}: " + "; ".join(r.notes))
+            for w in r.warnings:
+                lines.append(f"  {r.model}/{r.version}: WARNING: {w}")
         for r in self.failures:
             where = r.model if r.version is None else f"{r.model} version {r.version}"
             lines += ["", f"{where} ({r.path}) failed:", *("  " + ln for ln in r.error.splitlines())]
@@ -391,10 +424,12 @@ def run_fleet(models: Sequence[ServedModel] | str | os.PathLike, action: str = A
     """Warm (``action="add"``) or check every version a model config would serve.
 
     ``models`` is a config file path or the parsed ``parse_model_config`` list;
-    ``config``/``options`` are ``WarmupConfig`` fields applied to every version
-    (its ``batching_parameters`` is TF Serving's one ``--batching_parameters_file``;
-    ``per_model_batching`` uses each version's ``batching_params.pbtxt`` instead,
-    as ``--enable_per_model_batching_params`` does). Up to ``jobs`` worker processes
+    ``config``/``options`` are ``WarmupConfig`` fields applied to every version, with
+    the same meaning as for one directory: a ``platform_config`` decides batching
+    (its ``enable_per_model_batching_params`` included), warmup options and session
+    config for every version. Without one, ``batching_parameters`` is TF Serving's
+    one ``--batching_parameters_file`` and ``per_model_batching`` uses each version's
+    ``batching_params.pbtxt`` instead, as ``--enable_per_model_batching_params`` does. Up to ``jobs`` worker processes
     run versions at once, each version in a fresh graph and session. Existing files that pass ``check`` are kept
     unless ``overwrite``. Never raises for one version: its row says why it failed.
     """
@@ -407,6 +442,18 @@ def run_fleet(models: Sequence[ServedModel] | str | os.PathLike, action: str = A
     if jobs < 1:
         raise ValueError(f"jobs must be >= 1, got {jobs}")
     config = resolve_config(config, **options)
+    if per_model_batching and config.platform_config is not None:
+        raise TfwarmError("per_model_batching (--per-model-batching) does not apply with a platform config: "
+                          "its enable_per_model_batching_params decides, as tensorflow_model_server "
+                          "ignores --enable_per_model_batching_params when given --platform_config_file. "
+                          "Set it in the platform config, or drop one of the two.")
+    if per_model_batching and config.ignore_per_model_batching:
+        raise TfwarmError("per_model_batching (--per-model-batching) and ignore_per_model_batching "
+                          "(--ignore-per-model-batching-params) contradict each other; give one.")
+    if isinstance(config.platform_config, (str, os.PathLike)):
+        from tfwarm_export.serving.serving_config import load_platform_config
+
+        load_platform_config(config.platform_config)  # a bad file is one error here, not one per version
     if config.batching_parameters is not None and not isinstance(config.batching_parameters, BatchingConfig):
         config = config.replace(batching_parameters=load_batching_parameters(config.batching_parameters))
     try:

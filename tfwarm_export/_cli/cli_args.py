@@ -239,16 +239,16 @@ PLAN_FLAGS: list[Flag] = [
         action="append", default=[], metavar="KEY=VALUE",
         help="Beam pipeline option for --runner (repeatable), e.g. project=my-project"), tuple),
     Flag(("--privacy",), "privacy", dict(
-        choices=["rows", "shapes_only"], default="rows",
-        help="rows: copy sampled rows into the warmup file; shapes_only: learn only shapes, ranges "
-             "and vocabularies from the data")),
+        choices=["rows", "shapes_only"], default=None,
+        help="rows (default): copy sampled rows into the warmup file; shapes_only: learn only "
+             "shapes, ranges and vocabularies from the data")),
     Flag(("--sample-size",), "dataset_sample_size", dict(
-        type=int, default=256,
+        type=int, default=None,
         help="rows kept from --examples, and per stratum from --traffic (default 256)")),
     Flag(("--max-scan",), "dataset_max_scan", dict(
         type=int, default=None, help="stop reading --examples after N records")),
     Flag(("--max-buckets",), "max_buckets", dict(
-        type=int, default=8, help="most sizes warmed per variable dimension seen in the data (default 8)")),
+        type=int, default=None, help="most sizes warmed per variable dimension seen in the data (default 8)")),
     Flag(("--image-size",), "image_size", dict(
         type=parse_image_size, action="append", default=[], metavar="[ALIAS=]HxW",
         help="size of the images written for inputs an image decoder reads (default: the graph's "

@@ -16,6 +16,7 @@ nothing is grouped.
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Mapping
 
@@ -23,6 +24,8 @@ import tensorflow as tf
 from tensorflow.core.protobuf import meta_graph_pb2, struct_pb2
 
 from tfwarm_export.analysis.index import GraphIndex, index_for
+
+log = logging.getLogger("tfwarm_export.analysis")
 
 RAGGED, SPARSE = "ragged", "sparse"
 VALUES, ROW_SPLITS, INDICES, DENSE_SHAPE = "values", "row_splits", "indices", "dense_shape"
@@ -97,8 +100,9 @@ def _type_spec(value: struct_pb2.StructuredValue, path: str) -> tuple[CompositeS
             spec = CompositeSpec(SPARSE, path, tf.dtypes.as_dtype(state[1].tensor_dtype_value),
                                  _shape(state[0].tensor_shape_value))
             return spec, 3
-    except TypeError:
-        pass
+    except TypeError as e:  # tf.dtypes.as_dtype on a dtype enum this TF does not know
+        log.debug("composite input %r not recognised (%s: %s); treated as %d plain tensor(s)",
+                  path, type(e).__name__, e, int(ts.num_flat_components) or 1)
     return None, int(ts.num_flat_components) or 1
 
 

@@ -13,6 +13,7 @@ nothing rather than a guess.
 """
 from __future__ import annotations
 
+import logging
 import os
 from collections import deque
 from dataclasses import dataclass
@@ -23,6 +24,8 @@ import tensorflow as tf
 from tensorflow.core.framework import node_def_pb2
 from tensorflow.core.protobuf import meta_graph_pb2
 from tensorflow.python.framework import op_def_registry
+
+log = logging.getLogger("tfwarm_export.analysis")
 
 
 MAIN = ""  # scope name of the main graph; functions use their own name
@@ -471,7 +474,11 @@ class GraphIndex:
                 if op == "Reshape":
                     return x.reshape(tuple(int(d) for d in np.ravel(y)))
                 return np.expand_dims(x, int(y))
-        except (ValueError, TypeError, IndexError, AttributeError):
+        except (ValueError, TypeError, IndexError) as e:
+            # The graph's values do not fold as numpy would (a reshape of the wrong size, an
+            # axis out of range, a tensor proto make_ndarray cannot read, a node missing an
+            # input): not a constant we can know. Anything else is a bug and propagates.
+            log.debug("constant folding of %s (%s) stopped: %s: %s", node.name, op, type(e).__name__, e)
             return None
         return None
 

@@ -12,12 +12,15 @@ The placeholder's own attrs answer most cases without TensorFlow; anything else
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import tensorflow as tf
 from tensorflow.core.protobuf import meta_graph_pb2
 
 from tfwarm_export.analysis.index import MAIN, index_for
+
+log = logging.getLogger("tfwarm_export.analysis")
 
 _PLACEHOLDERS = frozenset({"Placeholder", "PlaceholderV2", "PlaceholderWithDefault"})
 # TF's Placeholder shape function: up to this GraphDef producer version an empty
@@ -70,7 +73,11 @@ def _imported_graph(meta_graph: meta_graph_pb2.MetaGraphDef) -> tf.Graph | None:
     try:
         with graph.as_default():
             tf.graph_util.import_graph_def(meta_graph.graph_def, name="")
-    except Exception:  # unregistered ops, corrupt graphs: no inference, not a failure
+    except (tf.errors.OpError, ValueError, TypeError) as e:
+        # Unregistered ops (NotFoundError), inconsistent graphs (ValueError: unknown input
+        # node, bad attr), malformed protos (TypeError): no inference, not a failure.
+        log.debug("shape inference off for this MetaGraph: importing its graph failed with "
+                  "%s: %s; tensor facts come from placeholders only", type(e).__name__, e)
         graph = None
     _INFERRED.append((meta_graph, graph))
     del _INFERRED[:-2]

@@ -30,6 +30,7 @@ from tfwarm_export.planning.plan_inputs import (Skip, composite_batching_reason,
 from tfwarm_export.traffic import (DataSample, TrafficSelection, check_selection, sample_dataset,
                                    sample_traffic, traffic_plan)
 from tfwarm_export.serving.serving_config import ServerSettings, resolve_server
+from tfwarm_export.traffic.stats import bucket_quantiles, cut_quantiles
 from tfwarm_export.model.signatures import (CLASSIFY_METHOD, PREDICT_METHOD, REGRESS_METHOD,
                                       ModelSignatures, SignatureInfo, TensorSpec)
 
@@ -728,6 +729,10 @@ def make_plan(model: ModelSignatures, config: WarmupConfig | None = None,
     """
     config = config or WarmupConfig()
     validate_keys(model, config)  # a mistyped key is an error, never silently ignored
+    try:  # checked on every plan, not only when some data has more sizes than buckets
+        bucket_quantiles(config.max_buckets, config.bucket_quantiles)
+    except ValueError as e:
+        raise PlanError(f"{e}.") from None
     if server is None:
         server = resolve_server(model.export_dir, platform_config=config.platform_config,
                                 batching_parameters=config.batching_parameters,
@@ -779,7 +784,9 @@ def make_plan(model: ModelSignatures, config: WarmupConfig | None = None,
             f"the plan has {len(records)} records, over TF Serving's limit of {MAX_RECORDS} per "
             f"warmup file ({len(per_sig)} signature(s) x {len(batch_sizes)} batch size(s) x shape "
             f"variants: {breakdown}). Reduce it: warm fewer signatures (signatures=[...]), fewer "
-            "batch sizes (batch_sizes=[...] or fewer allowed_batch_sizes), or fewer dim sizes/buckets.")
+            "batch sizes (batch_sizes=[...] or fewer allowed_batch_sizes), or fewer dim sizes/buckets."
+            + (" Buckets from the data are already cut to one size per dimension, so max_buckets/"
+               "bucket_quantiles cannot cut further." if any("buckets were cut to 1 " in n for n in notes) else ""))
     copies = _copies(config.iterations, len(records), notes)
     return WarmupPlan(export_dir=model.export_dir, tags=tuple(model.tags), model_name=config.model_name,
                       seed=config.seed, batch_sizes=batch_sizes, batching=batching,
@@ -889,20 +896,26 @@ def _fit_buckets_to_budget(model: ModelSignatures, config: WarmupConfig, batch_s
                            notes: list[str]) -> None:
     """Shrink data buckets (never batch sizes or signatures) until the plan fits 1000 records."""
     cap = config.max_buckets
+    fixed = config.bucket_quantiles  # fixed quantiles: the cut removes quantiles, evenly, never the max
     exact = {name for name, recs in per_sig.items() if any(r.exact for r in recs)}  # cut apart
     wanted = {name: {r.bucket for r in recs} for name, recs in per_sig.items() if name not in exact}
+    cut_config = config
     while sum(len(v) for v in per_sig.values()) > MAX_RECORDS and cap > 1 and len(exact) < len(per_sig):
         cap -= 1
+        if fixed is not None:
+            cut_config = config.replace(bucket_quantiles=cut_quantiles(fixed, min(cap, len(fixed) + 1)))
         for name, sample in samples.items():
             if name in per_sig and name not in exact:
-                per_sig[name] = _plan_signature(model, model.signatures[name], config, batch_sizes,
+                per_sig[name] = _plan_signature(model, model.signatures[name], cut_config, batch_sizes,
                                                 batching, [], sample, max_buckets=cap)
     for name, before in sorted(wanted.items()):  # one note per signature: the final cut
         dropped = before - {r.bucket for r in per_sig[name]}
         if dropped:
             shown = sorted({f"{a}[{ax}]={n}" for b in dropped for (a, ax), n in b})
-            notes.append(f"{name}: to stay within {MAX_RECORDS} records, dataset buckets were "
-                         f"cut to {cap} per dimension; dropped {', '.join(shown)}")
+            how = f"dataset buckets were cut to {cap} per dimension"
+            if fixed is not None and list(cut_config.bucket_quantiles) != bucket_quantiles(config.max_buckets, fixed):
+                how += f" (bucket_quantiles cut to {cut_config.bucket_quantiles})"
+            notes.append(f"{name}: to stay within {MAX_RECORDS} records, {how}; dropped {', '.join(shown)}")
 
 
 def _sample_traffic(model: ModelSignatures, wanted: list[str], config: WarmupConfig,

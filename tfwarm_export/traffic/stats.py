@@ -29,6 +29,40 @@ _REDRAWS = 8
 """Redraws of a value equal to a sampled one before it is counted as unavoidable."""
 
 
+def bucket_quantiles(max_buckets: int, quantiles: Sequence[float] | None = None) -> list[float]:
+    """The quantiles buckets are cut at (1.0, the max, always among them), validated.
+
+    Checked whether or not the data has more sizes than buckets, so a bad value is an
+    error on every dataset, not only on the large ones.
+    """
+    if max_buckets < 1:
+        raise ValueError(f"max_buckets must be >= 1, got {max_buckets}")
+    if quantiles is None:
+        return [i / max_buckets for i in range(1, max_buckets + 1)]
+    try:
+        qs = sorted(set(float(q) for q in quantiles) | {1.0})
+    except (TypeError, ValueError):
+        raise ValueError(f"bucket_quantiles must be numbers in [0, 1], got {quantiles!r}") from None
+    if any(not 0.0 <= q <= 1.0 for q in qs):
+        raise ValueError(f"bucket_quantiles must lie in [0, 1], got {list(quantiles)}")
+    if len(qs) > max_buckets:
+        raise ValueError(f"bucket_quantiles {list(quantiles)} name {len(qs)} buckets (with the max, 1.0), "
+                         f"more than max_buckets={max_buckets}; give at most {max_buckets} quantiles "
+                         "or raise max_buckets")
+    return qs
+
+
+def cut_quantiles(quantiles: Sequence[float], n: int) -> list[float]:
+    """``n`` of the validated ``quantiles``, evenly spread over them, the max (1.0) kept."""
+    qs = sorted(set(float(q) for q in quantiles) | {1.0})
+    if n >= len(qs):
+        return qs
+    if n <= 1:
+        return [1.0]
+    picks = {round(i * (len(qs) - 1) / (n - 1)) for i in range(n)}
+    return [qs[i] for i in sorted(picks)]
+
+
 def choose_buckets(sizes: Mapping[int, int], max_buckets: int = 8,
                    quantiles: Sequence[float] | None = None) -> list[int]:
     """Pick the lengths worth warming from a size histogram.
@@ -39,21 +73,13 @@ def choose_buckets(sizes: Mapping[int, int], max_buckets: int = 8,
     always included, because padding up to a bucket works and truncating a long
     request does not.
     """
-    if max_buckets < 1:
-        raise ValueError(f"max_buckets must be >= 1, got {max_buckets}")
+    qs = bucket_quantiles(max_buckets, quantiles)
     counts = sorted((int(s), int(c)) for s, c in sizes.items() if c > 0)
     if not counts:
         return []
     distinct = [s for s, _ in counts]
     if len(distinct) <= max_buckets:
         return distinct
-    if quantiles is None:
-        quantiles = [i / max_buckets for i in range(1, max_buckets + 1)]
-    qs = sorted(set(float(q) for q in quantiles) | {1.0})
-    if any(not 0.0 <= q <= 1.0 for q in qs):
-        raise ValueError(f"quantiles must lie in [0, 1], got {list(quantiles)}")
-    if len(qs) > max_buckets:
-        raise ValueError(f"{len(qs)} quantiles (with the max, 1.0) exceed max_buckets={max_buckets}")
     cum = np.cumsum([c for _, c in counts])
     total = int(cum[-1])
     picked = set()

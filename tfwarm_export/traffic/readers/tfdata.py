@@ -22,8 +22,8 @@ def dataset_chunks(ds: tf.data.Dataset, inputs, required, sig_name, batched: boo
     """Iterate a tf.data.Dataset as chunks, re-batching unbatched data where it
     is safe so that a million small elements do not cost a million eager steps."""
     if max_scan is None and ds.cardinality() == tf.data.INFINITE_CARDINALITY:
-        raise DatasetError("the dataset is infinite (e.g. .repeat()); pass max_scan=N to "
-                           "stop after N rows.")
+        raise DatasetError("the dataset is infinite (e.g. .repeat()); pass dataset_max_scan=N "
+                           "(CLI: --max-scan N) to stop after N rows.")
     spec_comps = split_element(ds.element_spec, inputs, required, sig_name, "element 0")
     for alias, (label, comp) in spec_comps.items():
         if isinstance(comp, tf.SparseTensorSpec):

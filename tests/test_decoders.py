@@ -268,6 +268,7 @@ def test_tf_example_feature_the_graph_decodes(tmp_path, capsys):
         assert tf.io.decode_jpeg(jpeg).shape == (14, 14, 3)
 
 
+@pytest.mark.compat
 @pytest.mark.parametrize("fmt, decode", [
     ("JPEG", tf.io.decode_jpeg), ("PNG", tf.io.decode_png), ("GIF", tf.io.decode_gif),
     ("BMP", tf.io.decode_bmp),

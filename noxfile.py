@@ -16,7 +16,7 @@ from __future__ import annotations
 import nox
 
 PYTHON = "3.11"
-OLDEST = "2.15"
+OLDEST = "2.14"
 """The oldest TensorFlow (and tensorflow-serving-api, tf-keras) release series supported."""
 
 OLDEST_PINS = [f"tensorflow=={OLDEST}.*", f"tensorflow-serving-api=={OLDEST}.*", f"tf-keras=={OLDEST}.*"]

@@ -17,6 +17,7 @@ import textwrap
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 import tfwarm_export as tw
 from tfwarm_export.model.keras_flavor import keras_of
@@ -56,6 +57,9 @@ LEGACY_SCRIPT = textwrap.dedent("""
 """)
 
 
+@pytest.mark.skipif(tuple(int(p) for p in tf.__version__.split(".")[:2]) < (2, 15),
+                    reason=f"TF {tf.__version__} does not read TF_USE_LEGACY_KERAS (2.15 is the first that "
+                           "does); tf_keras is used there by importing it, as the tests below do")
 def test_tf_keras_selected_by_env_through_save_export_and_callback(tmp_path):
     """``TF_USE_LEGACY_KERAS=1``: tf.keras is tf_keras; every entry point publishes a warmed model."""
     env = {**os.environ, "TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "2",
@@ -115,8 +119,6 @@ def test_keras_module_argument_picks_the_base(tmp_path):
 
 def test_keras2_export_names_keywords_it_does_not_take(tmp_path):
     """Keras 2's ``Model.export`` takes only the path; a Keras 3 keyword is one clear line."""
-    import tensorflow as tf
-
     with pytest.raises(TypeError, match=r"Model.export of tf_keras .* does not take input_signature"):
         tw.export(tf_keras_model(), tmp_path / "m" / "1",
                   input_signature=[tf.TensorSpec([None, 4], tf.float32)])
@@ -126,7 +128,6 @@ def test_keras2_export_names_keywords_it_does_not_take(tmp_path):
 
 def test_tf_keras_export_archive(tmp_path):
     """tf_keras's own ExportArchive, with a custom endpoint, published with its warmup file."""
-    import tensorflow as tf
     import tf_keras
 
     model = tf_keras_model()

@@ -3,7 +3,7 @@
 TF Serving users run Keras 3 (``keras`` >= 3, TF >= 2.16), Keras 2 as ``tf.keras``
 (TF <= 2.15 ships the ``keras`` 2.x package) and Keras 2 as ``tf_keras`` (TF >= 2.16
 with ``TF_USE_LEGACY_KERAS=1``, also usable on 2.15). Their ``Model.export`` differ:
-Keras 3 takes ``format=`` (and ``verbose=`` from 3.x on), Keras 2 takes only the path;
+Keras 3 takes ``format=`` (and, in later 3.x releases, ``verbose=``), Keras 2 only the path;
 their ``Callback`` base classes differ too, and a ``fit`` refuses another Keras's
 callback.
 
@@ -16,24 +16,19 @@ from __future__ import annotations
 import contextlib
 import importlib
 import inspect
-import os
 from types import ModuleType
 from typing import Any, Callable, Iterator
 
 KERAS_PACKAGES = ("keras", "tf_keras")
 """The top-level packages a Keras model class can come from."""
 
-LEGACY_ENV = "TF_USE_LEGACY_KERAS"
-LEGACY_VALUES = ("true", "True", "1")
-"""The values TensorFlow's lazy loader accepts for ``TF_USE_LEGACY_KERAS``."""
-
 
 def keras_of(obj: Any) -> ModuleType | None:
     """The Keras package (``keras`` or ``tf_keras``) ``obj``'s class comes from, or None."""
-    for klass in type(obj).__mro__:
-        root = (klass.__module__ or "").split(".")[0]
-        if root in KERAS_PACKAGES:
-            return importlib.import_module(root)
+    for klass in type(obj).__mro__:  # a user's subclass lives elsewhere; its Keras base does not
+        module = keras_of_class(klass)
+        if module is not None:
+            return module
     return None
 
 
@@ -52,6 +47,7 @@ def default_keras() -> ModuleType:
 
 
 def keras_of_class(klass: type) -> ModuleType | None:
+    """The Keras package ``klass`` itself is defined in, or None."""
     root = (klass.__module__ or "").split(".")[0]
     return importlib.import_module(root) if root in KERAS_PACKAGES else None
 
@@ -65,11 +61,6 @@ def describe(module: ModuleType) -> str:
     if module.__name__ == "tf_keras":
         return f"tf_keras {module.__version__}"
     return f"Keras {module.__version__}" + ("" if is_keras3(module) else " (tf.keras)")
-
-
-def legacy_requested() -> bool:
-    """True when ``TF_USE_LEGACY_KERAS`` asks TensorFlow for ``tf_keras``."""
-    return os.environ.get(LEGACY_ENV) in LEGACY_VALUES
 
 
 def supported_kwargs(fn: Callable) -> set[str] | None:
@@ -140,6 +131,6 @@ def write_archive(archive: Any, path: str, kwargs: dict[str, Any]) -> None:
     call_export(archive.write_out, path, "ExportArchive.write_out", module, kwargs, {"verbose": False})
 
 
-__all__ = ["KERAS_PACKAGES", "LEGACY_ENV", "keras_of", "keras_of_class", "default_keras", "is_keras3",
-           "describe", "legacy_requested", "supported_kwargs", "call_export", "quiet_keras2", "export_model",
+__all__ = ["KERAS_PACKAGES", "keras_of", "keras_of_class", "default_keras", "is_keras3",
+           "describe", "supported_kwargs", "call_export", "quiet_keras2", "export_model",
            "write_archive"]

@@ -114,7 +114,7 @@ class WarmupExport:
 
     An instance is a ``Callback`` of the Keras that ``tf.keras`` routes to when it is
     built: Keras 3, or Keras 2 (``tf_keras`` under ``TF_USE_LEGACY_KERAS=1``, or TF
-    2.15's ``tf.keras``). ``keras_module=`` picks another (``tf_keras``, ``keras``);
+    2.14/2.15's ``tf.keras``). ``keras_module=`` picks another (``tf_keras``, ``keras``);
     when ``fit`` hands it a model of another Keras, it becomes that Keras's callback
     in ``set_model`` (before ``fit`` asks it anything else).
 

@@ -5,7 +5,7 @@
 * ``oldest``: the oldest supported TensorFlow with its tensorflow-serving-api and
   tf_keras, running the tests marked ``compat`` (quickstart, add/check/inspect on TF
   Serving's own test models, save/export/the Keras callback on that TF's Keras and on
-  tf_keras, traffic and fleet smoke tests).
+  tf_keras, the pipeline component, ``tfwarm bench``, traffic and fleet smoke tests).
 
 ``OLDEST`` must match the lower bounds in setup.cfg's ``install_requires``;
 ``tests/test_matrix.py`` checks that. pip's cache is used when there is one

@@ -19,13 +19,17 @@ from tfwarm_export._cli.startup import import_tensorflow_quietly, init_devices_q
 import_tensorflow_quietly()  # TensorFlow's start-up lines are noise in a quickstart
 init_devices_quietly()
 
-import keras  # noqa: E402
+import tensorflow as tf  # noqa: E402
 import numpy as np  # noqa: E402
 
 import tfwarm_export  # noqa: E402
 
+# tf.keras is the Keras TensorFlow routes to: Keras 3, or Keras 2 (tf_keras) under
+# TF_USE_LEGACY_KERAS=1 (and on TF 2.15). tfwarm_export works with either.
+keras = tf.keras
 
-def build_model() -> keras.Model:
+
+def build_model():
     features = keras.Input(shape=(8,), name="features")
     tokens = keras.Input(shape=(None,), dtype="int32", name="tokens")
     emb = keras.layers.Embedding(100, 4)(tokens)
@@ -52,7 +56,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     model = build_model()
-    model.export(export_dir, format="tf_saved_model", verbose=False)
+    if hasattr(keras, "version"):  # Keras 3
+        model.export(export_dir, format="tf_saved_model", verbose=False)
+    else:  # Keras 2 has no format= (it always writes a SavedModel)
+        model.export(export_dir)
 
     # The batching file TF Serving would be started with (--enable_batching).
     batching = os.path.join(base, "batching_parameters.txt")

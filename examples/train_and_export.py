@@ -16,11 +16,15 @@ import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import keras  # noqa: E402
+import tensorflow as tf  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import tfwarm_export  # noqa: E402
+
+# tf.keras is the Keras TensorFlow routes to: Keras 3, or Keras 2 (tf_keras) under
+# TF_USE_LEGACY_KERAS=1 (and on TF 2.15). tfwarm_export works with either.
+keras = tf.keras
 from tfwarm_export import export, save  # noqa: E402
 
 

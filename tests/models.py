@@ -5,6 +5,8 @@ import os
 
 import tensorflow as tf
 
+from tfwarm_export.model.keras_flavor import export_model, write_archive
+
 ALL_DTYPES = [
     tf.float16, tf.bfloat16, tf.float32, tf.float64,
     tf.int8, tf.int16, tf.int32, tf.int64,
@@ -68,7 +70,7 @@ def keras_dict_model(export_dir) -> str:
     x = keras.layers.Concatenate()([keras.layers.Dense(5)(a), keras.layers.Dense(5)(b)])
     out = keras.layers.Dense(1, name="score")(x)
     model = keras.Model({"age_income": a, "embedding_in": b}, out)
-    model.export(os.fspath(export_dir), format="tf_saved_model", verbose=False)
+    export_model(model, os.fspath(export_dir), "tf_saved_model", {})  # Keras 3 or TF 2.15's Keras 2
     return os.fspath(export_dir)
 
 
@@ -245,7 +247,7 @@ def sequence_model(export_dir, jit_compile: bool = False) -> str:
     fn = tf.function(lambda t: {"logits": model(t)}, jit_compile=jit_compile)
     archive.add_endpoint("serving_default", fn,
                          input_signature=[tf.TensorSpec([None, None], tf.int32, name="tokens")])
-    archive.write_out(os.fspath(export_dir), verbose=False)
+    write_archive(archive, os.fspath(export_dir), {})
     return os.fspath(export_dir)
 
 
@@ -273,5 +275,5 @@ def conv_module(export_dir) -> str:
     x = keras.layers.MaxPooling2D(2)(x)
     x = keras.layers.Conv2D(4, 3, padding="valid")(x)
     out = keras.layers.GlobalAveragePooling2D(name="features")(x)
-    keras.Model(img, out).export(os.fspath(export_dir), format="tf_saved_model", verbose=False)
+    export_model(keras.Model(img, out), os.fspath(export_dir), "tf_saved_model", {})
     return os.fspath(export_dir)

@@ -170,6 +170,9 @@ def serialized_tensor(export_dir) -> str:
     return _save(m, export_dir, m.serve)
 
 
+HAS_WEBP = hasattr(tf.io, "decode_webp")
+"""Older TF (2.15, 2.17) has no ``tf.io.decode_webp``; the zoo's webp signature needs it."""
+
 BUILDERS = {
     "jpeg_map_fn": jpeg_classifier,
     "decode_image_float": decode_image_with_float,
@@ -204,11 +207,12 @@ def decoder_zoo(export_dir) -> str:
                                                                      tf.float32)), bmp,
                                 fn_output_signature=tf.float32)}
 
-        @sig(tf.TensorSpec([None], tf.string, name="webp"))
-        def webp(self, webp):
-            return {"y": tf.map_fn(lambda b: tf.reduce_mean(tf.cast(tf.io.decode_webp(b, channels=3),
-                                                                     tf.float32)), webp,
-                                fn_output_signature=tf.float32)}
+        if HAS_WEBP:
+            @sig(tf.TensorSpec([None], tf.string, name="webp"))
+            def webp(self, webp):
+                return {"y": tf.map_fn(lambda b: tf.reduce_mean(tf.cast(tf.io.decode_webp(b, channels=3),
+                                                                         tf.float32)), webp,
+                                    fn_output_signature=tf.float32)}
 
         @sig(tf.TensorSpec([None], tf.string, name="jpeg"))
         def vectorized(self, jpeg):
@@ -262,8 +266,8 @@ def decoder_zoo(export_dir) -> str:
 
     m = M()
     export_dir = os.fspath(export_dir)
-    names = ["small_only", "gif", "bmp", "webp", "vectorized", "jpeg_or_png", "json_example", "padded_raw",
-             "csv_options", "ids_as_strings", "needs_300"]
+    names = ["small_only", "gif", "bmp", *HAS_WEBP * ["webp"], "vectorized", "jpeg_or_png", "json_example",
+             "padded_raw", "csv_options", "ids_as_strings", "needs_300"]
     tf.saved_model.save(m, export_dir, signatures={n: getattr(m, n) for n in names})
     return export_dir
 

@@ -134,6 +134,7 @@ def test_existing_warmup_required_when_asked(tiny):
         tb.bench(tiny, warmup="sometimes")
 
 
+@pytest.mark.compat
 def test_cli_json_uses_existing_file(tiny, tmp_path, capsys):
     """`tfwarm bench --json` on a model that ships a file replays that file."""
     import shutil

@@ -20,6 +20,7 @@ def model(mixed) -> str:
     return mixed
 
 
+@pytest.mark.compat
 def test_inspect_json_writes_nothing(model, capsys):
     assert main(["inspect", model, "--batch-sizes", "1,4", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
@@ -28,6 +29,7 @@ def test_inspect_json_writes_nothing(model, capsys):
     assert not os.path.exists(warmup_path(model))
 
 
+@pytest.mark.compat
 def test_add_then_check(model, tmp_path, capsys):
     cfg = tmp_path / "batching.txt"
     cfg.write_text("max_batch_size { value: 8 }\nallowed_batch_sizes: 2\nallowed_batch_sizes: 8\n")
@@ -76,6 +78,7 @@ def test_bad_input_exit_code_2(tmp_path, capsys):
     assert "no SavedModel" in err
 
 
+@pytest.mark.compat
 def test_console_script_runs(model):
     """A plain user's run: no TF logging variables set, and stderr holds no TF start-up lines."""
     from test_fleet_cli import TF_STARTUP, plain_env
@@ -87,6 +90,7 @@ def test_console_script_runs(model):
     assert not TF_STARTUP.search(proc.stderr), proc.stderr
 
 
+@pytest.mark.compat
 def test_quickstart_example_runs_end_to_end(tmp_path, capsys):
     """The README's first command: build, export, warm, replay and check a small model."""
     from test_export import run_example

@@ -56,6 +56,7 @@ def read_report(out) -> dict:
     return json.loads((pathlib.Path(out) / comp.REPORT_NAME).read_text())
 
 
+@pytest.mark.compat
 def test_executor_serving_layout(dense_src, tmp_path):
     out = tmp_path / "out"
     report = comp.run_warmup_component(dense_src, str(out), version=7, batch_sizes=[1, 4])

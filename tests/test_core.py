@@ -134,6 +134,7 @@ def test_every_dtype(tmp_path):
     assert tw.check(d).ok
 
 
+@pytest.mark.compat
 def test_keras_dict_model(tmp_path):
     d = keras_dict_model(tmp_path / "keras" / "1")
     report = tw.add_warmup(d, batch_sizes=[1, 16])
@@ -150,6 +151,7 @@ def test_tf1_builder_model(tmp_path):
     assert report.ok and tw.check(d).ok
 
 
+@pytest.mark.compat
 def test_shared_half_plus_two_predict_and_regress_fallback(half_plus_two):
     report = tw.add_warmup(half_plus_two, batch_sizes=[1, 4])
     assert report.ok

@@ -27,7 +27,7 @@ from tfwarm_export.values.synth import SAFE, record_values
 from tfwarm_export.serving.warmup_file import read_logs, warmup_path
 
 from conftest import copy_model
-from models_decoders import BUILDERS, decoder_zoo, example_with_image, tf1_jpeg_map_fn
+from models_decoders import BUILDERS, HAS_WEBP, decoder_zoo, example_with_image, tf1_jpeg_map_fn
 
 
 @pytest.fixture(scope="session")
@@ -200,7 +200,7 @@ def test_user_override_wins(decoder_models, tmp_path):
 
 def test_zoo_formats_branches_and_options(zoo_src, tmp_path):
     d = copy_model(zoo_src, tmp_path)
-    sigs = ["gif", "bmp", "webp", "vectorized", "jpeg_or_png", "json_example", "padded_raw",
+    sigs = ["gif", "bmp", *HAS_WEBP * ["webp"], "vectorized", "jpeg_or_png", "json_example", "padded_raw",
             "csv_options", "ids_as_strings"]
     report = tw.add_warmup(d, batch_sizes=[3], signatures=sigs)
     assert report.ok and tw.check(d).ok
@@ -212,7 +212,7 @@ def test_zoo_formats_branches_and_options(zoo_src, tmp_path):
     assert (doms["ids_as_strings"].encoding.domain.low, doms["ids_as_strings"].encoding.domain.high) == (0, 30)
     v = {s: _inputs(d, s) for s in sigs}
     assert v["gif"]["gif"][0].startswith(b"GIF8") and v["bmp"]["bmp"][0].startswith(b"BM")
-    assert v["webp"]["webp"][0][8:12] == b"WEBP"
+    assert not HAS_WEBP or v["webp"]["webp"][0][8:12] == b"WEBP"
     assert tf.io.decode_jpeg(v["vectorized"]["jpeg"][0]).shape == (20, 30, 3)
     lines = [b.decode() for b in v["csv_options"]["line"]]
     assert all(len(ln.split(";")) == 4 for ln in lines) and any(ln.split(";")[0] == "NA" for ln in lines)
@@ -268,9 +268,12 @@ def test_tf_example_feature_the_graph_decodes(tmp_path, capsys):
         assert tf.io.decode_jpeg(jpeg).shape == (14, 14, 3)
 
 
+@pytest.mark.compat
 @pytest.mark.parametrize("fmt, decode", [
     ("JPEG", tf.io.decode_jpeg), ("PNG", tf.io.decode_png), ("GIF", tf.io.decode_gif),
-    ("BMP", tf.io.decode_bmp), ("WEBP", tf.io.decode_webp)])
+    ("BMP", tf.io.decode_bmp),
+    pytest.param("WEBP", getattr(tf.io, "decode_webp", None), marks=pytest.mark.skipif(
+        not hasattr(tf.io, "decode_webp"), reason=f"tf.io.decode_webp is not in TF {tf.__version__}"))])
 def test_encoders_write_what_tf_decodes(fmt, decode):
     pixels = noise_image(5, 7, 3, np.random.default_rng(0))
     shape = decode(encode_image(pixels, fmt)).shape

@@ -37,6 +37,7 @@ def entries(path) -> list[str]:
     return sorted(tf.io.gfile.listdir(os.fspath(path)))
 
 
+@pytest.mark.compat
 def test_save_tf_module_publishes_warmed_model(tmp_path):
     m = Guarded()
     dst = tmp_path / "model" / "1"
@@ -54,6 +55,7 @@ def tw_save(module, dst, **warmup):
                    warmup=tw.WarmupConfig(**warmup))
 
 
+@pytest.mark.compat
 def test_export_keras_model(tmp_path):
     report = export(tiny_keras(), tmp_path / "k" / "1", warmup=tw.WarmupConfig(batch_sizes=[2]))
     assert report.ok
@@ -153,6 +155,7 @@ def test_ram_filesystem_export_copies_saved_model_pb_last(tmp_path, monkeypatch)
     assert tw.check(dst).ok
 
 
+@pytest.mark.compat
 def test_xla_endpoint_via_export_archive(tmp_path):
     """``model.export(jit_compile=True)`` drops XLA; an ExportArchive endpoint keeps it and is warmed."""
     model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(4, activation="relu"),
@@ -188,6 +191,7 @@ def run_example(name: str, *args: str) -> int:
     return module.main(list(args))
 
 
+@pytest.mark.compat
 def test_example_train_and_export(tmp_path, capsys):
     assert run_example("train_and_export", "--out", str(tmp_path)) == 0
     assert "expected failure: SignatureError" in capsys.readouterr().out

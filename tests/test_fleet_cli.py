@@ -25,6 +25,7 @@ from tfwarm_export.serving.warmup_file import warmup_path
 from conftest import REPO
 
 TF_STARTUP = re.compile(r"absl::InitializeLog|cudart_stub|cpu_feature_guard|oneDNN|cuda_platform|"
+                        r"Unable to register cu|"
                         r"^[IWE]0000 ", re.M)
 BATCHING_TEXT = "max_batch_size { value: 8 }\nallowed_batch_sizes: 2\nallowed_batch_sizes: 8\n"
 
@@ -72,6 +73,7 @@ def fleet_config(mixed_src, tmp_path) -> pathlib.Path:
     return cfg
 
 
+@pytest.mark.compat
 def test_fleet_add_then_check(fleet_config, capsys):
     root = fleet_config.parent / "models"
     assert main(["add", "--model-config-file", str(fleet_config), "--jobs", "2",

@@ -17,6 +17,7 @@ import tensorflow as tf  # noqa: E402
 from tfwarm_export import analysis as graph  # noqa: E402
 from tfwarm_export.values.example_spec import DenseFeature, ExampleSpec  # noqa: E402
 from tfwarm_export.values.examples import synthesize_examples  # noqa: E402
+from tfwarm_export.model.keras_flavor import write_archive  # noqa: E402
 from tfwarm_export.model.signatures import read_signatures  # noqa: E402
 
 
@@ -517,7 +518,7 @@ def keras_model(tmp_path_factory):
         tf.TensorSpec([None], tf.string), tf.TensorSpec([None, 1], tf.string),
         tf.TensorSpec([None, 2], tf.int64)])
     export_dir = tmp_path_factory.mktemp("keras") / "model"
-    archive.write_out(str(export_dir), verbose=False)
+    write_archive(archive, str(export_dir), {})
     return export_dir
 
 

@@ -38,6 +38,7 @@ def names(base) -> list[str]:
     return sorted(os.listdir(base))
 
 
+@pytest.mark.compat
 def test_versions_per_epoch_restart_max_to_keep_and_stale_staging(tmp_path, data):
     base = tmp_path / "model"
     # A "killed" earlier export: a hidden staging dir with a higher number than any version.
@@ -130,6 +131,7 @@ def test_rejects_bad_arguments(tmp_path):
         WarmupExport(tmp_path, max_to_keep=0)
 
 
+@pytest.mark.compat
 def test_example_keras_callback(tmp_path, capsys):
     from test_export import run_example
 

@@ -123,6 +123,28 @@ EVERY_FIELD = """
 """
 
 
+@pytest.mark.compat
+def test_carried_platform_config_descriptor_matches_tf_serving():
+    """``PlatformConfigMap`` is carried (tensorflow-serving-api < 2.21 has no
+    ``platform_config_pb2``); where the installed one has it, the two are the same message."""
+    from google.protobuf import descriptor_pb2, text_format
+
+    try:
+        from tensorflow_serving.config import platform_config_pb2
+    except ImportError:
+        pytest.skip("this tensorflow-serving-api has no config/platform_config_pb2 to compare with")
+    for name in ("PlatformConfig", "PlatformConfigMap"):
+        ours, theirs = descriptor_pb2.DescriptorProto(), descriptor_pb2.DescriptorProto()
+        sc.POOL.FindMessageTypeByName(f"tensorflow.serving.{name}").CopyToProto(ours)
+        getattr(platform_config_pb2, name).DESCRIPTOR.CopyToProto(theirs)
+        assert ours == theirs, name
+    text = platform_text(EVERY_FIELD)
+    theirs = text_format.Parse(text, platform_config_pb2.PlatformConfigMap(), descriptor_pool=sc.POOL)
+    ours = text_format.Parse(text, sc.PlatformConfigMap(), descriptor_pool=sc.POOL)
+    assert ours.SerializeToString(deterministic=True) == theirs.SerializeToString(deterministic=True)
+
+
+@pytest.mark.compat
 def test_platform_config_every_field(rank0, tmp_path):
     smc = sc.SavedModelConfig()
     smc.session_overrides.disable_meta_optimizer = True
@@ -333,6 +355,7 @@ def test_non_xla_model_is_not_flagged(mixed):
 # ----------------------------------------------------------------- as a user runs it
 
 
+@pytest.mark.compat
 def test_cli_per_model_and_platform(rank0_src, tmp_path, capsys):
     model = copy_model(rank0_src, tmp_path)
     write(os.path.join(model, "batching_params.pbtxt"), PER_MODEL)

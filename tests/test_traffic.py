@@ -164,6 +164,7 @@ def write_jsonl(path, bodies, gz: bool = False) -> str:
     return str(path)
 
 
+@pytest.mark.compat
 def test_jsonl_both_formats_with_b64_end_to_end(v7_src, tmp_path):
     model = copy_model(v7_src, tmp_path)
     write_jsonl(tmp_path / "a.jsonl", rest_lines()[:40])
@@ -271,6 +272,7 @@ def write_logs(path, logs, gz: bool = False) -> str:
     return str(path)
 
 
+@pytest.mark.compat
 def test_request_logs_with_all_four_log_types(half_plus_two, tmp_path):
     path = write_logs(tmp_path / "requests.tfrecord.gz", half_plus_two_logs(), gz=True)
     report = tw.add_warmup(half_plus_two, traffic=path, batch_sizes=[1, 2], multi_inference=True,

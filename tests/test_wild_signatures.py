@@ -140,6 +140,7 @@ def test_counter_get_counter_warmed_and_state_unchanged(counter_src, tmp_path):
     assert all(r.ok for r in results) and before == after == 7.0
 
 
+@pytest.mark.compat
 @pytest.mark.parametrize("name", ["saved_model_half_plus_three", "saved_model_counter",
                                   "saved_model_half_plus_two_tf2_cpu"])
 def test_tf_serving_testdata_add_then_check(name, tmp_path, capsys):

@@ -29,14 +29,15 @@ import logging
 import os
 import re
 import uuid
+from types import ModuleType
 from typing import Any, Mapping
 
-import keras
 import numpy as np
 import tensorflow as tf
 
 from tfwarm_export.config import WarmupConfig
 from tfwarm_export.errors import TfwarmError
+from tfwarm_export.model.keras_flavor import default_keras, export_model, keras_of, keras_of_class
 from tfwarm_export.model.signatures import SAVED_MODEL_MARKERS, is_saved_model
 from tfwarm_export.saving import STAGING_RE, is_remote, publish, rmtree_quietly
 from tfwarm_export.report import WarmupReport
@@ -88,8 +89,34 @@ def clean_staging(base_dir: str | os.PathLike) -> list[str]:
     return handled
 
 
-class WarmupExport(keras.callbacks.Callback):
+def callback_base(module: ModuleType) -> type:
+    """``module.callbacks.Callback``: the base a ``fit`` of that Keras accepts."""
+    return module.callbacks.Callback
+
+
+_VARIANTS: dict[tuple[type, type], type] = {}
+_PARTS: dict[type, tuple[type, type]] = {}
+
+
+def _variant(cls: type, base: type) -> type:
+    """``cls`` mixed with one Keras's ``Callback`` (one class per pair, so isinstance works)."""
+    key = (cls, base)
+    if key not in _VARIANTS:
+        variant = type(cls.__name__, (cls, base), {"__module__": cls.__module__,
+                                                   "__qualname__": cls.__qualname__})
+        _VARIANTS[key] = variant
+        _PARTS[variant] = key
+    return _VARIANTS[key]
+
+
+class WarmupExport:
     """Export a warmed SavedModel to ``base_dir/<version>/`` during training.
+
+    An instance is a ``Callback`` of the Keras that ``tf.keras`` routes to when it is
+    built: Keras 3, or Keras 2 (``tf_keras`` under ``TF_USE_LEGACY_KERAS=1``, or TF
+    2.14/2.15's ``tf.keras``). ``keras_module=`` picks another (``tf_keras``, ``keras``);
+    when ``fit`` hands it a model of another Keras, it becomes that Keras's callback
+    in ``set_model`` (before ``fit`` asks it anything else).
 
     Args:
       base_dir: the model's base path as given to TF Serving (``--model_base_path``).
@@ -108,6 +135,7 @@ class WarmupExport(keras.callbacks.Callback):
       export_kwargs: extra keyword arguments for ``model.export``
         (e.g. ``input_signature``).
       verbose: 1 prints a line per published version.
+      keras_module: the Keras package whose ``Callback`` to subclass (default: ``tf.keras``'s).
 
     After training, ``reports`` maps each version this callback published to
     its ``WarmupReport`` and ``failures`` lists the errors skipped under
@@ -122,7 +150,8 @@ class WarmupExport(keras.callbacks.Callback):
                  save_best_only: bool = False, initial_value_threshold: float | None = None,
                  export_on_train_end: bool = False, max_to_keep: int | None = None,
                  on_failure: str = "raise", export_format: str = "tf_saved_model",
-                 export_kwargs: Mapping[str, Any] | None = None, verbose: int = 0):
+                 export_kwargs: Mapping[str, Any] | None = None, verbose: int = 0,
+                 keras_module: ModuleType | None = None):
         super().__init__()
         if save_freq != "epoch" and not (isinstance(save_freq, int) and save_freq > 0):
             raise ValueError(f"save_freq must be 'epoch' or a positive integer of batches, got {save_freq!r}")
@@ -157,7 +186,27 @@ class WarmupExport(keras.callbacks.Callback):
         self._batches_since_save = 0
         self._dirty = False  # weights changed since the last export
 
+    def __new__(cls, *args: Any, keras_module: ModuleType | None = None, **kwargs: Any):
+        if cls not in _PARTS:  # WarmupExport or a user's subclass: pick the Keras now
+            cls = _variant(cls, callback_base(keras_module or default_keras()))
+        return object.__new__(cls)
+
+    @property
+    def keras_module(self) -> ModuleType:
+        """The Keras package (``keras`` or ``tf_keras``) this callback belongs to."""
+        return keras_of_class(_PARTS[type(self)][1])
+
     # -- Keras hooks --------------------------------------------------------------------------
+    def set_model(self, model):
+        module = keras_of(model)
+        if module is not None and module is not self.keras_module:
+            # fit() of another Keras: become its callback, keeping our state.
+            state = dict(self.__dict__)
+            self.__class__ = _variant(_PARTS[type(self)][0], callback_base(module))
+            callback_base(module).__init__(self)
+            self.__dict__.update({k: v for k, v in state.items() if k not in ("model", "_model")})
+        super().set_model(model)
+
     def on_train_begin(self, logs=None):
         tf.io.gfile.makedirs(self.base_dir)
         clean_staging(self.base_dir)
@@ -208,10 +257,8 @@ class WarmupExport(keras.callbacks.Callback):
         """Publish the model's current weights as the next version; returns it (None if skipped)."""
         version = max([self._last_version, *list_versions(self.base_dir)]) + 1
         path = os.path.join(self.base_dir, str(version))
-        kwargs = {"verbose": False, **self.export_kwargs}
-
         def write(staged: str) -> None:
-            self.model.export(staged, format=self.export_format, **kwargs)
+            export_model(self.model, staged, self.export_format, self.export_kwargs)
 
         try:
             report = publish(write, path, self.warmup, what="model.export")
@@ -262,4 +309,4 @@ def _delete_version(path: str) -> None:
     rmtree_quietly(aside)
 
 
-__all__ = ["WarmupExport", "list_versions", "clean_staging"]
+__all__ = ["WarmupExport", "callback_base", "list_versions", "clean_staging"]

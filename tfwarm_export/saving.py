@@ -42,6 +42,7 @@ import tensorflow as tf
 from tfwarm_export.api import add_warmup
 from tfwarm_export.config import WarmupConfig, resolve_config
 from tfwarm_export.errors import ReplayError, TfwarmError
+from tfwarm_export.model.keras_flavor import export_model, write_archive
 from tfwarm_export.model.signatures import SAVED_MODEL_MARKERS, is_saved_model
 from tfwarm_export.report import WarmupReport
 from tfwarm_export.serving.warmup_file import warmup_path
@@ -72,13 +73,15 @@ def save(obj: Any, export_dir: str | os.PathLike, signatures: Any = None, option
 
 def export(model: Any, filepath: str | os.PathLike, *, format: str = "tf_saved_model",
            warmup: WarmupConfig | None = None, **export_kwargs: Any) -> WarmupReport:
-    """Keras 3 ``model.export`` (or ``ExportArchive.write_out``) plus warmup, all or nothing.
+    """Keras ``model.export`` (or ``ExportArchive.write_out``) plus warmup, all or nothing.
 
-    ``model`` is a ``keras.Model`` (exported with ``model.export(path,
-    format=format, **export_kwargs)``) or a ``keras.export.ExportArchive``
-    (written with ``archive.write_out(path, **export_kwargs)``). Only
-    ``format="tf_saved_model"`` makes something TF Serving can load. Keras'
-    ``verbose`` defaults to False here.
+    ``model`` is a ``keras.Model`` or a ``keras.export.ExportArchive``, of Keras 3
+    or of Keras 2 (``tf_keras``, or TF 2.15's ``tf.keras``). Keras 3 models are
+    exported with ``model.export(path, format=format, **export_kwargs)``; Keras 2
+    ones with ``model.export(path, **export_kwargs)`` (Keras 2 takes no format; it
+    always writes a SavedModel); an archive with ``archive.write_out(path,
+    **export_kwargs)``. Only ``format="tf_saved_model"`` makes something TF
+    Serving can load. Keras' ``verbose`` defaults to False where it exists.
 
     XLA endpoints: ``model.export(..., jit_compile=True)`` does not compile the
     serving function with XLA (Keras silently drops the flag). Build the
@@ -96,14 +99,14 @@ def export(model: Any, filepath: str | os.PathLike, *, format: str = "tf_saved_m
     signature, and replay runs the XLA-compiled function, so the compile cost
     of each warmed batch size moves from the first requests to model load.
     """
-    kwargs = {"verbose": False, **export_kwargs}
+    kwargs = dict(export_kwargs)
     if _is_export_archive(model):
         if format != "tf_saved_model":
             raise ValueError(f"an ExportArchive always writes a TF SavedModel; format={format!r} "
                              "does not apply to it.")
 
         def write(path: str) -> None:
-            model.write_out(path, **kwargs)
+            write_archive(model, path, kwargs)
 
         what = "ExportArchive.write_out"
     else:
@@ -112,7 +115,7 @@ def export(model: Any, filepath: str | os.PathLike, *, format: str = "tf_saved_m
                              "it and it has no warmup file; use format='tf_saved_model'.")
 
         def write(path: str) -> None:
-            model.export(path, format=format, **kwargs)
+            export_model(model, path, format, kwargs)
 
         what = "model.export"
     return publish(write, filepath, warmup, what=what)

@@ -16,10 +16,11 @@ Serving parses them: an unknown field is an error naming its line):
   ``session_overrides`` rewrite the session's ``RewriterConfig`` when
   ``enable_saved_model_config`` is set (``saved_model_config_util.cc``).
 
-Where the message definitions come from: ``tensorflow-serving-api`` ships
-``config/platform_config_pb2`` (``PlatformConfigMap``) but none of the messages
-below, so their descriptors are built here with ``descriptor_pb2``, field for field
-(names, numbers, types) from TF Serving's
+Where the message definitions come from: ``tensorflow-serving-api`` ships none of
+the messages below (``config/platform_config_pb2`` only from 2.21 on), so their
+descriptors are built here with ``descriptor_pb2``, field for field (names, numbers,
+types) from TF Serving's ``tensorflow_serving/config/platform_config.proto``
+(``PlatformConfig``, ``PlatformConfigMap``),
 ``tensorflow_serving/servables/tensorflow/session_bundle_config.proto``
 (``ModelWarmupOptions``, ``SessionBundleConfig``),
 ``saved_model_bundle_source_adapter.proto`` (``SavedModelBundleSourceAdapterConfig``),
@@ -40,7 +41,6 @@ from typing import Any
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, text_format
 from google.protobuf import any_pb2, wrappers_pb2
 from tensorflow.core.protobuf import config_pb2, named_tensor_pb2
-from tensorflow_serving.config import platform_config_pb2
 
 from tfwarm_export.serving.batching import BatchingConfig, BatchingParameters, parse_batching_parameters
 from tfwarm_export.errors import ServingConfigError
@@ -85,7 +85,8 @@ def _build_pool() -> descriptor_pool.DescriptorPool:
                                 _F.TYPE_BOOL, _F.TYPE_STRING)
     fdp = descriptor_pb2.FileDescriptorProto(
         name="tfwarm_export/serving_config.proto", package=_PKG, syntax="proto3",
-        dependency=["google/protobuf/wrappers.proto", "tensorflow/core/protobuf/config.proto",
+        dependency=["google/protobuf/wrappers.proto", "google/protobuf/any.proto",
+                    "tensorflow/core/protobuf/config.proto",
                     "tensorflow/core/protobuf/named_tensor.proto",
                     BatchingParameters.DESCRIPTOR.file.name])
     # session_bundle_config.proto
@@ -117,6 +118,16 @@ def _build_pool() -> descriptor_pool.DescriptorPool:
         ("enable_per_model_batching_params", 789, b, None, opt),
         ("enable_saved_model_config", 790, b, None, opt),
     ])
+    # platform_config.proto (a map field is a repeated nested *Entry message with map_entry set)
+    _message(fdp, "PlatformConfig", [
+        ("source_adapter_config", 1, msg, ".google.protobuf.Any", opt)])
+    pcm = fdp.message_type.add(name="PlatformConfigMap")
+    pcm.field.add(name="platform_configs", number=1, type=msg, label=rep,
+                  type_name=f".{_PKG}.PlatformConfigMap.PlatformConfigsEntry")
+    entry = pcm.nested_type.add(name="PlatformConfigsEntry")
+    entry.field.add(name="key", number=1, type=s, label=opt)
+    entry.field.add(name="value", number=2, type=msg, label=opt, type_name=f".{_PKG}.PlatformConfig")
+    entry.options.map_entry = True
     # saved_model_bundle_source_adapter.proto / session_bundle_source_adapter.proto
     _message(fdp, "SavedModelBundleSourceAdapterConfig", [
         ("legacy_config", 1000, msg, f".{_PKG}.SessionBundleConfig", opt)])
@@ -147,6 +158,7 @@ def _cls(name: str):
     return message_factory.GetMessageClass(POOL.FindMessageTypeByName(f"{_PKG}.{name}"))
 
 
+PlatformConfigMap = _cls("PlatformConfigMap")
 SessionBundleConfig = _cls("SessionBundleConfig")
 ModelWarmupOptions = _cls("ModelWarmupOptions")
 SavedModelBundleSourceAdapterConfig = _cls("SavedModelBundleSourceAdapterConfig")
@@ -182,7 +194,7 @@ def _read_text(path: str, what: str) -> str:
 
 def parse_platform_config(text: str, source: str = "<string>"):
     """The ``SessionBundleConfig`` for the ``tensorflow`` platform of a text ``PlatformConfigMap``."""
-    pcm = platform_config_pb2.PlatformConfigMap()
+    pcm = PlatformConfigMap()
     try:
         text_format.Parse(text, pcm, descriptor_pool=POOL)
     except text_format.ParseError as e:

@@ -197,3 +197,17 @@ def test_example_train_and_export(tmp_path, capsys):
     assert "expected failure: SignatureError" in capsys.readouterr().out
     assert sorted(os.listdir(tmp_path / "scorer")) == ["1"]
     assert tw.check(str(tmp_path / "keras_model" / "1")).ok
+
+
+@pytest.mark.skipif(not keras.__version__.startswith("3"), reason="Keras 3 only: Keras 2 models save restorably")
+def test_save_of_a_keras3_model_that_tf_serving_cannot_restore_says_why(tmp_path):
+    """TF Serving's loader never restores a Keras 3 model's variables under tf.saved_model.save
+    (keras-team/keras#19274): the error blames the export, not the warmup records."""
+    model = tiny_keras()
+    target = tmp_path / "m" / "1"
+    with pytest.raises(tw.ReplayError) as e:
+        save(model, str(target), warmup=tw.WarmupConfig(batch_sizes=[1]))
+    msg = str(e.value)
+    assert "cannot serve any request" in msg and "Could not find variable" in msg
+    assert "model.export(DIR)" in msg and "score/" in msg.split("variable(s)")[1].split(",")[0]
+    assert not target.exists()  # all or nothing: nothing published

@@ -16,7 +16,7 @@ from tensorflow_serving.apis import prediction_log_pb2
 from tfwarm_export import analysis
 from tfwarm_export.serving.check import check_warmup_file
 from tfwarm_export.config import DEFAULT_DIM_SIZE, RETRY_DIM_SIZE, WarmupConfig, resolve_config
-from tfwarm_export.errors import PlanError, ReplayError, WarmupFileError
+from tfwarm_export.errors import PlanError, ReplayError, WarmupFileError, unrestored_variable
 from tfwarm_export.model.oplibs import ensure_ops
 from tfwarm_export.planning.budget import choose_within_budget, parse_duration
 from tfwarm_export.planning.plan import PlannedRecord, WarmupPlan, make_plan
@@ -68,6 +68,8 @@ def _values(warmup_plan: WarmupPlan, record: PlannedRecord, strategy: str = PLAN
                          warmup_plan.privacy)
 
 
+_VARIABLE_OPS = frozenset({"ReadVariableOp", "VarHandleOp", "VariableV2", "VarIsInitializedOp"})
+"""Ops that fail on the model's own state (an unrestored variable), never on a fed value."""
 _STRING_CHOICES = '["valid", ...]'
 _NUMBER_RANGE = '{"range": [low, high]}'
 
@@ -86,6 +88,8 @@ def _fix_hint(record: PlannedRecord, rejection: analysis.Rejection | None = None
     inputs = list(record.inputs)
     if rejection is not None:
         hints.append(rejection.describe())
+        if rejection.op in _VARIABLE_OPS:  # reads model state only: no request value changes that
+            return "; ".join(hints + ["it reads a variable, not a request value: no override helps"])
         if rejection.inputs:
             inputs = [i for i in inputs if i.alias in rejection.inputs]
     for inp in inputs:
@@ -301,6 +305,15 @@ def _replay(export_dir: str, config: WarmupConfig, warmup_plan: WarmupPlan, logs
         report.results, report.plan, report.replayed = results, final, True
         lines = [f"record {r.index} (signature {r.signature!r}, {r.log_type}, batch "
                  f"{r.batch_size}): {r.error}" for r in failures]
+        missing = {unrestored_variable(r.error or "") for r in failures}
+        if None not in missing:
+            raise ReplayError(
+                f"{export_dir} cannot serve any request: TF Serving's loader does not restore its "
+                f"variable(s) {', '.join(sorted(missing))}, so every request fails with 'Could not "
+                "find variable', whatever the warmup file holds (a Keras 3 model written with "
+                "tf.saved_model.save, keras-team/keras#19274). Export it with model.export(DIR) "
+                "or tfwarm_export.export(model, DIR); nothing was written (an existing warmup file "
+                "is kept).\n  " + "\n  ".join(lines[:3]), report)
         raise ReplayError(
             f"{len(failures)} of {len(logs)} warmup record(s) for {export_dir} failed "
             "replay, so TF Serving would fail to load this model with them; nothing was "

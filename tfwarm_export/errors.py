@@ -74,6 +74,17 @@ def tf_error_text(error, limit: int = 400) -> str:
     return text if len(text) <= limit else text[:limit] + "..."
 
 
+def unrestored_variable(text: str) -> str | None:
+    """The variable a replay error says was never restored, if that is the error.
+
+    TF Serving's loader (like the TF1 loader replay uses) restores variables through the
+    SavedModel's ``saver_def``; a Keras 3 model written with ``tf.saved_model.save`` reads
+    variables the restore never creates (keras-team/keras#19274), and every request fails.
+    """
+    m = re.search(r"Could not find variable ([^\s.]+(?:\.[^\s.]+)*)\. This could mean", text)
+    return m.group(1) if m else None
+
+
 def tf_error_node(error) -> tuple[str, str] | None:
     """``(function, node)`` of the node a TensorFlow ``OpError`` names (function "" when the
     message does not say), from its ``[[{{function_node F}}{{node N}}]]`` trace or ``node_def``.

@@ -176,7 +176,7 @@ def test_platform_config_applies_to_every_version_as_to_one_directory(mixed_src,
     assert any("enable_model_warmup" in w for w in row.warnings)  # the server's warning, kept
 
     single = tw.check(str(base / "1"), platform_config=str(platform))
-    assert single.ok and single.coverage == {"other": [4], "serving_default": [4]}
+    assert single.ok and single.batch_sizes == {"other": [4], "serving_default": [4]}
     row = fleet.run_version(target, "check", config)
     assert row.status == fleet.CHECKED and row.records == single.num_records == 2
     assert any(fleet.PER_MODEL_BATCHING_FILE in n for n in row.notes)  # what the config decided, said

@@ -19,7 +19,7 @@ from tfwarm_export.errors import (BatchingError, ConfigKeyError, DatasetError, M
                                   OpLibraryError, PlanError, ReplayError, SavedModelError,
                                   ServingConfigError, SignatureError, TfwarmError,
                                   WarmupFileError)
-from tfwarm_export.planning.plan import WarmupPlan
+from tfwarm_export.planning.records import WarmupPlan
 from tfwarm_export.report import CheckReport, WarmupReport
 from tfwarm_export.saving import export, save
 from tfwarm_export.model.signatures import read_signatures

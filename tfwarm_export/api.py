@@ -19,7 +19,8 @@ from tfwarm_export.config import DEFAULT_DIM_SIZE, RETRY_DIM_SIZE, WarmupConfig,
 from tfwarm_export.errors import PlanError, ReplayError, WarmupFileError, unrestored_variable
 from tfwarm_export.model.oplibs import ensure_ops
 from tfwarm_export.planning.budget import choose_within_budget, parse_duration
-from tfwarm_export.planning.plan import PlannedRecord, WarmupPlan, make_plan
+from tfwarm_export.planning.plan import make_plan
+from tfwarm_export.planning.records import PlannedRecord, WarmupPlan
 from tfwarm_export.serving.coverage import measure_coverage, traffic_classes
 from tfwarm_export.serving.load_cost import load_cost, record_costs
 from tfwarm_export.serving.replay import RecordResult, Replayer

@@ -5,7 +5,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from tfwarm_export.planning.plan import WarmupPlan
+from tfwarm_export.planning.records import WarmupPlan
 from tfwarm_export.serving.load_cost import load_cost_lines
 from tfwarm_export.serving.replay import RecordResult
 

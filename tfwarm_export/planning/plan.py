@@ -9,8 +9,6 @@ listed in ``skipped`` with the reason instead of becoming a failing record.
 from __future__ import annotations
 
 import dataclasses
-import json
-from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 import numpy as np
@@ -18,328 +16,21 @@ import tensorflow as tf
 
 from tfwarm_export import analysis
 from tfwarm_export.serving.batching import BatchingConfig, padding_note, resolve_batch_sizes
-from tfwarm_export.serving.load_cost import nothing_new
-from tfwarm_export.serving.request_class import RequestClass, request_class
 from tfwarm_export.config import DEFAULT_DIM_SIZE, WarmupConfig
 from tfwarm_export.values.domains import Domain
 from tfwarm_export.errors import DatasetError, PlanError, SignatureError
-from tfwarm_export.values.example_spec import ExampleSpec
 from tfwarm_export.planning.keys import validate_keys
+from tfwarm_export.planning.records import MAX_RECORDS, InputPlan, PlannedRecord, WarmupPlan
+from tfwarm_export.planning.request_types import CLASSIFY, MULTI_INFERENCE, PREDICT, REGRESS, choose_request_type
+from tfwarm_export.planning.tensor_inputs import input_shapes, tensor_domain
+from tfwarm_export.planning.xla_classes import exact_classes, fit_exact_to_cap, xla_compiles, xla_default_dims
 from tfwarm_export.planning.plan_inputs import (Skip, composite_batching_reason, composite_input,
                                        composite_part_shape, logical_signature, lookup)
-from tfwarm_export.traffic import (DataSample, TrafficSelection, check_selection, sample_dataset,
+from tfwarm_export.traffic import (TrafficSelection, check_selection, sample_dataset,
                                    sample_traffic, traffic_plan)
 from tfwarm_export.serving.serving_config import ServerSettings, resolve_server
 from tfwarm_export.traffic.stats import bucket_quantiles, cut_quantiles
-from tfwarm_export.model.signatures import (CLASSIFY_METHOD, PREDICT_METHOD, REGRESS_METHOD,
-                                      ModelSignatures, SignatureInfo, TensorSpec)
-
-MAX_RECORDS = 1000
-"""TF Serving's limit on records in one warmup file (record 1001 fails the load)."""
-
-PREDICT, CLASSIFY, REGRESS, MULTI_INFERENCE = "predict", "classify", "regress", "multi_inference"
-
-
-@dataclass(frozen=True)
-class InputPlan:
-    """How one request input is filled.
-
-    ``kind`` is "tensor" (values synthesised or sampled for ``shape``) or
-    "examples" (``shape[0]`` serialized tf.Examples built from ``example_spec``).
-    """
-
-    alias: str
-    tensor: str
-    dtype: tf.DType
-    shape: tuple[int, ...]
-    kind: str = "tensor"
-    domain: Domain | None = None
-    example_spec: ExampleSpec | None = None
-    feature_domains: Mapping[str, Domain] = field(default_factory=dict)
-    defaulted_axes: tuple[int, ...] = ()  # unknown dims sized by DEFAULT_DIM_SIZE, not by user/data
-    composite: analysis.Component | None = None  # kind "composite": one part of a ragged/sparse input
-
-    def to_dict(self) -> dict:
-        d: dict[str, Any] = {"alias": self.alias, "tensor": self.tensor, "dtype": self.dtype.name,
-                             "shape": list(self.shape), "kind": self.kind}
-        if self.defaulted_axes:
-            d["defaulted_axes"] = list(self.defaulted_axes)
-        if self.domain is not None:
-            d["domain"] = self.domain.describe()
-        if self.example_spec is not None:
-            d["example_spec"] = self.example_spec.to_dict()
-        if self.feature_domains:
-            d["feature_domains"] = {k: v.describe() for k, v in sorted(self.feature_domains.items())}
-        if self.composite is not None:
-            d["composite"] = {"part": self.composite.describe(), "shape": list(self.composite.sizes)}
-            if self.composite.confirmed_by:
-                d["composite"]["confirmed_by"] = list(self.composite.confirmed_by)
-        return d
-
-
-@dataclass(frozen=True)
-class PlannedRecord:
-    """One PredictionLog to write. ``batch_size`` is None for unbatched inputs."""
-
-    signature: str
-    request_type: str
-    batch_size: int | None
-    inputs: tuple[InputPlan, ...]
-    variant: int = 0
-    tasks: tuple[tuple[str, str], ...] = ()  # MultiInference: (signature, method_name) pairs
-    source: str = "synthetic"  # or "dataset": values come from WarmupPlan.samples[signature]
-    bucket: tuple[tuple[tuple[str, int], int], ...] = ()  # ((alias, axis), size) from the data
-    exact: int = 0  # > 0: an exact class seen this often in the data (signatures that compile per shape)
-
-    @property
-    def key(self) -> str:
-        parts = [self.signature, self.request_type, f"b{self.batch_size}"]
-        if self.variant:
-            parts.append(f"v{self.variant}")
-        return "/".join(parts)
-
-    def request_class(self, batching: BatchingConfig | None = None) -> RequestClass:
-        """The class of the request this record becomes (``serving.request_class``)."""
-        if self.request_type == PREDICT:
-            shapes = {i.alias: i.shape for i in self.inputs}
-        else:
-            shapes = {"inputs": (self.batch_size or 0,)}
-        return request_class(self.signature, self.request_type, shapes,
-                             batching.padded_size if batching is not None else None)
-
-    def to_dict(self) -> dict:
-        d = {"signature": self.signature, "request_type": self.request_type,
-             "batch_size": self.batch_size, "variant": self.variant, "source": self.source,
-             "inputs": [i.to_dict() for i in self.inputs]}
-        if self.exact:
-            d["exact_class_count"] = self.exact
-        if self.bucket:
-            d["bucket"] = {f"{a}[{ax}]": size for (a, ax), size in self.bucket}
-        if self.tasks:
-            d["tasks"] = [list(t) for t in self.tasks]
-        return d
-
-
-@dataclass(frozen=True)
-class WarmupPlan:
-    """What will be written, and why anything is left out."""
-
-    export_dir: str
-    tags: tuple[str, ...]
-    model_name: str
-    seed: int
-    batch_sizes: tuple[int, ...]
-    batching: BatchingConfig | None
-    records: tuple[PlannedRecord, ...]
-    skipped: Mapping[str, str] = field(default_factory=dict)
-    notes: tuple[str, ...] = ()
-    samples: Mapping[str, DataSample] = field(default_factory=dict)
-    privacy: str = "rows"
-    server: ServerSettings | None = None  # what TF Serving loads the model with
-    copies: int = 1  # each record is written this many times (``iterations``)
-    xla: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # XLA sigs warmed at a default dim
-    xla_compiles: Mapping[str, int] = field(default_factory=dict)  # XLA sig -> distinct shapes it warms
-
-    def classes(self) -> list[RequestClass]:
-        """Each record's request class, in file order."""
-        return [r.request_class(self.batching) for r in self.records]
-
-    def duplicates(self) -> list[tuple[int, int]]:
-        """``(record, earlier record)`` pairs of the same class: the later warms nothing new."""
-        return nothing_new(self.classes())
-
-    def load_estimate(self) -> dict:
-        """What loading the file will cost, known before anything runs: XLA compiles (one per
-        distinct shape of an XLA signature) and records that repeat an earlier one's class."""
-        return {"xla_compiles": sum(self.xla_compiles.values()),
-                "xla_compiles_by_signature": dict(sorted(self.xla_compiles.items())),
-                "duplicate_records": [{"index": i, "same_class_as": j} for i, j in self.duplicates()]}
-
-    @property
-    def signatures(self) -> list[str]:
-        return sorted({r.signature for r in self.records if r.request_type != MULTI_INFERENCE})
-
-    def to_dict(self) -> dict:
-        return {
-            "export_dir": self.export_dir,
-            "tags": list(self.tags),
-            "model_name": self.model_name,
-            "seed": self.seed,
-            "batch_sizes": list(self.batch_sizes),
-            "batching": self.batching.to_dict() if self.batching else None,
-            "num_records": len(self.records),
-            "records": [r.to_dict() for r in self.records],
-            "skipped": dict(sorted(self.skipped.items())),
-            "notes": list(self.notes),
-            "data": {sig: sample.to_dict(privacy=self.privacy) for sig, sample in sorted(self.samples.items())},
-            "privacy": self.privacy,
-            "server": self.server.to_dict() if self.server else None,
-            "copies": self.copies,
-            "xla_default_dims": {k: list(v) for k, v in sorted(self.xla.items())},
-            "load_estimate": self.load_estimate(),
-        }
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
-
-    def summary(self) -> str:
-        lines = [f"Warmup plan for {self.export_dir}: {len(self.records)} record(s), "
-                 f"batch sizes {list(self.batch_sizes)}"]
-        by_sig: dict[str, list[PlannedRecord]] = {}
-        for r in self.records:
-            by_sig.setdefault(r.signature, []).append(r)
-        for sig, recs in sorted(by_sig.items()):
-            shapes = ", ".join(f"{i.alias}{list(i.shape)}" + (f" {i.domain.source}" if i.domain is not None
-                                                               and i.domain.encoding is not None else "")
-                               for i in recs[0].inputs) or "no inputs"
-            sizes = [str(s) for s in sorted({r.batch_size for r in recs}, key=lambda b: b or 0)]
-            lines.append(f"  {sig}: {recs[0].request_type} x{len(recs)} "
-                         f"(batch {', '.join(sizes)}; e.g. {shapes})")
-        for sig, where in sorted(self.xla.items()):
-            lines.append(f"  {sig}: WARNING - {analysis.xla_shape_warning(where, DEFAULT_DIM_SIZE)}")
-        for sig, why in sorted(self.skipped.items()):
-            lines.append(f"  {sig}: SKIPPED - {why}")
-        if self.xla_compiles:
-            n = sum(self.xla_compiles.values())
-            lines.append(f"  load estimate: {n} XLA compile(s) at load ("
-                         + ", ".join(f"{k}: {v}" for k, v in sorted(self.xla_compiles.items())) + ")")
-        dups = self.duplicates()
-        if dups:
-            lines.append(f"  {len(dups)} record(s) warm nothing new (an earlier record has the same "
-                         f"class): {', '.join(str(i) for i, _ in dups[:20])}")
-        if self.copies > 1:
-            lines.append(f"  each record is written {self.copies} times ({len(self.records) * self.copies} "
-                         "records in the file)")
-        lines += [f"  note: {n}" for n in self.notes]
-        if self.server is not None:
-            lines += self.server.summary_lines()
-        return "\n".join(lines)
-
-
-def _is_float(dtype: tf.DType) -> bool:
-    return dtype.is_floating
-
-
-def _classify_problem(sig: SignatureInfo) -> str | None:
-    """Why the Classify API would reject ``sig``, or None if it accepts it."""
-    if set(sig.inputs) != {"inputs"}:
-        return f"Classify needs exactly one input named 'inputs', found {sorted(sig.inputs)}"
-    if sig.inputs["inputs"].dtype != tf.string:
-        return f"Classify feeds serialized tf.Examples, but 'inputs' is {sig.inputs['inputs'].dtype.name}"
-    outs = set(sig.outputs)
-    if not outs & {"classes", "scores"} or outs - {"classes", "scores"}:
-        return f"Classify outputs must be 'classes' and/or 'scores', found {sorted(outs)}"
-    for alias, want in (("classes", tf.string), ("scores", None)):
-        spec = sig.outputs.get(alias)
-        if spec is None:
-            continue
-        if want is tf.string and spec.dtype != tf.string:
-            return f"Classify output 'classes' must be string, found {spec.dtype.name}"
-        if want is None and not _is_float(spec.dtype):
-            return f"Classify output 'scores' must be float, found {spec.dtype.name}"
-        if spec.rank is not None and spec.rank != 2:
-            return f"Classify output {alias!r} must be [batch, n], found shape {spec.shape_str()}"
-    return None
-
-
-def _regress_problem(sig: SignatureInfo) -> str | None:
-    """Why the Regress API would reject ``sig``, or None if it accepts it."""
-    if set(sig.inputs) != {"inputs"}:
-        return f"Regress needs exactly one input named 'inputs', found {sorted(sig.inputs)}"
-    if sig.inputs["inputs"].dtype != tf.string:
-        return f"Regress feeds serialized tf.Examples, but 'inputs' is {sig.inputs['inputs'].dtype.name}"
-    if set(sig.outputs) != {"outputs"}:
-        return f"Regress needs exactly one output named 'outputs', found {sorted(sig.outputs)}"
-    spec = sig.outputs["outputs"]
-    if not _is_float(spec.dtype):
-        return f"Regress output 'outputs' must be float, found {spec.dtype.name}"
-    if spec.shape is not None and not (len(spec.shape) == 1 or (len(spec.shape) == 2 and spec.shape[1] in (1, None))):
-        return f"Regress output must be [batch] or [batch, 1], found {spec.shape_str()}"
-    return None
-
-
-def choose_request_type(sig: SignatureInfo) -> tuple[str, str | None]:
-    """The request type TF Serving can run for ``sig``, plus a note on any fallback.
-
-    Classify/Regress signatures get their own request type when they meet that
-    API's rules; otherwise the Predict API (which accepts classify and regress
-    method names) still warms the same graph.
-    """
-    dense = all(s.encoding == "dense" for s in sig.inputs.values())
-    if sig.method_name == PREDICT_METHOD:
-        if not dense:
-            bad = [a for a, s in sig.inputs.items() if s.encoding != "dense"]
-            raise Skip(f"inputs {bad} are sparse/composite tensors; the Predict API feeds dense "
-                        "tensors only, so TF Serving can never run this signature")
-        return PREDICT, None
-    if sig.method_name in (CLASSIFY_METHOD, REGRESS_METHOD):
-        problem = (_classify_problem if sig.method_name == CLASSIFY_METHOD else _regress_problem)(sig)
-        if problem is None:
-            return (CLASSIFY if sig.method_name == CLASSIFY_METHOD else REGRESS), None
-        if dense:
-            return PREDICT, f"{problem}; warmed through the Predict API instead"
-        raise Skip(problem)
-    raise Skip(f"method_name {sig.method_name!r} is not predict/classify/regress; every TF Serving "
-                "API refuses to run it")
-
-
-def _input_shapes(sig: SignatureInfo, spec: TensorSpec, config: WarmupConfig, meta_graph=None,
-                  notes: list[str] | None = None
-                  ) -> tuple[tuple[int | None, ...], list[tuple[int, ...]], tuple[int, ...]]:
-    """The declared shape (after user ``shapes``), its non-batch variants, and the
-    axes that fell back to ``DEFAULT_DIM_SIZE``.
-
-    An unknown rank or unknown non-batch dims not sized by the user are first read from
-    the ops that consume the input (``analysis.consumer_shapes``); the plan notes where from.
-    """
-    shape = spec.shape
-    user_shape = lookup(config.shapes, sig.name, spec.alias)
-    if user_shape is not None:
-        user_shape = tuple(None if (d is None or int(d) < 0) else int(d) for d in user_shape)
-        if shape is not None and (len(user_shape) != len(shape) or any(
-                a is not None and b is not None and a != b for a, b in zip(user_shape, shape))):
-            raise PlanError(f"shape override {list(user_shape)} for {sig.name}/{spec.alias} is not "
-                            f"compatible with the signature's {spec.shape_str()}.")
-        shape = user_shape
-    dims = lookup(config.dim_sizes, sig.name, spec.alias) or {}
-    minimum: dict[int, int] = {}
-    if meta_graph is not None and user_shape is None and (shape is None or any(
-            d is None and axis not in dims and str(axis) not in dims
-            for axis, d in enumerate(shape) if axis > 0)):
-        found = analysis.find_consumer_shape(meta_graph, spec.name, shape)
-        if found is not None:
-            before = shape
-            shape = found.shape if shape is None else tuple(
-                d if d is not None or axis == 0 else found.shape[axis] for axis, d in enumerate(shape))
-            minimum = found.minimum
-            if shape != before and notes is not None:
-                was = "unknown rank" if before is None else "shape " + spec.shape_str()
-                notes.append(f"{sig.name}: input {spec.alias!r} has {was}; shape {found.describe()}")
-    if shape is None:
-        raise Skip(
-            f"input {spec.alias!r} of signature {sig.name!r} has unknown rank, and no op that reads it "
-            f"(Reshape, MatMul, Conv, BiasAdd, ConcatV2, EnsureShape) fixes one, so no shape can be "
-            f"synthesised. Give one: shapes={{'{sig.name}/{spec.alias}': (None, 16)}} in Python, or "
-            f"--shape {sig.name}/{spec.alias}=-1,16 on the command line (-1 marks the batch dim).")
-    per_axis: list[list[int]] = []
-    defaulted: list[int] = []
-    for axis, d in enumerate(shape):
-        if axis == 0:
-            continue
-        if d is not None:
-            per_axis.append([d])
-            continue
-        if axis not in dims and str(axis) not in dims:
-            defaulted.append(axis)
-        chosen = dims.get(axis, dims.get(str(axis), max(DEFAULT_DIM_SIZE, minimum.get(axis, 0))))
-        chosen = [int(c) for c in (chosen if isinstance(chosen, (list, tuple)) else [chosen])]
-        if any(c < 0 for c in chosen):
-            raise PlanError(f"dim size for {sig.name}/{spec.alias} axis {axis} must be >= 0, got {chosen}")
-        per_axis.append(chosen)
-    # Variants zip across axes (a sequence length list applies to every unknown axis alike).
-    n = max((len(a) for a in per_axis), default=1)
-    variants = [tuple(a[min(i, len(a) - 1)] for a in per_axis) for i in range(n)]
-    return shape, variants, tuple(defaulted)
+from tfwarm_export.model.signatures import (ModelSignatures, SignatureInfo, TensorSpec)
 
 
 def _data_variants(sample: Any, per_input: dict[str, dict], config: WarmupConfig, sig: SignatureInfo,
@@ -447,30 +138,6 @@ def _defaulted_records(model: ModelSignatures, sig: SignatureInfo, config: Warmu
     return records
 
 
-def _tensor_domain(model: ModelSignatures, sig: SignatureInfo, spec: TensorSpec,
-                   config: WarmupConfig) -> Domain | None:
-    """Where a plain tensor input's values come from, strongest evidence first: a string guard
-    that fixes the text (regex, membership), the decoder the bytes reach, value domains
-    (tables, gathers, Assert bounds), then the remaining guards (length, exclusions,
-    cond/where bounds)."""
-    guard = analysis.find_guard_domain(model.meta_graph, spec.name, spec.dtype)
-    strong = (guard is not None and isinstance(guard.encoding, analysis.GuardEncoding)
-              and (guard.encoding.patterns or guard.encoding.choices is not None))
-    if strong:
-        return guard
-    if spec.dtype == tf.string:  # bytes a graph decoder reads
-        size = config.image_size
-        size = lookup(size, sig.name, spec.alias) if isinstance(size, Mapping) else size
-        found = analysis.find_decoder_domain(model.meta_graph, spec.name, model.export_dir, size)
-        if found is not None:
-            return found
-    found = analysis.find_value_domains(model.meta_graph, {spec.alias: spec.name}, None,
-                                        export_dir=model.export_dir).get(spec.alias)
-    if found is None and guard is None and spec.dtype == tf.string:
-        _refuse_unsupported_use(model, sig.name, spec)  # nothing says what to write: can any bytes do?
-    return found if found is not None else guard
-
-
 def _plan_feeds(model: ModelSignatures, sig: SignatureInfo, feeds: list[TensorSpec], config: WarmupConfig,
                 batch_sizes: tuple[int, ...], batching: BatchingConfig | None, notes: list[str],
                 request_type: str, sample: Any, max_buckets: int | None) -> list[PlannedRecord]:
@@ -520,9 +187,9 @@ def _plan_feeds(model: ModelSignatures, sig: SignatureInfo, feeds: list[TensorSp
                                          domain=None, example_spec=example_spec,
                                          feature_domains=feature_domains, defaulted=())
             continue
-        shape, variants, defaulted = _input_shapes(sig, spec, config, model.meta_graph, notes)
+        shape, variants, defaulted = input_shapes(sig, spec, config, model.meta_graph, notes)
         if domain is None:
-            domain = _tensor_domain(model, sig, spec, config)
+            domain = tensor_domain(model, sig, spec, config)
         per_input[spec.alias] = dict(spec=spec, shape=shape, variants=variants, kind="tensor",
                                      domain=domain, example_spec=None, feature_domains={},
                                      defaulted=defaulted)
@@ -578,7 +245,7 @@ def _plan_feeds(model: ModelSignatures, sig: SignatureInfo, feeds: list[TensorSp
         n_variants = max(n_variants, len(data_variants))
     items = [(b, v, data_variants[min(v, len(data_variants) - 1)], 0)
              for b in sizes for v in range(n_variants)]
-    exact = _exact_classes(model, sig, per_input, sample, sizes, fixed_batch, batching, config, request_type)
+    exact = exact_classes(model, sig, per_input, sample, sizes, fixed_batch, batching, config, request_type)
     if exact is not None:
         items, source_note = exact
         notes.append(f"{sig.name}: {source_note}")
@@ -610,88 +277,6 @@ def _plan_feeds(model: ModelSignatures, sig: SignatureInfo, feeds: list[TensorSp
                                      source="dataset" if sample is not None else "synthetic",
                                      bucket=tuple(sorted(bucket.items())), exact=seen))
     return records
-
-
-def _exact_classes(model: ModelSignatures, sig: SignatureInfo, per_input: dict[str, dict], sample: Any,
-                   sizes: tuple, fixed0: set, batching: BatchingConfig | None, config: WarmupConfig,
-                   request_type: str) -> tuple[list[tuple], str] | None:
-    """For a signature that compiles once per shape (XLA): one item per exact class seen in the
-    data, ``(batch, variant, bucket, count)``, most frequent first, and the plan note. None when
-    buckets stay: no data, no unknown dimension left to the data, or no per-shape compile.
-
-    A bucket's representative length warms nothing for its neighbours under XLA, so the exact
-    (padded batch, sizes) of each class is what covers the traffic. Traffic classes keep their
-    own padded batch; dataset rows (which have no batch) are crossed with the planned sizes.
-    """
-    if sample is None or request_type != PREDICT or any(p["kind"] != "tensor" for p in per_input.values()):
-        return None
-    axes = {alias: [ax for ax in range(1, len(p["shape"])) if p["shape"][ax] is None
-                    and not (lookup(config.dim_sizes, sig.name, alias) or {}).get(ax)]
-            for alias, p in per_input.items()}
-    if not any(axes.values()):
-        return None
-    if not analysis.find_xla_compilation(model.meta_graph, [s.name for s in sig.outputs.values()]):
-        return None
-    counts: dict[tuple, int] = {}
-    skipped = 0
-
-    def bucket_of(dims_of: Mapping[str, tuple[int, ...]], offset: int) -> tuple | None:
-        if set(dims_of) != set(per_input):
-            return None  # other inputs fed (e.g. a defaulted one): another Session run than planned
-        try:
-            return tuple(sorted(((a, ax), int(dims_of[a][ax - offset])) for a, axs in axes.items()
-                                for ax in axs))
-        except IndexError:
-            return None
-
-    if sample.class_counts:
-        for rc, n in sample.class_counts.items():
-            bucket = bucket_of(dict(rc.shape), 0) if rc.request_type == PREDICT else None
-            ok = (bucket is not None and rc.batch_size is not None
-                  and (not fixed0 or rc.batch_size in fixed0)
-                  and (batching is None or rc.batch_size <= batching.max_batch_size))
-            if not ok:
-                skipped += n
-                continue
-            key = (rc.batch_size, bucket)
-            counts[key] = counts.get(key, 0) + n
-        where = "requests"
-    else:
-        for shape, n in sample.row_shapes.items():
-            bucket = bucket_of(dict(shape), 1)
-            if bucket is None:
-                skipped += n
-                continue
-            for b in sizes:
-                if b is not None:
-                    counts[(b, bucket)] = counts.get((b, bucket), 0) + n
-        where = "rows"
-    if not counts:
-        return None
-    ordered = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
-    items = [(b, i, dict(bucket), n) for i, ((b, bucket), n) in enumerate(ordered)]
-    note = (f"compiles with XLA once per shape: warming the {len(items)} exact (batch, shape) "
-            f"class(es) seen in {sample.source}, most frequent first, instead of buckets")
-    if skipped:
-        note += f" ({skipped:,} {where} of other inputs or request types are not among them)"
-    return items, note
-
-
-def _fit_exact_to_cap(per_sig: dict[str, list[PlannedRecord]], notes: list[str]) -> None:
-    """Cut the least frequent exact classes (never a signature's last record) to fit the cap."""
-    over = sum(len(v) for v in per_sig.values()) - MAX_RECORDS
-    if over <= 0:
-        return
-    cands = sorted(((r.exact, -i, name, r) for name, recs in per_sig.items()
-                    for i, r in enumerate(recs) if r.exact and i > 0), key=lambda c: c[:3])
-    cut: dict[str, list[PlannedRecord]] = {}
-    for _, _, name, r in cands[:over]:
-        cut.setdefault(name, []).append(r)
-    for name, gone in sorted(cut.items()):
-        drop = set(map(id, gone))
-        per_sig[name] = [r for r in per_sig[name] if id(r) not in drop]
-        notes.append(f"{name}: to stay within {MAX_RECORDS} records, the {len(gone)} least frequent "
-                     f"exact class(es) were cut ({sum(r.exact for r in gone):,} requests/rows of the data)")
 
 
 def _multi_inference_records(model: ModelSignatures, records: list[PlannedRecord],
@@ -765,7 +350,7 @@ def make_plan(model: ModelSignatures, config: WarmupConfig | None = None,
         except Skip as why:
             skipped[name] = str(why)
     _fit_buckets_to_budget(model, config, batch_sizes, batching, samples, per_sig, notes)
-    _fit_exact_to_cap(per_sig, notes)
+    fit_exact_to_cap(per_sig, notes)
     records = [r for name in wanted for r in per_sig.get(name, [])]
     if config.multi_inference:
         records.extend(_multi_inference_records(model, records, batch_sizes, notes, config.model_name))
@@ -792,21 +377,8 @@ def make_plan(model: ModelSignatures, config: WarmupConfig | None = None,
                       seed=config.seed, batch_sizes=batch_sizes, batching=batching,
                       records=tuple(records), skipped=skipped, notes=tuple(notes),
                       samples=samples, privacy=config.privacy, server=server, copies=copies,
-                      xla=_xla_default_dims(model, records),
-                      xla_compiles=_xla_compiles(model, records, batching))
-
-
-def _refuse_unsupported_use(model, signature: str, spec) -> None:
-    """A PlanError when a string input reaches an op the catalogue marks unsupported."""
-    use = analysis.find_unsupported_use(model.meta_graph, spec.name)
-    if use is None:
-        return
-    key = f"{signature}/{spec.alias}"
-    raise PlanError(f"signature {signature!r}: input {spec.alias!r} reaches {use.op} (node {use.node}, "
-                    f"input {use.arg!r}), which the op catalogue marks unsupported: {use.why}. No value "
-                    f"the tool writes is known to work there; give values that do with "
-                    f"overrides={{'{key}': [b'...']}} (CLI --value '{key}=[\"...\"]'), or leave the "
-                    "signature out with signatures=[...] (CLI --signatures).")
+                      xla=xla_default_dims(model, records),
+                      xla_compiles=xla_compiles(model, records, batching))
 
 
 def _copies(iterations: int, n_records: int, notes: list[str]) -> int:
@@ -819,31 +391,6 @@ def _copies(iterations: int, n_records: int, notes: list[str]) -> int:
                      f"Serving's limit of {MAX_RECORDS}; each record is written {fit} time(s) instead")
         return fit
     return int(iterations)
-
-
-def _xla_default_dims(model: ModelSignatures, records: list[PlannedRecord]) -> dict[str, tuple[str, ...]]:
-    """XLA signatures whose unknown non-batch dims were warmed only at DEFAULT_DIM_SIZE."""
-    out: dict[str, tuple[str, ...]] = {}
-    for name in sorted({r.signature for r in records if r.request_type != MULTI_INFERENCE}):
-        recs = [r for r in records if r.signature == name]
-        if not all(any(i.defaulted_axes for i in r.inputs) for r in recs):
-            continue
-        sig = model.signatures[name]
-        where = analysis.find_xla_compilation(model.meta_graph, [s.name for s in sig.outputs.values()])
-        if where:
-            out[name] = tuple(where)
-    return out
-
-
-def _xla_compiles(model: ModelSignatures, records: list[PlannedRecord],
-                  batching: BatchingConfig | None) -> dict[str, int]:
-    """XLA signature -> distinct request classes its records warm: each is one compile at load."""
-    out: dict[str, int] = {}
-    for name in sorted({r.signature for r in records if r.request_type != MULTI_INFERENCE}):
-        sig = model.signatures[name]
-        if analysis.find_xla_compilation(model.meta_graph, [s.name for s in sig.outputs.values()]):
-            out[name] = len({r.request_class(batching) for r in records if r.signature == name})
-    return out
 
 
 def _sample_datasets(model: ModelSignatures, wanted: list[str], config: WarmupConfig,

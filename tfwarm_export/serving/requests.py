@@ -14,7 +14,8 @@ import tensorflow as tf
 from tensorflow_serving.apis import (classification_pb2, inference_pb2, input_pb2, model_pb2,
                                      predict_pb2, prediction_log_pb2, regression_pb2)
 
-from tfwarm_export.planning.plan import CLASSIFY, MULTI_INFERENCE, PREDICT, REGRESS, PlannedRecord
+from tfwarm_export.planning.records import PlannedRecord
+from tfwarm_export.planning.request_types import CLASSIFY, MULTI_INFERENCE, PREDICT, REGRESS
 
 
 def _model_spec(name: str, signature: str) -> model_pb2.ModelSpec:

@@ -1,0 +1,115 @@
+"""A plain tensor input's shape and the source of its values, strongest evidence first.
+
+Shapes: the signature, the user's ``shapes``/``dim_sizes``, what the graph's consumers
+need, then the default size. Values: a string guard that pins the text, the decoder the
+bytes reach, value domains, the weaker guards; an input whose bytes reach an op no value
+can satisfy is refused here, before anything runs.
+"""
+from __future__ import annotations
+
+from typing import Mapping
+
+import tensorflow as tf
+
+from tfwarm_export import analysis
+from tfwarm_export.config import DEFAULT_DIM_SIZE, WarmupConfig
+from tfwarm_export.errors import PlanError
+from tfwarm_export.model.signatures import ModelSignatures, SignatureInfo, TensorSpec
+from tfwarm_export.planning.plan_inputs import Skip, lookup
+from tfwarm_export.values.domains import Domain
+
+
+def input_shapes(sig: SignatureInfo, spec: TensorSpec, config: WarmupConfig, meta_graph=None,
+                  notes: list[str] | None = None
+                  ) -> tuple[tuple[int | None, ...], list[tuple[int, ...]], tuple[int, ...]]:
+    """The declared shape (after user ``shapes``), its non-batch variants, and the
+    axes that fell back to ``DEFAULT_DIM_SIZE``.
+
+    An unknown rank or unknown non-batch dims not sized by the user are first read from
+    the ops that consume the input (``analysis.consumer_shapes``); the plan notes where from.
+    """
+    shape = spec.shape
+    user_shape = lookup(config.shapes, sig.name, spec.alias)
+    if user_shape is not None:
+        user_shape = tuple(None if (d is None or int(d) < 0) else int(d) for d in user_shape)
+        if shape is not None and (len(user_shape) != len(shape) or any(
+                a is not None and b is not None and a != b for a, b in zip(user_shape, shape))):
+            raise PlanError(f"shape override {list(user_shape)} for {sig.name}/{spec.alias} is not "
+                            f"compatible with the signature's {spec.shape_str()}.")
+        shape = user_shape
+    dims = lookup(config.dim_sizes, sig.name, spec.alias) or {}
+    minimum: dict[int, int] = {}
+    if meta_graph is not None and user_shape is None and (shape is None or any(
+            d is None and axis not in dims and str(axis) not in dims
+            for axis, d in enumerate(shape) if axis > 0)):
+        found = analysis.find_consumer_shape(meta_graph, spec.name, shape)
+        if found is not None:
+            before = shape
+            shape = found.shape if shape is None else tuple(
+                d if d is not None or axis == 0 else found.shape[axis] for axis, d in enumerate(shape))
+            minimum = found.minimum
+            if shape != before and notes is not None:
+                was = "unknown rank" if before is None else "shape " + spec.shape_str()
+                notes.append(f"{sig.name}: input {spec.alias!r} has {was}; shape {found.describe()}")
+    if shape is None:
+        raise Skip(
+            f"input {spec.alias!r} of signature {sig.name!r} has unknown rank, and no op that reads it "
+            f"(Reshape, MatMul, Conv, BiasAdd, ConcatV2, EnsureShape) fixes one, so no shape can be "
+            f"synthesised. Give one: shapes={{'{sig.name}/{spec.alias}': (None, 16)}} in Python, or "
+            f"--shape {sig.name}/{spec.alias}=-1,16 on the command line (-1 marks the batch dim).")
+    per_axis: list[list[int]] = []
+    defaulted: list[int] = []
+    for axis, d in enumerate(shape):
+        if axis == 0:
+            continue
+        if d is not None:
+            per_axis.append([d])
+            continue
+        if axis not in dims and str(axis) not in dims:
+            defaulted.append(axis)
+        chosen = dims.get(axis, dims.get(str(axis), max(DEFAULT_DIM_SIZE, minimum.get(axis, 0))))
+        chosen = [int(c) for c in (chosen if isinstance(chosen, (list, tuple)) else [chosen])]
+        if any(c < 0 for c in chosen):
+            raise PlanError(f"dim size for {sig.name}/{spec.alias} axis {axis} must be >= 0, got {chosen}")
+        per_axis.append(chosen)
+    # Variants zip across axes (a sequence length list applies to every unknown axis alike).
+    n = max((len(a) for a in per_axis), default=1)
+    variants = [tuple(a[min(i, len(a) - 1)] for a in per_axis) for i in range(n)]
+    return shape, variants, tuple(defaulted)
+
+
+def tensor_domain(model: ModelSignatures, sig: SignatureInfo, spec: TensorSpec,
+                   config: WarmupConfig) -> Domain | None:
+    """Where a plain tensor input's values come from, strongest evidence first: a string guard
+    that fixes the text (regex, membership), the decoder the bytes reach, value domains
+    (tables, gathers, Assert bounds), then the remaining guards (length, exclusions,
+    cond/where bounds)."""
+    guard = analysis.find_guard_domain(model.meta_graph, spec.name, spec.dtype)
+    strong = (guard is not None and isinstance(guard.encoding, analysis.GuardEncoding)
+              and (guard.encoding.patterns or guard.encoding.choices is not None))
+    if strong:
+        return guard
+    if spec.dtype == tf.string:  # bytes a graph decoder reads
+        size = config.image_size
+        size = lookup(size, sig.name, spec.alias) if isinstance(size, Mapping) else size
+        found = analysis.find_decoder_domain(model.meta_graph, spec.name, model.export_dir, size)
+        if found is not None:
+            return found
+    found = analysis.find_value_domains(model.meta_graph, {spec.alias: spec.name}, None,
+                                        export_dir=model.export_dir).get(spec.alias)
+    if found is None and guard is None and spec.dtype == tf.string:
+        refuse_unsupported_use(model, sig.name, spec)  # nothing says what to write: can any bytes do?
+    return found if found is not None else guard
+
+
+def refuse_unsupported_use(model, signature: str, spec) -> None:
+    """A PlanError when a string input reaches an op the catalogue marks unsupported."""
+    use = analysis.find_unsupported_use(model.meta_graph, spec.name)
+    if use is None:
+        return
+    key = f"{signature}/{spec.alias}"
+    raise PlanError(f"signature {signature!r}: input {spec.alias!r} reaches {use.op} (node {use.node}, "
+                    f"input {use.arg!r}), which the op catalogue marks unsupported: {use.why}. No value "
+                    f"the tool writes is known to work there; give values that do with "
+                    f"overrides={{'{key}': [b'...']}} (CLI --value '{key}=[\"...\"]'), or leave the "
+                    "signature out with signatures=[...] (CLI --signatures).")

@@ -19,7 +19,16 @@ PYTHON = "3.11"
 OLDEST = "2.14"
 """The oldest TensorFlow (and tensorflow-serving-api, tf-keras) release series supported."""
 
-OLDEST_PINS = [f"tensorflow=={OLDEST}.*", f"tensorflow-serving-api=={OLDEST}.*", f"tf-keras=={OLDEST}.*"]
+RELEASES = ("2.14", "2.15", "2.16", "2.17", "2.18", "2.19", "2.20", "2.21")
+"""Every release series in setup.cfg's range; ``nox -s release`` runs the compat subset on each."""
+
+
+def pins(series: str) -> list[str]:
+    """TensorFlow, its tensorflow-serving-api and tf-keras, all of one release series."""
+    return [f"tensorflow=={series}.*", f"tensorflow-serving-api=={series}.*", f"tf-keras=={series}.*"]
+
+
+OLDEST_PINS = pins(OLDEST)
 COMPAT_TEST_DEPS = ["pytest>=7", "hypothesis>=6"]
 
 VERSIONS = ("from importlib.metadata import version; print(', '.join(f'{p} {version(p)}' for p in "
@@ -43,6 +52,17 @@ def oldest(session: nox.Session) -> None:
     """The ``compat`` subset on the oldest supported TensorFlow, with tf_keras beside tf.keras."""
     # One resolve, so the package's own requirements cannot move TensorFlow off the pins.
     session.install(*OLDEST_PINS, "-e", ".", *COMPAT_TEST_DEPS)
+    session.run("python", "-c", VERSIONS)
+    session.run("python", "-m", "pytest", "-q", "-m", "compat", *session.posargs,
+                env={"TF_CPP_MIN_LOG_LEVEL": "2"})
+
+
+@nox.session(python=PYTHON)
+@nox.parametrize("series", RELEASES)
+def release(session: nox.Session, series: str) -> None:
+    """The ``compat`` subset on one release series (``nox -s "release(series='2.18')"``, or all:
+    ``nox -s release``). Not in CI, which runs the two ends; run it before changing the range."""
+    session.install(*pins(series), "-e", ".", *COMPAT_TEST_DEPS)
     session.run("python", "-c", VERSIONS)
     session.run("python", "-m", "pytest", "-q", "-m", "compat", *session.posargs,
                 env={"TF_CPP_MIN_LOG_LEVEL": "2"})

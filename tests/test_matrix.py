@@ -40,3 +40,12 @@ def test_ci_runs_the_readme_command_and_the_oldest_session():
     readme = (REPO / "README.md").read_text()
     oldest = _noxfile_constant("OLDEST")
     assert f"TensorFlow {oldest} to" in readme and "nox -s oldest" in readme
+
+
+def test_release_sessions_cover_setup_cfgs_range():
+    """``nox -s release`` has one session per release series from the oldest to the upper bound."""
+    releases = _noxfile_constant("RELEASES")
+    upper = re.search(r"<\s*2\.(\d+)", _requirements("options", "install_requires")["tensorflow"])
+    assert upper, "setup.cfg gives tensorflow no upper bound"
+    first = int(_noxfile_constant("OLDEST").split(".")[1])
+    assert list(releases) == [f"2.{m}" for m in range(first, int(upper.group(1)))]

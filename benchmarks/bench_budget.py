@@ -29,7 +29,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -40,6 +39,7 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
 sys.path.insert(0, HERE)
 
+import fresh_process  # noqa: E402
 import results_doc  # noqa: E402
 
 BATCHES = (1, 2, 3, 4, 6, 8)
@@ -177,15 +177,8 @@ def worker(export_dir: str, batching_path: str, warmup: str, out: str) -> int:
 
 
 def run_worker(export_dir: str, batching_path: str, warmup: str, tmp: str, tag: str) -> dict:
-    out = os.path.join(tmp, f"result-{tag}.json")
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([ROOT, os.environ.get("PYTHONPATH", "")]))
-    proc = subprocess.run([sys.executable, os.path.abspath(__file__), "_worker", export_dir,
-                           batching_path, warmup, out], env=env, capture_output=True, text=True,
-                          timeout=900)
-    if proc.returncode != 0:
-        raise RuntimeError(f"worker {tag} failed: {proc.stderr.strip().splitlines()[-3:]}")
-    with open(out) as f:
-        return json.load(f)
+    """This script's ``_worker`` in a fresh process (``fresh_process.run_worker``)."""
+    return fresh_process.run_worker(__file__, export_dir, batching_path, warmup, tmp, tag)
 
 
 def cold_hits(result: dict) -> dict[int, int]:

@@ -95,6 +95,12 @@ def test_coverage_counts_and_expected_cold_hits():
     d_json = cov.to_dict()
     assert d_json["dropped"] == 3 and d_json["uncovered"][0] == {**b.to_dict(), "count": 20}
     assert expected_cold_hits([], 10, 50) == 0.0
+    # t's only class is batch 2, which the file warms for s but not for t: the fix is a batch size
+    assert cov.missing_batch_sizes == {"t": [2]} and d_json["missing_batch_sizes"] == {"t": [2]}
+    assert any("no record has batch size(s) 2" in ln and "--batch-sizes" in ln for ln in cov.summary_lines())
+    e = RequestClass("s", "predict", 8, (("x", (8, 3)),))
+    assert measure_coverage([a, c], {a: 1, e: 1}).missing_batch_sizes == {"s": [8]}
+    assert measure_coverage([a, c], {a: 1, b: 1}).missing_batch_sizes == {}  # b: a length, not a batch size
 
 
 # ----------------------------------------------------------------- the budget selection

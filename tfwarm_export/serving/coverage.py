@@ -52,6 +52,9 @@ class Coverage:
     uncovered: list[tuple[RequestClass, int]] = field(default_factory=list)
     dropped: dict[str, int] = field(default_factory=dict)
     cold_hits_first: dict[int, float] = field(default_factory=dict)
+    missing_batch_sizes: dict[str, list[int]] = field(default_factory=dict)
+    """Per signature, batch sizes the traffic brings that no record of the file has: buckets
+    and exact classes vary the other dimensions, so only the batch sizes asked for fix these."""
 
     @property
     def fraction(self) -> float:
@@ -67,6 +70,7 @@ class Coverage:
                 "fraction": round(self.fraction, 6), "by_signature": self.by_signature,
                 "uncovered": [{**rc.to_dict(), "count": n} for rc, n in self.uncovered[:limit]],
                 "uncovered_classes": len(self.uncovered),
+                "missing_batch_sizes": self.missing_batch_sizes,
                 "dropped": sum(self.dropped.values()), "dropped_reasons": self.dropped,
                 "expected_cold_hits": {"per_load": self.cold_hits_per_load,
                                        **{f"first_{n}": round(v, 3) for n, v in self.cold_hits_first.items()}}}
@@ -83,6 +87,11 @@ class Coverage:
             lines.append(f"    uncovered: {rc.label()}: {n:,} request(s)")
         if len(self.uncovered) > limit:
             lines.append(f"    ... and {len(self.uncovered) - limit} more uncovered class(es) (see --json)")
+        for sig, sizes in sorted(self.missing_batch_sizes.items()):
+            shown = ",".join(map(str, sizes))
+            lines.append(f"    {sig}: no record has batch size(s) {shown} that the traffic brings: warm them "
+                         f"with batch_sizes=[...] (CLI --batch-sizes, every size to warm) or the server's batching "
+                         "parameters (--batching-parameters), which pad them to allowed sizes")
         if self.dropped:
             lines.append(f"    {sum(self.dropped.values()):,} request(s) dropped as invalid for this export "
                          "(not counted): " + "; ".join(f"{n:,} {why}" for why, n in
@@ -109,6 +118,13 @@ def measure_coverage(file_classes: Iterable[RequestClass], traffic: Mapping[Requ
                                  "fraction": round(hit / total, 6) if total else 0.0,
                                  "classes": len(mine),
                                  "uncovered_classes": sum(1 for rc in mine if rc not in have)}
+    warmed_sizes = {(rc.signature, rc.request_type, rc.batch_size) for rc in have}
+    for rc, _ in cov.uncovered:
+        if rc.batch_size is not None and (rc.signature, rc.request_type, rc.batch_size) not in warmed_sizes:
+            cov.missing_batch_sizes.setdefault(rc.signature, [])
+            if rc.batch_size not in cov.missing_batch_sizes[rc.signature]:
+                cov.missing_batch_sizes[rc.signature].append(rc.batch_size)
+    cov.missing_batch_sizes = {sig: sorted(v) for sig, v in cov.missing_batch_sizes.items()}
     cov.cold_hits_first = {n: expected_cold_hits([c for _, c in cov.uncovered], cov.requests, n)
                            for n in WINDOWS}
     return cov

@@ -21,14 +21,11 @@ sys.path.insert(0, str(BENCH))
 import results_doc  # noqa: E402
 
 PUBLISHED_BEFORE_STORED_NUMBERS = {
-    # Runs published before runs stored their numbers (suite: 2026-11-28, 72 minutes;
-    # sampling and traffic: 2026-12-01, load shown in their sections). Their text was written by the
-    # script with measured machine facts, but cannot be re-rendered; each is pinned, byte for
-    # byte, to what its run wrote. Rerunning the script stores benchmarks/results/NAME.json,
+    # Runs published before runs stored their numbers (suite: 2026-11-28, 72 minutes). Its
+    # text was written by the script with measured machine facts, but cannot be re-rendered;
+    # it is pinned, byte for byte, to what its run wrote. Rerunning the script stores benchmarks/results/NAME.json,
     # and its entry must then go (the test below fails while both exist).
     "suite": "2cf6fcf1f14d4c119c8708ef294ba984c57f34023612c2702107507a2bf7e6f9",
-    "sampling": "9320b05098d68f3a54f9a83e273016a95bc0a9e19179b60fd13a847db48a318b",
-    "traffic": "d91622fec39791c348a6c441a5d969720e17fe3f66a2e74787741a75c8c37e1e",
 }
 
 

@@ -9,6 +9,7 @@ passes here passes there; one that fails here would fail the model's load.
 """
 from __future__ import annotations
 
+import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from tensorflow.core.protobuf import meta_graph_pb2
 from tensorflow_serving.apis import prediction_log_pb2
 
 from tfwarm_export._cli import progress
+from tfwarm_export._cli.startup import capture_fd2, last_captured
 from tfwarm_export.analysis import tensor_facts
 from tfwarm_export.analysis.composites import DENSE_SHAPE, ROW_SPLITS, find_composites
 from tfwarm_export.serving.batching import BatchingConfig
@@ -31,6 +33,8 @@ from tfwarm_export.model.signatures import (CLASSIFY_METHOD, DEFAULT_SIGNATURE, 
                                       tensor_spec_from_info)
 
 RUNNABLE_LOG_TYPES = ("predict_log", "classify_log", "regress_log", "multi_inference_log")
+
+_log = logging.getLogger("tfwarm_export.replay")
 
 
 class RecordProblem(Exception):
@@ -365,15 +369,23 @@ class Replayer:
                    op_libraries, export_dir)
         self.graph = tf.Graph()
         self.session = tf.compat.v1.Session(graph=self.graph, config=session_config)
-        start = time.perf_counter()
-        try:
-            with self.graph.as_default(), quiet_deprecations():
-                self.meta_graph = tf.compat.v1.saved_model.loader.load(self.session, list(tags), export_dir)
-        except Exception as e:
+        failure = None
+        # The load runs the model's restore and init ops; kernels loaded from provider libraries
+        # (ydf-tf's SimpleML ops) log INFO lines to fd 2 there whatever TF_CPP_MIN_LOG_LEVEL says.
+        # Captured like TensorFlow's start-up (shown with ``tfwarm -v``), outside the timed part.
+        with capture_fd2():
+            start = time.perf_counter()
+            try:
+                with self.graph.as_default(), quiet_deprecations():
+                    self.meta_graph = tf.compat.v1.saved_model.loader.load(self.session, list(tags), export_dir)
+            except Exception as e:  # raised below, once fd 2 is back: the error is ours to word
+                failure = e
+            self.load_ms = (time.perf_counter() - start) * 1000
+        _log.debug("model load output (%s):\n%s", export_dir, last_captured())
+        if failure is not None:
             self.session.close()
             raise SavedModelError(f"TensorFlow cannot load {export_dir} with tags {list(tags)}: "
-                                  f"{getattr(e, 'message', e)}") from None
-        self.load_ms = (time.perf_counter() - start) * 1000
+                                  f"{getattr(failure, 'message', failure)}") from None
 
     def close(self) -> None:
         self.session.close()

@@ -115,6 +115,17 @@ def test_parse_duration():
             parse_duration(bad)
 
 
+def test_a_kept_file_that_replays_over_its_budget_says_so():
+    """Costs from the full replay are shared; the kept file's own load is the measure."""
+    choice = choose_within_budget(["a", "b", "c"], [10.0, 10.0, 10.0], None, 15.0)
+    assert choice.applied and not choice.over_budget  # no measurement yet: nothing claimed
+    choice.measured_ms = 14.0
+    assert not choice.over_budget and not any("OVER BUDGET" in ln for ln in choice.summary_lines())
+    choice.measured_ms = 22.0
+    assert choice.over_budget and choice.to_dict()["over_budget"] and choice.to_dict()["measured_ms"] == 22.0
+    assert any("OVER BUDGET" in ln and "0.022 s" in ln for ln in choice.summary_lines())
+
+
 def test_budget_cuts_records_that_warm_nothing_new_first():
     a, b, c = "a", "b", "c"
     # record 2 repeats record 0: cutting it alone fits the budget, so nothing else goes

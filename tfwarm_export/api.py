@@ -247,6 +247,8 @@ def add_warmup(export_dir: str | os.PathLike, config: WarmupConfig | None = None
                 report.results, report.plan = _replay(export_dir, config, kept, logs, how, runs, threads,
                                                       report)
         report.load_cost = load_cost(report.results, report.plan.classes(), threads, iters)
+        if report.budget is not None and report.budget.applied:
+            report.budget.measured_ms = report.load_cost["total_ms"]
     if counts:  # what share of the data's requests the file warms
         sources = ", ".join(sorted({s.source for s in report.plan.samples.values()}))
         report.coverage = measure_coverage(report.plan.classes(), counts, sources)

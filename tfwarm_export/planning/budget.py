@@ -60,6 +60,14 @@ class BudgetChoice:
     duplicates: dict[int, int] = field(default_factory=dict)  # cut record -> earlier same-class one
     labels: list[str] = field(default_factory=list)
     weighted_by: str = "equal weights (no traffic or dataset)"
+    measured_ms: float | None = None
+    """The kept file's replay time as measured in its own fresh load (set after that replay).
+    Costs come from the full replay, where a record's first run also warms kernels later
+    records share, so a record replayed alone can cost more than its share of the full file."""
+
+    @property
+    def over_budget(self) -> bool:
+        return self.measured_ms is not None and self.measured_ms > self.budget_ms
 
     @property
     def applied(self) -> bool:
@@ -75,6 +83,8 @@ class BudgetChoice:
             return d
         return {"budget_ms": round(self.budget_ms, 3), "threads": self.threads,
                 "full_ms": round(self.full_ms, 3), "kept_ms": round(self.kept_ms, 3),
+                "measured_ms": None if self.measured_ms is None else round(self.measured_ms, 3),
+                "over_budget": self.over_budget,
                 "applied": self.applied, "weighted_by": self.weighted_by,
                 "kept": self.kept, "cut": [rec(i) for i in self.cut],
                 "costs_ms": [round(c, 3) for c in self.costs_ms]}
@@ -94,6 +104,11 @@ class BudgetChoice:
             lines.append(f"    cut record {i}{what}: {self.costs_ms[i]:.1f} ms, weight {self.weights[i]:g}{why}")
         if len(self.cut) > 20:
             lines.append(f"    ... and {len(self.cut) - 20} more (see --json)")
+        if self.over_budget:
+            lines.append(f"    OVER BUDGET: the kept file replayed in {self.measured_ms / 1000:.3g} s in its own "
+                         f"load, over {self.budget_ms / 1000:.3g} s: in the full replay these records shared "
+                         "first-use costs with the cut ones. Raise the budget, or warm fewer signatures "
+                         "(signatures=/--signatures)")
         return lines
 
 

@@ -14,7 +14,7 @@ import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from tfwarm_export._cli.startup import import_tensorflow_quietly, init_devices_quietly  # noqa: E402
+from tfwarm_export._support.startup import import_tensorflow_quietly, init_devices_quietly  # noqa: E402
 
 import_tensorflow_quietly()  # TensorFlow's start-up lines are noise in a quickstart
 init_devices_quietly()

@@ -378,7 +378,7 @@ def test_property_csv_lines_parse_with_the_models_options(fields, delim, quote, 
 @given(dtype=st.sampled_from([tf.int32, tf.int64, tf.float32, tf.float64]),
        low=st.one_of(st.none(), st.integers(-50, 50)), width=st.integers(1, 100), seed=st.integers(0, 2**16))
 def test_property_number_strings_parse_within_domain(dtype, low, width, seed):
-    from tfwarm_export.values.domains import Domain
+    from tfwarm_export.specs.domains import Domain
 
     dom = None if low is None else Domain(low=low, high=low + width)
     enc = NumberEncoding(dtype, dom)

@@ -17,8 +17,8 @@ import tensorflow as tf  # noqa: E402
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from tfwarm_export.values.domains import Domain  # noqa: E402
-from tfwarm_export.values.example_spec import (DenseFeature, ExampleSpec, RaggedFeature,  # noqa: E402
+from tfwarm_export.specs.domains import Domain  # noqa: E402
+from tfwarm_export.specs.example_spec import (DenseFeature, ExampleSpec, RaggedFeature,  # noqa: E402
                                         SparseFeature)
 from tfwarm_export.values.examples import (feature_values, synthesize_example_protos,  # noqa: E402
                                     synthesize_examples)

@@ -15,7 +15,7 @@ import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from tfwarm_export import analysis as graph  # noqa: E402
-from tfwarm_export.values.example_spec import DenseFeature, ExampleSpec  # noqa: E402
+from tfwarm_export.specs.example_spec import DenseFeature, ExampleSpec  # noqa: E402
 from tfwarm_export.values.examples import synthesize_examples  # noqa: E402
 from tfwarm_export.model.keras_flavor import write_archive  # noqa: E402
 from tfwarm_export.model.signatures import read_signatures  # noqa: E402

@@ -145,7 +145,7 @@ def test_user_domain_is_kept_on_safe_retry():
     import numpy as np
     import tensorflow as tf
 
-    from tfwarm_export.values.domains import Domain
+    from tfwarm_export.specs.domains import Domain
     from tfwarm_export.values.synth import safe_domain
 
     def ids(rng, shape):

@@ -5,7 +5,7 @@ import pathlib
 REPO = pathlib.Path(__file__).resolve().parents[1]
 PKG = REPO / "tfwarm_export"
 
-TOP_LEVEL = {"__init__", "api", "config", "errors", "report",  # the public surface
+TOP_LEVEL = {"__init__", "api", "check", "config", "errors", "report",  # the public surface
              "cli", "keras", "components", "beam", "fleet", "saving"}  # entry points users import or run
 
 
@@ -14,7 +14,7 @@ def test_top_level_holds_only_the_public_surface_and_entry_points():
     assert modules == TOP_LEVEL, (f"new top-level module(s) {sorted(modules - TOP_LEVEL)}: internals go in "
                                   "the folder of their concern (see DEVELOPERS.md's code map)")
     folders = {p.name for p in PKG.iterdir() if (p / "__init__.py").exists()}
-    assert {"model", "analysis", "planning", "values", "serving", "traffic", "bench", "_cli"} <= folders
+    assert {"model", "analysis", "planning", "values", "serving", "traffic", "bench", "_cli", "specs", "_support"} <= folders
 
 
 def _private_imports(path: pathlib.Path) -> list[str]:

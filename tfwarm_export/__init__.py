@@ -6,7 +6,7 @@
 """
 import importlib
 
-from tfwarm_export._cli.startup import import_tensorflow_quietly
+from tfwarm_export._support.startup import import_tensorflow_quietly
 
 import_tensorflow_quietly()  # before any module below imports TensorFlow
 
@@ -14,7 +14,7 @@ import_tensorflow_quietly()  # before any module below imports TensorFlow
 from tfwarm_export.api import add_warmup, build_logs, check, plan
 from tfwarm_export.serving.batching import BatchingConfig, load_batching_parameters, parse_batching_parameters
 from tfwarm_export.config import WarmupConfig
-from tfwarm_export.values.domains import Domain
+from tfwarm_export.specs.domains import Domain
 from tfwarm_export.errors import (BatchingError, ConfigKeyError, DatasetError, ModelConfigError,
                                   OpLibraryError, PlanError, ReplayError, SavedModelError,
                                   ServingConfigError, SignatureError, TfwarmError,

@@ -14,7 +14,7 @@ import tensorflow as tf
 from tensorflow_serving.apis import prediction_log_pb2
 
 from tfwarm_export import analysis
-from tfwarm_export.serving.check import check_warmup_file
+from tfwarm_export.check import check_warmup_file
 from tfwarm_export.config import DEFAULT_DIM_SIZE, RETRY_DIM_SIZE, WarmupConfig, resolve_config
 from tfwarm_export.errors import PlanError, ReplayError, WarmupFileError, unrestored_variable
 from tfwarm_export.model.oplibs import ensure_ops
@@ -25,7 +25,7 @@ from tfwarm_export.serving.coverage import measure_coverage, traffic_classes
 from tfwarm_export.serving.load_cost import load_cost, record_costs
 from tfwarm_export.serving.replay import RecordResult, Replayer
 from tfwarm_export.report import CheckReport, WarmupReport, results_table
-from tfwarm_export.serving.requests import build_log
+from tfwarm_export.planning.requests import build_log
 from tfwarm_export.serving.serving_config import resolve_server
 from tfwarm_export.model.signatures import DEFAULT_TAGS, read_signatures
 from tfwarm_export.values.synth import PLANNED, SAFE, record_values

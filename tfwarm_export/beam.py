@@ -42,7 +42,7 @@ import tensorflow as tf
 from tfwarm_export.config import WarmupConfig, resolve_config
 from tfwarm_export.errors import DatasetError, PlanError
 from tfwarm_export.model.signatures import ModelSignatures, read_signatures
-from tfwarm_export._cli.startup import capture_fd2, last_captured
+from tfwarm_export._support.startup import capture_fd2, last_captured
 from tfwarm_export.traffic import (SelectionCombiner, TrafficFile, TrafficSelection, TrafficSpec,
                                    to_element, traffic_plan, traffic_spec)
 from tfwarm_export.traffic.readers.files import REST_JSON

@@ -129,7 +129,7 @@ def _single(args: argparse.Namespace) -> int:
 def _fleet(args: argparse.Namespace) -> int:
     """``add``/``check`` on every version of a model config."""
     from tfwarm_export import fleet
-    from tfwarm_export._cli import progress
+    from tfwarm_export._support import progress
 
     config = cli_args.config_from_args(args)
     if args.command == "check":

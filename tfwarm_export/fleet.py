@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import wait
 from typing import Any, Callable, Sequence
 
-from tfwarm_export._cli import fileargs
+from tfwarm_export._support import fileargs
 from tfwarm_export.errors import ModelConfigError, TfwarmError
 
 PER_MODEL_BATCHING_FILE = "batching_params.pbtxt"
@@ -336,7 +336,7 @@ def _worker(conn, action: str, config: Any, per_model_batching: bool) -> None:
     so a worker reused for several versions shares nothing between them but the
     process; a crash fails only the version in hand (the parent starts a new worker).
     """
-    from tfwarm_export._cli import startup
+    from tfwarm_export._support import startup
 
     startup.import_tensorflow_quietly()
     startup.init_devices_quietly()
@@ -435,7 +435,7 @@ def run_fleet(models: Sequence[ServedModel] | str | os.PathLike, action: str = A
     """
     from tfwarm_export.serving.batching import BatchingConfig, load_batching_parameters
     from tfwarm_export.config import resolve_config
-    from tfwarm_export._cli import progress
+    from tfwarm_export._support import progress
 
     if action not in (ADD, CHECK):
         raise ValueError(f"action must be {ADD!r} or {CHECK!r}, got {action!r}")

@@ -18,7 +18,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
-from tfwarm_export._cli import fileargs
+from tfwarm_export._support import fileargs
 from tfwarm_export.errors import BatchingError, DatasetError, PlanError, ReplayError, TfwarmError
 
 GZIP_MAGIC = b"\x1f\x8b"
@@ -343,8 +343,8 @@ def setup_output(args: argparse.Namespace) -> None:
     """
     import logging
 
-    from tfwarm_export._cli import progress
-    from tfwarm_export._cli import startup
+    from tfwarm_export._support import progress
+    from tfwarm_export._support import startup
 
     verbose = getattr(args, "verbose", False)
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,

@@ -26,8 +26,8 @@ from tfwarm_export.analysis.byte_decoders import (BYTE_DECODERS, CompressedEncod
 from tfwarm_export.analysis.index import IDENTITY_OPS, GraphIndex, Node, Ref, index_for
 from tfwarm_export.analysis.parse_specs import find_parsers, merge_specs
 from tfwarm_export.analysis.value_domains import find_value_domains, locate_parsers, value_domain
-from tfwarm_export.values.domains import Domain
-from tfwarm_export.values.example_spec import ExampleSpec
+from tfwarm_export.specs.domains import Domain
+from tfwarm_export.specs.example_spec import ExampleSpec
 
 DEFAULT_IMAGE_SIZE = (224, 224)
 """Image height/width when nothing in the graph (resize, crop, reshape) says otherwise."""

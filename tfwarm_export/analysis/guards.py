@@ -29,7 +29,7 @@ import tensorflow as tf
 
 from tfwarm_export.analysis.decoders import content_passthrough
 from tfwarm_export.analysis.index import IDENTITY_OPS, GraphIndex, Node, Ref, index_for
-from tfwarm_export.values.domains import Domain
+from tfwarm_export.specs.domains import Domain
 
 REGEX_OPS = frozenset({"RegexFullMatch", "StaticRegexFullMatch"})
 _ORDER = frozenset({"Less", "LessEqual", "Greater", "GreaterEqual"})

@@ -15,7 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfwarm_export.analysis.index import (STRING_PLUMBING, GraphIndex, Node, Ref, index_for)
-from tfwarm_export.values.example_spec import DenseFeature, ExampleSpec, RaggedFeature, SparseFeature
+from tfwarm_export.specs.example_spec import DenseFeature, ExampleSpec, RaggedFeature, SparseFeature
 
 PARSER_OPS = frozenset({
     "ParseExample", "ParseExampleV2", "ParseSingleExample",

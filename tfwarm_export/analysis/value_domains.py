@@ -18,8 +18,8 @@ from tfwarm_export.analysis.index import (IDENTITY_OPS, MAIN, TABLE_FIND, TABLE_
                                           VARIABLE_CREATORS, GraphIndex, Node, Ref, index_for)
 from tfwarm_export.analysis.parse_specs import (PARSER_OPS, ParserMatch, find_parsers, merge_specs,
                                                 spec_from_parser)
-from tfwarm_export.values.domains import Domain
-from tfwarm_export.values.example_spec import ExampleSpec
+from tfwarm_export.specs.domains import Domain
+from tfwarm_export.specs.example_spec import ExampleSpec
 
 COMPARISONS = frozenset({"Less", "LessEqual", "Greater", "GreaterEqual"})
 

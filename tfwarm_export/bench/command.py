@@ -177,7 +177,7 @@ def bench(export_dir: str | os.PathLike, config=None, *, iterations: int = DEFAU
         with open(job_path, "w") as f:
             json.dump(job, f)
         name = os.path.join(*os.path.normpath(export_dir).split(os.sep)[-2:])
-        from tfwarm_export._cli import progress as bars
+        from tfwarm_export._support import progress as bars
 
         for k, row in enumerate(bars.bar(report.rows, desc="bench rows", unit="row")):
             say(f"[bench] {name} ({k + 1}/{len(report.rows)}) row {row.index} {row.label}: "
@@ -242,7 +242,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 def run_cli(args: argparse.Namespace) -> int:
     """``tfwarm bench``: 0 measured every row, 1 a row or warmup record failed, 2 bad input."""
     from tfwarm_export._cli import cli_args
-    from tfwarm_export._cli import progress as bars
+    from tfwarm_export._support import progress as bars
 
     try:
         if args.plot:

@@ -17,7 +17,7 @@ import tensorflow as tf
 from tfwarm_export import analysis
 from tfwarm_export.serving.batching import BatchingConfig, padding_note, resolve_batch_sizes
 from tfwarm_export.config import DEFAULT_DIM_SIZE, WarmupConfig
-from tfwarm_export.values.domains import Domain
+from tfwarm_export.specs.domains import Domain
 from tfwarm_export.errors import DatasetError, PlanError, SignatureError
 from tfwarm_export.planning.keys import validate_keys
 from tfwarm_export.planning.records import MAX_RECORDS, InputPlan, PlannedRecord, WarmupPlan

@@ -13,7 +13,7 @@ from typing import Any, Mapping
 from tfwarm_export import analysis
 from tfwarm_export.analysis.composites import DENSE_SHAPE, INDICES, RAGGED, ROW_SPLITS, VALUES
 from tfwarm_export.config import DEFAULT_DIM_SIZE, WarmupConfig
-from tfwarm_export.values.domains import Domain
+from tfwarm_export.specs.domains import Domain
 from tfwarm_export.errors import PlanError
 from tfwarm_export.model.signatures import ModelSignatures, SignatureInfo, TensorSpec
 

@@ -19,8 +19,8 @@ from tfwarm_export.serving.load_cost import nothing_new
 from tfwarm_export.serving.request_class import RequestClass, request_class
 from tfwarm_export.serving.serving_config import ServerSettings
 from tfwarm_export.traffic import DataSample
-from tfwarm_export.values.domains import Domain
-from tfwarm_export.values.example_spec import ExampleSpec
+from tfwarm_export.specs.domains import Domain
+from tfwarm_export.specs.example_spec import ExampleSpec
 
 
 MAX_RECORDS = 1000

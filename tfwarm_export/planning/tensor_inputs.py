@@ -16,7 +16,7 @@ from tfwarm_export.config import DEFAULT_DIM_SIZE, WarmupConfig
 from tfwarm_export.errors import PlanError
 from tfwarm_export.model.signatures import ModelSignatures, SignatureInfo, TensorSpec
 from tfwarm_export.planning.plan_inputs import Skip, lookup
-from tfwarm_export.values.domains import Domain
+from tfwarm_export.specs.domains import Domain
 
 
 def input_shapes(sig: SignatureInfo, spec: TensorSpec, config: WarmupConfig, meta_graph=None,

@@ -17,7 +17,7 @@ from typing import Sequence
 from google.protobuf import descriptor_pb2, descriptor_pool, wrappers_pb2
 from google.protobuf import message_factory
 
-from tfwarm_export._cli import fileargs
+from tfwarm_export._support import fileargs
 from tfwarm_export.errors import BatchingError
 from tfwarm_export.serving.text_proto import parse_text_proto
 

@@ -20,8 +20,8 @@ import tensorflow as tf
 from tensorflow.core.protobuf import meta_graph_pb2
 from tensorflow_serving.apis import prediction_log_pb2
 
-from tfwarm_export._cli import progress
-from tfwarm_export._cli.startup import capture_fd2, last_captured
+from tfwarm_export._support import progress
+from tfwarm_export._support.startup import capture_fd2, last_captured
 from tfwarm_export.analysis import tensor_facts
 from tfwarm_export.analysis.composites import DENSE_SHAPE, ROW_SPLITS, find_composites
 from tfwarm_export.serving.batching import BatchingConfig

@@ -40,7 +40,7 @@ from typing import Iterator, Mapping, Sequence
 import numpy as np
 import tensorflow as tf
 
-from tfwarm_export._cli import progress
+from tfwarm_export._support import progress
 from tfwarm_export.errors import DatasetError, SignatureError, tf_error_text
 from tfwarm_export.model.signatures import SignatureInfo, TensorSpec
 from tfwarm_export.traffic.readers.files import (PREDICTION_LOG, REST_JSON, TrafficFile,

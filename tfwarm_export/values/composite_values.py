@@ -23,7 +23,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfwarm_export.analysis.composites import DENSE_SHAPE, INDICES, RAGGED, ROW_SPLITS, VALUES
-from tfwarm_export.values.domains import Domain
+from tfwarm_export.specs.domains import Domain
 from tfwarm_export.errors import PlanError
 
 ValueFn = Callable[[tf.DType, tuple, np.random.Generator, Domain | None], np.ndarray]

@@ -25,7 +25,7 @@ from tfwarm_export.analysis.byte_decoders import (CompressedEncoding, ProtoEncod
                                                   WavEncoding)
 from tfwarm_export.analysis.guards import GuardEncoding
 from tfwarm_export.values.byte_encoders import compress, proto_bytes, unicode_bytes, wav_bytes
-from tfwarm_export.values.domains import Domain
+from tfwarm_export.specs.domains import Domain
 from tfwarm_export.values.regex_strings import guarded_string
 from tfwarm_export.errors import PlanError
 

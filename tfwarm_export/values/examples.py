@@ -18,9 +18,9 @@ import numpy as np
 import tensorflow as tf
 from google.protobuf import json_format
 
-from tfwarm_export.values.domains import Domain
+from tfwarm_export.specs.domains import Domain
 from tfwarm_export.values.encoders import encode_array
-from tfwarm_export.values.example_spec import DenseFeature, ExampleSpec
+from tfwarm_export.specs.example_spec import DenseFeature, ExampleSpec
 
 MAX_VARLEN = 3  # longest sparse/ragged list or feature-list we generate
 _LETTERS = np.array(list(string.ascii_lowercase))

@@ -15,7 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfwarm_export.values.composite_values import composite_from_sample, composite_values
-from tfwarm_export.values.domains import Domain
+from tfwarm_export.specs.domains import Domain
 from tfwarm_export.values.encoders import encode_array
 from tfwarm_export.errors import PlanError
 from tfwarm_export.values.examples import json_examples, synthesize_examples

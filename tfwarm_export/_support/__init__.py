@@ -1,0 +1,1 @@
+"""Runtime support every layer may use: quiet start-up, progress bars, reading file arguments."""

@@ -175,7 +175,9 @@ def test_scan_leaves_the_gc_as_it_found_it():
     try:
         frozen = gc.get_freeze_count()
         scan.add_batch("prediction_log", [record])
-        assert gc.get_freeze_count() == frozen
+        # Still frozen (an unfreeze empties the permanent generation) and not frozen again on top.
+        # Equality would be flaky: a frozen object freed by another thread meanwhile lowers the count.
+        assert 0 < gc.get_freeze_count() <= frozen
     finally:
         gc.unfreeze()
     assert scan.finish("test").samples["score"].scanned == 4

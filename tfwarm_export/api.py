@@ -14,20 +14,19 @@ import tensorflow as tf
 from tensorflow_serving.apis import prediction_log_pb2
 
 from tfwarm_export import analysis
-from tfwarm_export.check import check_warmup_file
+from tfwarm_export.check import batching_problems, check_warmup_file
 from tfwarm_export.config import DEFAULT_DIM_SIZE, RETRY_DIM_SIZE, WarmupConfig, resolve_config
+from tfwarm_export.context import Context, resolve
 from tfwarm_export.errors import PlanError, ReplayError, WarmupFileError, unrestored_variable
-from tfwarm_export.model.oplibs import ensure_ops
-from tfwarm_export.planning.budget import choose_within_budget, parse_duration
+from tfwarm_export.planning.budget import choose_within_budget
 from tfwarm_export.planning.plan import make_plan
 from tfwarm_export.planning.records import PlannedRecord, WarmupPlan
-from tfwarm_export.serving.coverage import measure_coverage, traffic_classes
-from tfwarm_export.serving.load_cost import load_cost, record_costs
+from tfwarm_export.planning.request_types import MULTI_INFERENCE
+from tfwarm_export.serving.coverage import measure_coverage, merged_counts, traffic_classes
+from tfwarm_export.serving.load_cost import compile_ms, load_cost, record_costs
 from tfwarm_export.serving.replay import RecordResult, Replayer
 from tfwarm_export.report import CheckReport, WarmupReport, results_table
 from tfwarm_export.planning.requests import build_log
-from tfwarm_export.serving.serving_config import resolve_server
-from tfwarm_export.model.signatures import DEFAULT_TAGS, read_signatures
 from tfwarm_export.values.synth import PLANNED, SAFE, record_values
 from tfwarm_export.traffic import TrafficSelection
 from tfwarm_export.serving.warmup_file import parse_records, read_records, serialize_logs, staged_write, warmup_path
@@ -37,16 +36,13 @@ log = logging.getLogger("tfwarm_export")
 
 def plan(export_dir: str | os.PathLike, config: WarmupConfig | None = None, **options: Any) -> WarmupPlan:
     """What ``add_warmup`` would write, without writing anything."""
-    config = resolve_config(config, **options)
-    export_dir = os.fspath(export_dir)
-    server = resolve_server(export_dir, platform_config=config.platform_config,
-                            batching_parameters=config.batching_parameters,
-                            ignore_per_model_batching=config.ignore_per_model_batching)
-    # The platform config's saved_model_tags pick the MetaGraph unless tags were given.
-    tags = server.tags if server.tags and tuple(config.tags) == tuple(DEFAULT_TAGS) else config.tags
-    model = read_signatures(export_dir, tags)
-    if ensure_ops(model.meta_graph, config.op_libraries, export_dir):
-        model = read_signatures(export_dir, tags)  # graph inference sees the new ops
+    return plan_context(resolve(resolve_config(config, **options), export_dir))
+
+
+def plan_context(context: Context) -> WarmupPlan:
+    """The plan for a resolved ``context``: a Beam runner selects the traffic first (under the
+    same resolved server and signatures as the local path), then planning runs in-process."""
+    config = context.config
     if config.runner and (config.traffic is not None or config.previous_version is not None) \
             and not isinstance(config.traffic, TrafficSelection):
         try:
@@ -54,8 +50,8 @@ def plan(export_dir: str | os.PathLike, config: WarmupConfig | None = None, **op
         except ImportError as e:
             raise PlanError(f"runner={config.runner!r}: {e}") from None
 
-        config = config.replace(traffic=run_selection(export_dir, config), previous_version=None)
-    return make_plan(model, config, server)
+        context = context.with_config(traffic=run_selection(context=context), previous_version=None)
+    return make_plan(context.model, context.config, context.server, context.wanted)
 
 
 def build_logs(warmup_plan: WarmupPlan, strategy: str = PLANNED) -> list[prediction_log_pb2.PredictionLog]:
@@ -186,8 +182,8 @@ def _replay_with_retry(replayer: Replayer, warmup_plan: WarmupPlan, logs: list, 
     return results, dataclasses.replace(warmup_plan, records=tuple(records))
 
 
-def add_warmup(export_dir: str | os.PathLike, config: WarmupConfig | None = None,
-               **options: Any) -> WarmupReport:
+def add_warmup(export_dir: str | os.PathLike, config: WarmupConfig | None = None, *,
+               context: Context | None = None, **options: Any) -> WarmupReport:
     """Write ``assets.extra/tf_serving_warmup_requests`` for ``export_dir`` and replay it.
 
     Options are ``WarmupConfig`` fields (e.g. ``batch_sizes=[1, 8]``). Every record
@@ -196,15 +192,16 @@ def add_warmup(export_dir: str | os.PathLike, config: WarmupConfig | None = None
     temp name, read back byte for byte, and renamed into place. On any failure the
     directory is left as it was and the error names record, signature and cause.
     """
-    export_dir = os.fspath(export_dir)
-    config = resolve_config(config, **options)
-    budget_s = None
-    if config.load_budget is not None:  # bad input fails before any scan or replay
-        budget_s = parse_duration(config.load_budget, "load_budget")
-        if not config.replay:
-            raise PlanError("load_budget= needs the records' measured costs, so it cannot be used with "
-                            "replay=False (CLI: --no-replay); drop one of them.")
-    warmup_plan = plan(export_dir, config)
+    if context is None:
+        context = resolve(resolve_config(config, **options), export_dir)
+    export_dir, config = context.export_dir, context.config
+    budget_s = config.load_budget_s  # validated when the config was built
+    warmup_plan = plan_context(context)
+    unwarmed = unwarmed_batch_sizes(context, warmup_plan)
+    if unwarmed:  # the file would fail its own check: refused before anything is built
+        raise PlanError("the plan leaves allowed batch sizes cold, so `tfwarm check` would reject "
+                        "the file; nothing was written:\n  " + "\n  ".join(unwarmed)
+                        + "\nLeave batch_sizes= unset (every allowed size is warmed) or list them all.")
     logs, how = [], []
     for record in warmup_plan.records:
         values, h = _values(warmup_plan, record)
@@ -220,6 +217,7 @@ def add_warmup(export_dir: str | os.PathLike, config: WarmupConfig | None = None
     server = warmup_plan.server
     report.warnings = list(server.warnings) if server else []
     counts = traffic_classes(warmup_plan.samples)
+    rule = context.batching.rule if context.batching is not None else None
     if config.replay:
         # As TF Serving at load: each record copies x num_request_iterations times (at least
         # twice, for the first/second timings), on num_model_warmup_threads threads.
@@ -233,7 +231,8 @@ def add_warmup(export_dir: str | os.PathLike, config: WarmupConfig | None = None
             classes = report.plan.classes()
             try:
                 report.budget = choose_within_budget(
-                    classes, record_costs(report.results, iters), counts or None, budget_s * 1000.0,
+                    classes, record_costs(report.results, iters),
+                    merged_counts(counts, rule) if counts else None, budget_s * 1000.0,
                     threads, labels=[c.label() for c in classes])
             except ValueError as e:
                 raise PlanError(f"load_budget: {e}; nothing was written.") from None
@@ -246,12 +245,13 @@ def add_warmup(export_dir: str | os.PathLike, config: WarmupConfig | None = None
                     for sig in report.plan.xla_compiles})
                 report.results, report.plan = _replay(export_dir, config, kept, logs, how, runs, threads,
                                                       report)
+                report.warnings += [f"load_budget: {p}" for p in unwarmed_batch_sizes(context, report.plan)]
         report.load_cost = load_cost(report.results, report.plan.classes(), threads, iters)
         if report.budget is not None and report.budget.applied:
             report.budget.measured_ms = report.load_cost["total_ms"]
     if counts:  # what share of the data's requests the file warms
         sources = ", ".join(sorted({s.source for s in report.plan.samples.values()}))
-        report.coverage = measure_coverage(report.plan.classes(), counts, sources)
+        report.coverage = measure_coverage(report.plan.classes(), counts, sources, rule=rule)
     if report.budget is not None and report.budget.applied:
         _describe_data(report)  # again: the cut changed the records
     report.xla_warnings = xla_warnings(report.plan, report.results)
@@ -265,6 +265,16 @@ def add_warmup(export_dir: str | os.PathLike, config: WarmupConfig | None = None
     report.path = warmup_path(export_dir)
     log.info("wrote %d warmup records to %s", len(records), report.path)
     return report
+
+
+def unwarmed_batch_sizes(context: Context, warmup_plan: WarmupPlan) -> list[str]:
+    """What ``check`` would reject in the plan's batch sizes (``check.batching_problems``)."""
+    classes = warmup_plan.classes()
+    sizes: dict[str, set[int]] = {}
+    for record, rc in zip(warmup_plan.records, classes):
+        if record.request_type != MULTI_INFERENCE:
+            sizes.setdefault(rc.signature, set()).update([rc.batch_size] if rc.batch_size else [])
+    return batching_problems(context, {k: sorted(v) for k, v in sizes.items()}, classes)
 
 
 def _describe_data(report: WarmupReport) -> None:
@@ -330,16 +340,13 @@ def xla_warnings(warmup_plan: WarmupPlan, results: list[RecordResult]) -> dict[s
     """The plan's XLA flags, with the per-shape compile cost measured in replay (first - second run)."""
     out = {}
     for sig, where in sorted(warmup_plan.xla.items()):
-        costs = sorted(r.first_ms - r.second_ms for r in results
-                       if r.signature == sig and r.ok and r.first_ms is not None and r.second_ms is not None)
-        ms = costs[len(costs) // 2] if costs else None
-        out[sig] = analysis.xla_shape_warning(where, DEFAULT_DIM_SIZE, ms)
+        out[sig] = analysis.xla_shape_warning(where, DEFAULT_DIM_SIZE, compile_ms(results, sig))
     return out
 
 
-def check(export_dir: str | os.PathLike, **kwargs: Any) -> CheckReport:
+def check(export_dir: str | os.PathLike, config: WarmupConfig | None = None, **kwargs: Any) -> CheckReport:
     """Validate an existing warmup file; see ``check_warmup_file``."""
-    return check_warmup_file(os.fspath(export_dir), **kwargs)
+    return check_warmup_file(export_dir, config, **kwargs)
 
 
 __all__ = ["plan", "build_logs", "add_warmup", "check", "results_table", "xla_warnings"]

@@ -9,7 +9,7 @@ listed in ``skipped`` with the reason instead of becoming a failing record.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -19,7 +19,6 @@ from tfwarm_export.serving.batching import BatchingConfig, padding_note, resolve
 from tfwarm_export.config import DEFAULT_DIM_SIZE, WarmupConfig
 from tfwarm_export.specs.domains import Domain
 from tfwarm_export.errors import DatasetError, PlanError, SignatureError
-from tfwarm_export.planning.keys import validate_keys
 from tfwarm_export.planning.records import MAX_RECORDS, InputPlan, PlannedRecord, WarmupPlan
 from tfwarm_export.planning.request_types import CLASSIFY, MULTI_INFERENCE, PREDICT, REGRESS, choose_request_type
 from tfwarm_export.planning.tensor_inputs import input_shapes, tensor_domain
@@ -27,8 +26,8 @@ from tfwarm_export.planning.xla_classes import exact_classes, fit_exact_to_cap, 
 from tfwarm_export.planning.plan_inputs import (Skip, composite_batching_reason, composite_input,
                                        composite_part_shape, logical_signature, lookup)
 from tfwarm_export.traffic import (TrafficSelection, check_selection, sample_dataset,
-                                   sample_traffic, traffic_plan)
-from tfwarm_export.serving.serving_config import ServerSettings, resolve_server
+                                   sample_traffic, traffic_plan, traffic_spec)
+from tfwarm_export.serving.serving_config import ServerSettings
 from tfwarm_export.traffic.stats import bucket_quantiles, cut_quantiles
 from tfwarm_export.model.signatures import (ModelSignatures, SignatureInfo, TensorSpec)
 
@@ -252,7 +251,7 @@ def _plan_feeds(model: ModelSignatures, sig: SignatureInfo, feeds: list[TensorSp
     records = []
     for batch_size, v, bucket, seen in items:
         inputs = []
-        p_v = v if not seen else 0
+        p_v = 0 if exact is not None else v  # an exact class's sizes are all in its bucket
         for alias in sorted(per_input):
             p = per_input[alias]
             rest = list(p["variants"][min(p_v, len(p["variants"]) - 1)])
@@ -305,32 +304,17 @@ def _multi_inference_records(model: ModelSignatures, records: list[PlannedRecord
     return out
 
 
-def make_plan(model: ModelSignatures, config: WarmupConfig | None = None,
-              server: ServerSettings | None = None) -> WarmupPlan:
-    """Build the plan for ``model`` under ``config``. Raises PlanError on impossible options.
+def make_plan(model: ModelSignatures, config: WarmupConfig, server: ServerSettings,
+              wanted: Sequence[str]) -> WarmupPlan:
+    """Build the plan for the signatures ``wanted`` of ``model``. Raises PlanError on impossible options.
 
-    ``server`` is what TF Serving will load the model with (``resolve_server``); it
-    is resolved from ``config`` when not given.
+    ``server`` is what TF Serving will load the model with, resolved once at the edge
+    (``tfwarm_export.context.resolve``, which also validated the config's keys); nothing
+    here reads a configuration file.
     """
-    config = config or WarmupConfig()
-    validate_keys(model, config)  # a mistyped key is an error, never silently ignored
-    try:  # checked on every plan, not only when some data has more sizes than buckets
-        bucket_quantiles(config.max_buckets, config.bucket_quantiles)
-    except ValueError as e:
-        raise PlanError(f"{e}.") from None
-    if server is None:
-        server = resolve_server(model.export_dir, platform_config=config.platform_config,
-                                batching_parameters=config.batching_parameters,
-                                ignore_per_model_batching=config.ignore_per_model_batching)
     batching = server.batching
     batch_sizes = resolve_batch_sizes(config.batch_sizes, batching)
-
-    if config.signatures is not None:
-        wanted = list(dict.fromkeys(config.signatures))
-        for name in wanted:
-            model.get(name)  # raises SignatureError naming the available ones
-    else:
-        wanted = sorted(model.signatures)
+    wanted = list(wanted)
     if not wanted:
         raise SignatureError(f"{model.export_dir} has no signatures to warm; export the model with "
                              "a serving signature (e.g. signatures={'serving_default': fn}).")
@@ -383,8 +367,6 @@ def make_plan(model: ModelSignatures, config: WarmupConfig | None = None,
 
 def _copies(iterations: int, n_records: int, notes: list[str]) -> int:
     """How many times each record goes into the file: ``iterations``, cut to fit the cap."""
-    if int(iterations) < 1:
-        raise PlanError(f"iterations must be >= 1, got {iterations}.")
     fit = max(1, MAX_RECORDS // max(1, n_records))
     if iterations > fit:
         notes.append(f"iterations={iterations} would write {iterations * n_records} records, over TF "
@@ -403,8 +385,6 @@ def _sample_datasets(model: ModelSignatures, wanted: list[str], config: WarmupCo
     """
     if config.dataset is None:
         return {}
-    if config.privacy not in ("rows", "shapes_only"):
-        raise PlanError(f"privacy must be 'rows' or 'shapes_only', got {config.privacy!r}.")
     def sample(ds, sig):
         return sample_dataset(ds, sig, k=config.dataset_sample_size, seed=config.seed,
                               max_scan=config.dataset_max_scan)
@@ -472,15 +452,9 @@ def _sample_traffic(model: ModelSignatures, wanted: list[str], config: WarmupCon
     ``dataset=`` does not already feed; count what was dropped, and why."""
     if config.traffic is None and config.previous_version is None:
         return {}
-    if config.privacy not in ("rows", "shapes_only"):
-        raise PlanError(f"privacy must be 'rows' or 'shapes_only', got {config.privacy!r}.")
     selection = config.traffic
     if not isinstance(selection, TrafficSelection):
-        files, spec, source = traffic_plan(
-            {n: model.signatures[n] for n in wanted}, sorted(model.signatures),
-            batching.allowed_batch_sizes if batching else (), config.traffic,
-            config.previous_version, k=config.dataset_sample_size, seed=config.seed)
-        selection = sample_traffic(files, spec, source)
+        selection = sample_traffic(*traffic_scan(model, wanted, config, batching))
     check_selection(selection)
     notes.extend(selection.drop_lines())
     out = {}
@@ -493,3 +467,22 @@ def _sample_traffic(model: ModelSignatures, wanted: list[str], config: WarmupCon
             notes.append(f"{name}: no request from {selection.source} fits this signature; "
                          "values are synthesised")
     return out
+
+
+def traffic_scan(model: ModelSignatures, wanted: Sequence[str], config: WarmupConfig,
+                 batching: BatchingConfig | None) -> tuple[list, Any, str]:
+    """Files, spec and source of the traffic scan for ``wanted``: the one setup the local
+    path and the Beam pipeline share, under the server's batching rule, so both pad,
+    drop and select the same requests."""
+    rule = batching.rule if batching is not None else ()
+    return traffic_plan({n: model.signatures[n] for n in wanted}, sorted(model.signatures), rule,
+                        config.traffic, config.previous_version, k=config.dataset_sample_size,
+                        seed=config.seed)
+
+
+def selection_spec(model: ModelSignatures, wanted: Sequence[str], config: WarmupConfig,
+                   batching: BatchingConfig | None) -> Any:
+    """The ``TrafficSpec`` ``traffic_scan`` builds, without listing any file (Beam's transform)."""
+    rule = batching.rule if batching is not None else ()
+    return traffic_spec({n: model.signatures[n] for n in wanted}, sorted(model.signatures), rule,
+                        k=config.dataset_sample_size, seed=config.seed)

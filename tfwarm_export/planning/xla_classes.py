@@ -11,6 +11,7 @@ from typing import Any, Mapping
 from tfwarm_export import analysis
 from tfwarm_export.config import WarmupConfig
 from tfwarm_export.model.signatures import ModelSignatures, SignatureInfo
+from tfwarm_export.planning.feeds import TENSOR, FeedPlan, PlanItem
 from tfwarm_export.planning.plan_inputs import lookup
 from tfwarm_export.planning.records import MAX_RECORDS, PlannedRecord
 from tfwarm_export.planning.request_types import MULTI_INFERENCE, PREDICT
@@ -18,11 +19,11 @@ from tfwarm_export.serving.batching import BatchingConfig
 from tfwarm_export.specs.batching import BatchRule
 
 
-def exact_classes(model: ModelSignatures, sig: SignatureInfo, per_input: dict[str, dict], sample: Any,
+def exact_classes(model: ModelSignatures, sig: SignatureInfo, per_input: Mapping[str, FeedPlan], sample: Any,
                    sizes: tuple, fixed0: set, batching: BatchingConfig | None, config: WarmupConfig,
-                   request_type: str) -> tuple[list[tuple], str] | None:
+                   request_type: str) -> tuple[list[PlanItem], str] | None:
     """For a signature that compiles once per shape (XLA): one item per exact class seen in the
-    data, ``(batch, variant, bucket, count)``, most frequent first, and the plan note. None when
+    data (``PlanItem``: batch, index, bucket, count), most frequent first, and the plan note. None when
     buckets stay: no data, no unknown dimension left to the data, or no per-shape compile.
 
     A bucket's representative length warms nothing for its neighbours under XLA, so the exact
@@ -30,9 +31,9 @@ def exact_classes(model: ModelSignatures, sig: SignatureInfo, per_input: dict[st
     classes run at every allowed size their shape's requests merge into (``merged_classes``);
     dataset rows (which have no batch) are crossed with the planned sizes.
     """
-    if sample is None or request_type != PREDICT or any(p["kind"] != "tensor" for p in per_input.values()):
+    if sample is None or request_type != PREDICT or any(p.kind != TENSOR for p in per_input.values()):
         return None
-    axes = {alias: [ax for ax in range(1, len(p["shape"])) if p["shape"][ax] is None
+    axes = {alias: [ax for ax in range(1, len(p.shape)) if p.shape[ax] is None
                     and not (lookup(config.dim_sizes, sig.name, alias) or {}).get(ax)]
             for alias, p in per_input.items()}
     if not any(axes.values()):
@@ -78,7 +79,7 @@ def exact_classes(model: ModelSignatures, sig: SignatureInfo, per_input: dict[st
     if not counts:
         return None
     ordered = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
-    items = [(b, i, dict(bucket), n) for i, ((b, bucket), n) in enumerate(ordered)]
+    items = [PlanItem(b, i, dict(bucket), n, exact=True) for i, ((b, bucket), n) in enumerate(ordered)]
     note = (f"compiles with XLA once per shape: warming the {len(items)} exact (batch, shape) "
             f"class(es) seen in {sample.source}, most frequent first, instead of buckets")
     if skipped:

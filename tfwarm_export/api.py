@@ -341,8 +341,7 @@ def _replay(context: Context, warmup_plan: WarmupPlan, built: list[Built], runs:
     """Replay ``built`` in a freshly loaded model, as TF Serving's load would; any failure raises.
     ``report.results`` and ``report.plan`` become what was replayed (retries included)."""
     export_dir = context.export_dir
-    with Replayer(export_dir, context.tags, context.batching, session_config=context.server.session_config,
-                  op_libraries=context.config.op_libraries) as replayer:
+    with context.replayer() as replayer:
         report.load_ms = round(replayer.load_ms, 3)
         results, built = _replay_with_retry(replayer, warmup_plan, built, runs, threads)
     report.results = results

@@ -15,8 +15,7 @@ from tfwarm_export.context import Context, resolve
 from tfwarm_export.errors import WarmupFileError
 from tfwarm_export.planning.plan import traffic_scan
 from tfwarm_export.planning.records import MAX_RECORDS
-from tfwarm_export.serving.replay import (PreparedRun, Replayer, RecordProblem, RecordResult, signature_name,
-                                  prepare)
+from tfwarm_export.serving.replay import PreparedRun, RecordProblem, RecordResult, prepare, signature_name
 from tfwarm_export.report import CheckReport
 from tfwarm_export.serving.coverage import measure_coverage, traffic_classes, unwarmed_sizes
 from tfwarm_export.serving.load_cost import compile_ms, load_cost
@@ -136,8 +135,7 @@ def batching_problems(context: Context, batch_sizes: dict[str, list[int]],
 def _replay_file(context: Context, prepared: dict[int, PreparedRun], report: CheckReport, runs: int) -> None:
     """Replay every prepared record as the server's load would (iterations, threads)."""
     server = context.server
-    with Replayer(context.export_dir, context.tags, context.batching, session_config=server.session_config,
-                  op_libraries=context.config.op_libraries) as replayer:
+    with context.replayer() as replayer:
         report.replayed = True
         for result in replayer.run_all(sorted(prepared.items()), iterations=runs,
                                        threads=server.num_model_warmup_threads):

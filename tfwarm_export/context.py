@@ -19,6 +19,7 @@ from tfwarm_export.model.oplibs import ensure_ops
 from tfwarm_export.model.signatures import DEFAULT_TAGS, ModelSignatures, read_signatures
 from tfwarm_export.planning.keys import validate_keys
 from tfwarm_export.serving.batching import BatchingConfig
+from tfwarm_export.serving.replay import Replayer
 from tfwarm_export.serving.serving_config import ServerSettings, resolve_server
 
 
@@ -55,6 +56,12 @@ class Context:
     def graph_index(self) -> analysis.GraphIndex:
         """The model's graph index (built once per MetaGraph, ``analysis.index_for``)."""
         return analysis.index_for(self.model.meta_graph)
+
+    def replayer(self) -> Replayer:
+        """A Replayer that loads the model as the server would (tags, batching, session config,
+        op libraries): the one way ``add`` and ``check`` replay."""
+        return Replayer(self.export_dir, self.tags, self.batching, session_config=self.server.session_config,
+                        op_libraries=self.config.op_libraries)
 
     def with_config(self, **changes) -> "Context":
         """The same resolved model and server under changed options that do not touch them

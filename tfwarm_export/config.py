@@ -16,6 +16,7 @@ from tfwarm_export.model.signatures import DEFAULT_TAGS
 
 if TYPE_CHECKING:  # names for the annotations only: importing them here would pull TF data in
     import tensorflow as tf
+    from google.protobuf.message import Message
 
     from tfwarm_export.serving.batching import BatchingConfig
     from tfwarm_export.specs.domains import Domain
@@ -136,7 +137,7 @@ class WarmupConfig:
     include_stateful: bool = False
     op_libraries: Sequence[str] = ()
     image_size: ImageSize | None = None
-    platform_config: PathLike | Any | None = None  # a path, or a parsed SessionBundleConfig proto
+    platform_config: PathLike | Message | None = None  # a path, or a parsed SessionBundleConfig
     ignore_per_model_batching: bool = False
     iterations: int = DEFAULT_ITERATIONS
     load_budget: float | int | str | None = None

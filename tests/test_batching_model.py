@@ -132,3 +132,21 @@ def test_xla_traffic_under_batching_warms_every_merged_batch(xla_case, tmp_path,
     shutil.copy(cut, warmup_path(export_dir))  # the independent replay's rule agrees
     cold = cold_batches(export_dir, (4, 8))
     assert cold[0] == "serving_default: batch 8 never warmed" and len(cold) == 1 + len(LENGTHS)
+
+
+def test_check_names_a_shape_left_cold_above_its_warmed_batch(xla_case, tmp_path):
+    """Every size is warmed somewhere, but one length lacks batch 8: merged batches of that
+    length still compile at request time, and check says where."""
+    import tfwarm_export as tw
+
+    export_dir, batching, log = xla_case
+    tw.add_warmup(export_dir, traffic=[log], batching_parameters=batching, overwrite=True, replay=False)
+    cut = str(tmp_path / "one_cold.tfrecord")
+    with tf.io.TFRecordWriter(cut) as w:
+        for raw in tf.data.TFRecordDataset(warmup_path(export_dir)).as_numpy_iterator():
+            dims = prediction_log_pb2.PredictionLog.FromString(raw).predict_log.request.inputs["ids"].tensor_shape.dim
+            if (dims[0].size, dims[1].size) != (8, 5):
+                w.write(raw)
+    report = tw.check(export_dir, path=cut, batching_parameters=batching, replay=False)
+    assert report.problems == [p for p in report.problems if "ids[5] mask[5]" in p] and len(report.problems) == 1
+    assert "allowed batch sizes [8] are not warmed" in report.problems[0]

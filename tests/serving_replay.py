@@ -73,3 +73,30 @@ def signature_names(export_dir: str, tags=("serve",)) -> set[str]:
         sm.ParseFromString(f.read())
     mg = next(m for m in sm.meta_graphs if set(m.meta_info_def.tags) == set(tags))
     return {k for k in mg.signature_def if not k.startswith("__")}
+
+
+def cold_batches(export_dir: str, allowed: tuple[int, ...]) -> list[str]:
+    """Batches TF Serving's batching session would run cold with this file: written here from
+    the server's rule, with nothing from tfwarm_export.
+
+    The batching session merges concurrent requests of one input shape and pads the merged
+    batch up to the next allowed size, so a shape warmed at batch b also runs at every allowed
+    size above b; and a lone request pads to any allowed size, so each is warmed somewhere.
+    """
+    path = os.path.join(export_dir, WARMUP)
+    seen: dict[tuple, set[int]] = {}
+    per_sig: dict[str, set[int]] = {}
+    for raw in tf.data.TFRecordDataset(path).as_numpy_iterator():
+        req = prediction_log_pb2.PredictionLog.FromString(raw).predict_log.request
+        name = req.model_spec.signature_name or "serving_default"
+        dims = {k: [d.size for d in v.tensor_shape.dim] for k, v in sorted(req.inputs.items())}
+        batch = next(iter(dims.values()))[0]
+        padded = next(s for s in allowed if s >= batch)
+        key = (name, tuple((k, tuple(d[1:])) for k, d in dims.items()))
+        seen.setdefault(key, set()).add(padded)
+        per_sig.setdefault(name, set()).add(padded)
+    out = [f"{name}: batch {s} never warmed" for name, sizes in sorted(per_sig.items())
+           for s in allowed if s not in sizes]
+    for (name, shape), sizes in sorted(seen.items()):
+        out += [f"{name} {shape}: merged batch {s} cold" for s in allowed if s > min(sizes) and s not in sizes]
+    return out

@@ -5,7 +5,7 @@ import pathlib
 REPO = pathlib.Path(__file__).resolve().parents[1]
 PKG = REPO / "tfwarm_export"
 
-TOP_LEVEL = {"__init__", "api", "check", "config", "errors", "report",  # the public surface
+TOP_LEVEL = {"__init__", "api", "check", "config", "context", "errors", "report",  # the public surface
              "cli", "keras", "components", "beam", "fleet", "saving"}  # entry points users import or run
 
 

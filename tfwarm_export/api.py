@@ -8,26 +8,26 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Mapping
 
 import tensorflow as tf
 from tensorflow_serving.apis import prediction_log_pb2
 
 from tfwarm_export import analysis
-from tfwarm_export.check import check_warmup_file
+from tfwarm_export.check import batching_problems, check_warmup_file
 from tfwarm_export.config import DEFAULT_DIM_SIZE, RETRY_DIM_SIZE, WarmupConfig, resolve_config
+from tfwarm_export.context import Context, resolve
 from tfwarm_export.errors import PlanError, ReplayError, WarmupFileError, unrestored_variable
-from tfwarm_export.model.oplibs import ensure_ops
-from tfwarm_export.planning.budget import choose_within_budget, parse_duration
+from tfwarm_export.planning.budget import choose_within_budget
 from tfwarm_export.planning.plan import make_plan
 from tfwarm_export.planning.records import PlannedRecord, WarmupPlan
-from tfwarm_export.serving.coverage import measure_coverage, traffic_classes
-from tfwarm_export.serving.load_cost import load_cost, record_costs
+from tfwarm_export.planning.request_types import MULTI_INFERENCE
+from tfwarm_export.serving.coverage import measure_coverage, merged_counts, traffic_classes
+from tfwarm_export.serving.load_cost import compile_ms, load_cost, record_costs
 from tfwarm_export.serving.replay import RecordResult, Replayer
 from tfwarm_export.report import CheckReport, WarmupReport, results_table
 from tfwarm_export.planning.requests import build_log
-from tfwarm_export.serving.serving_config import resolve_server
-from tfwarm_export.model.signatures import DEFAULT_TAGS, read_signatures
 from tfwarm_export.values.synth import PLANNED, SAFE, record_values
 from tfwarm_export.traffic import TrafficSelection
 from tfwarm_export.serving.warmup_file import parse_records, read_records, serialize_logs, staged_write, warmup_path
@@ -37,16 +37,13 @@ log = logging.getLogger("tfwarm_export")
 
 def plan(export_dir: str | os.PathLike, config: WarmupConfig | None = None, **options: Any) -> WarmupPlan:
     """What ``add_warmup`` would write, without writing anything."""
-    config = resolve_config(config, **options)
-    export_dir = os.fspath(export_dir)
-    server = resolve_server(export_dir, platform_config=config.platform_config,
-                            batching_parameters=config.batching_parameters,
-                            ignore_per_model_batching=config.ignore_per_model_batching)
-    # The platform config's saved_model_tags pick the MetaGraph unless tags were given.
-    tags = server.tags if server.tags and tuple(config.tags) == tuple(DEFAULT_TAGS) else config.tags
-    model = read_signatures(export_dir, tags)
-    if ensure_ops(model.meta_graph, config.op_libraries, export_dir):
-        model = read_signatures(export_dir, tags)  # graph inference sees the new ops
+    return plan_context(resolve(resolve_config(config, **options), export_dir))
+
+
+def plan_context(context: Context) -> WarmupPlan:
+    """The plan for a resolved ``context``: a Beam runner selects the traffic first (under the
+    same resolved server and signatures as the local path), then planning runs in-process."""
+    config = context.config
     if config.runner and (config.traffic is not None or config.previous_version is not None) \
             and not isinstance(config.traffic, TrafficSelection):
         try:
@@ -54,8 +51,8 @@ def plan(export_dir: str | os.PathLike, config: WarmupConfig | None = None, **op
         except ImportError as e:
             raise PlanError(f"runner={config.runner!r}: {e}") from None
 
-        config = config.replace(traffic=run_selection(export_dir, config), previous_version=None)
-    return make_plan(model, config, server)
+        context = context.with_config(traffic=run_selection(context=context), previous_version=None)
+    return make_plan(context.model, context.config, context.server, context.wanted)
 
 
 def build_logs(warmup_plan: WarmupPlan, strategy: str = PLANNED) -> list[prediction_log_pb2.PredictionLog]:
@@ -146,125 +143,170 @@ def _with_retry_dims(record: PlannedRecord) -> PlannedRecord | None:
     return dataclasses.replace(record, inputs=tuple(inputs))
 
 
-def _replay_with_retry(replayer: Replayer, warmup_plan: WarmupPlan, logs: list, how: list,
-                       iterations: int = 2, threads: int = 1) -> tuple[list[RecordResult], WarmupPlan]:
-    """Replay every record; retry a failure with safe values, then with larger default dims.
+@dataclass(frozen=True)
+class Built:
+    """One record through ``add``'s pipeline: as planned, as built (its PredictionLog), and
+    how its values were made. Kept together, so a retry or a budget cut changes one item,
+    never several lists held in step by index."""
 
-    Returns the results and the plan as finally written (a retried record may have
-    new shapes).
-    """
-    records = list(warmup_plan.records)
-    results = replayer.replay(parse_records(serialize_logs(logs)), iterations=iterations, threads=threads)
-    for i, result in enumerate(results):
-        if result.ok:
-            continue
-        record = records[i]
-        attempts = [(record, SAFE, "safe values (zeros/empty/defaults)")]
-        bigger = _with_retry_dims(record)
-        if bigger is not None:
-            attempts += [(bigger, PLANNED, f"unknown dims at {RETRY_DIM_SIZE}"),
-                         (bigger, SAFE, f"safe values with unknown dims at {RETRY_DIM_SIZE}")]
-        errors, last = [], result
-        for candidate, strategy, label in attempts:
-            values, new_how = _values(warmup_plan, candidate, strategy)
-            retry_log = build_log(candidate, values, warmup_plan.model_name)
-            (retry,) = replayer.replay(parse_records(serialize_logs([retry_log])), iterations=iterations)
-            if retry.ok:
-                log.warning("record %d (%s) failed with planned values (%s); passed with %s",
-                            i, record.signature, result.error, label)
-                retry.index = i
-                logs[i], how[i], results[i], records[i] = retry_log, new_how, retry, candidate
-                break
-            errors.append(f"retried with {label}: {retry.error}")
-            last = retry if retry.failed_node else last
-        else:
-            hint = (_fix_hint(record, _rejection(replayer, record, last))
-                    if any("TensorFlow error" in e for e in errors) else "")
-            result.error = " | ".join([result.error] + errors + ([hint] if hint else []))
-    for result, h in zip(results, how):
-        result.inputs = dict(h)
-    return results, dataclasses.replace(warmup_plan, records=tuple(records))
+    record: PlannedRecord
+    log: prediction_log_pb2.PredictionLog
+    how: Mapping[str, Any]
 
 
-def add_warmup(export_dir: str | os.PathLike, config: WarmupConfig | None = None,
-               **options: Any) -> WarmupReport:
-    """Write ``assets.extra/tf_serving_warmup_requests`` for ``export_dir`` and replay it.
-
-    Options are ``WarmupConfig`` fields (e.g. ``batch_sizes=[1, 8]``). Every record
-    is replayed (unless ``replay=False``) from its serialized bytes; a failing one
-    is retried once with safe values. Only when all pass is the file written to a
-    temp name, read back byte for byte, and renamed into place. On any failure the
-    directory is left as it was and the error names record, signature and cause.
-    """
-    export_dir = os.fspath(export_dir)
-    config = resolve_config(config, **options)
-    budget_s = None
-    if config.load_budget is not None:  # bad input fails before any scan or replay
-        budget_s = parse_duration(config.load_budget, "load_budget")
-        if not config.replay:
-            raise PlanError("load_budget= needs the records' measured costs, so it cannot be used with "
-                            "replay=False (CLI: --no-replay); drop one of them.")
-    warmup_plan = plan(export_dir, config)
-    logs, how = [], []
+def _build(warmup_plan: WarmupPlan) -> list[Built]:
+    """Every planned record as the PredictionLog it becomes (values from the plan's seed)."""
+    built = []
     for record in warmup_plan.records:
-        values, h = _values(warmup_plan, record)
+        values, how = _values(warmup_plan, record)
         try:
-            logs.append(build_log(record, values, warmup_plan.model_name))
+            built.append(Built(record, build_log(record, values, warmup_plan.model_name), how))
         except (TypeError, ValueError) as e:  # values tf.make_tensor_proto cannot encode
             raise PlanError(f"signature {record.signature!r} ({record.key}): the values for "
                             f"{[i.alias for i in record.inputs]} cannot be encoded as their dtypes "
                             f"({e}); check overrides= for these inputs.") from None
-        how.append(h)
-    report = WarmupReport(export_dir=export_dir, path=None, plan=warmup_plan)
+    return built
+
+
+def _retry(replayer: Replayer, warmup_plan: WarmupPlan, item: Built, result: RecordResult,
+           iterations: int) -> tuple[Built, RecordResult] | None:
+    """A failed record retried with safe values, then with larger default dims; on failure
+    ``result.error`` gathers every attempt and the fix to try."""
+    record = item.record
+    attempts = [(record, SAFE, "safe values (zeros/empty/defaults)")]
+    bigger = _with_retry_dims(record)
+    if bigger is not None:
+        attempts += [(bigger, PLANNED, f"unknown dims at {RETRY_DIM_SIZE}"),
+                     (bigger, SAFE, f"safe values with unknown dims at {RETRY_DIM_SIZE}")]
+    errors, last = [], result
+    for candidate, strategy, label in attempts:
+        values, how = _values(warmup_plan, candidate, strategy)
+        retry_log = build_log(candidate, values, warmup_plan.model_name)
+        (retry,) = replayer.replay(parse_records(serialize_logs([retry_log])), iterations=iterations)
+        if retry.ok:
+            log.warning("record %d (%s) failed with planned values (%s); passed with %s",
+                        result.index, record.signature, result.error, label)
+            retry.index = result.index
+            return Built(candidate, retry_log, how), retry
+        errors.append(f"retried with {label}: {retry.error}")
+        last = retry if retry.failed_node else last
+    hint = (_fix_hint(record, _rejection(replayer, record, last))
+            if any("TensorFlow error" in e for e in errors) else "")
+    result.error = " | ".join([result.error] + errors + ([hint] if hint else []))
+    return None
+
+
+def _replay_with_retry(replayer: Replayer, warmup_plan: WarmupPlan, built: list[Built],
+                       iterations: int = 2, threads: int = 1) -> tuple[list[RecordResult], list[Built]]:
+    """Replay every record; retry a failure (``_retry``). Returns the results and the records
+    as finally built (a retried record may have new values or shapes)."""
+    results = replayer.replay(parse_records(serialize_logs([b.log for b in built])),
+                              iterations=iterations, threads=threads)
+    final = list(built)
+    for i, result in enumerate(results):
+        if not result.ok:
+            fixed = _retry(replayer, warmup_plan, built[i], result, iterations)
+            if fixed is not None:
+                final[i], results[i] = fixed
+    for result, item in zip(results, final):
+        result.inputs = dict(item.how)
+    return results, final
+
+
+def add_warmup(export_dir: str | os.PathLike, config: WarmupConfig | None = None, *,
+               context: Context | None = None, **options: Any) -> WarmupReport:
+    """Write ``assets.extra/tf_serving_warmup_requests`` for ``export_dir`` and replay it.
+
+    Options are ``WarmupConfig`` fields (e.g. ``batch_sizes=[1, 8]``); ``context`` is one
+    already resolved (``context.resolve``). Every record
+    is replayed (unless ``replay=False``) from its serialized bytes; a failing one
+    is retried once with safe values. Only when all pass is the file written to a
+    temp name, read back byte for byte, and renamed into place. On any failure the
+    directory is left as it was and the error names record, signature and cause.
+
+    One pipeline: plan -> build -> replay and retry -> budget -> write.
+    """
+    if context is None:
+        context = resolve(resolve_config(config, **options), export_dir)
+    warmup_plan = plan_context(context)
+    unwarmed = unwarmed_batch_sizes(context, warmup_plan)
+    if unwarmed:  # the file would fail its own check: refused before anything is built
+        raise PlanError("the plan leaves allowed batch sizes cold, so `tfwarm check` would reject "
+                        "the file; nothing was written:\n  " + "\n  ".join(unwarmed)
+                        + "\nLeave batch_sizes= unset (every allowed size is warmed) or list them all.")
+    built = _build(warmup_plan)
+    report = WarmupReport(export_dir=context.export_dir, path=None, plan=warmup_plan)
     _describe_data(report)
-    server = warmup_plan.server
-    report.warnings = list(server.warnings) if server else []
+    report.warnings = list(context.server.warnings)
     counts = traffic_classes(warmup_plan.samples)
-    if config.replay:
-        # As TF Serving at load: each record copies x num_request_iterations times (at least
-        # twice, for the first/second timings), on num_model_warmup_threads threads.
-        iters = warmup_plan.copies * (server.num_request_iterations if server else 1)
-        runs = max(2, iters)
-        threads = server.num_model_warmup_threads if server else 1
-        report.results, report.plan = _replay(export_dir, config, warmup_plan, logs, how, runs, threads, report)
-        report.replayed = True
-        report.replay_runs, report.replay_threads = runs, threads
-        if budget_s is not None:
-            classes = report.plan.classes()
-            try:
-                report.budget = choose_within_budget(
-                    classes, record_costs(report.results, iters), counts or None, budget_s * 1000.0,
-                    threads, labels=[c.label() for c in classes])
-            except ValueError as e:
-                raise PlanError(f"load_budget: {e}; nothing was written.") from None
-            if report.budget.applied:  # the kept file is replayed and checked as always
-                keep = report.budget.kept
-                logs, how = [logs[i] for i in keep], [how[i] for i in keep]
-                records = tuple(report.plan.records[i] for i in keep)
-                kept = dataclasses.replace(report.plan, records=records, xla_compiles={
-                    sig: len({r.request_class(report.plan.batching) for r in records if r.signature == sig})
-                    for sig in report.plan.xla_compiles})
-                report.results, report.plan = _replay(export_dir, config, kept, logs, how, runs, threads,
-                                                      report)
-        report.load_cost = load_cost(report.results, report.plan.classes(), threads, iters)
-        if report.budget is not None and report.budget.applied:
-            report.budget.measured_ms = report.load_cost["total_ms"]
+    rule = context.batching.rule if context.batching is not None else None
+    if context.config.replay:
+        built = _replay_stage(context, report, built, merged_counts(counts, rule) if counts else None)
     if counts:  # what share of the data's requests the file warms
         sources = ", ".join(sorted({s.source for s in report.plan.samples.values()}))
-        report.coverage = measure_coverage(report.plan.classes(), counts, sources)
+        report.coverage = measure_coverage(report.plan.classes(), counts, sources, rule=rule)
     if report.budget is not None and report.budget.applied:
         _describe_data(report)  # again: the cut changed the records
     report.xla_warnings = xla_warnings(report.plan, report.results)
-    # ``iterations``: each record back to back ``copies`` times, as TF Serving reads them in order.
-    records = [r for r in serialize_logs(logs) for _ in range(warmup_plan.copies)]
+    _write(context, report, built)
+    return report
+
+
+def _replay_stage(context: Context, report: WarmupReport, built: list[Built],
+                  weights: Mapping | None) -> list[Built]:
+    """Replay as TF Serving's load would, then apply ``load_budget`` (the kept file is
+    replayed again); returns the records kept, as finally built."""
+    server, warmup_plan = context.server, report.plan
+    # As TF Serving at load: each record copies x num_request_iterations times (at least
+    # twice, for the first/second timings), on num_model_warmup_threads threads.
+    iters = warmup_plan.copies * server.num_request_iterations
+    runs, threads = max(2, iters), server.num_model_warmup_threads
+    built = _replay(context, warmup_plan, built, runs, threads, report)
+    report.replayed, report.replay_runs, report.replay_threads = True, runs, threads
+    budget_s = context.config.load_budget_s  # validated when the config was built
+    if budget_s is not None:
+        classes = report.plan.classes()
+        try:
+            report.budget = choose_within_budget(classes, record_costs(report.results, iters), weights,
+                                                 budget_s * 1000.0, threads, labels=[c.label() for c in classes])
+        except ValueError as e:
+            raise PlanError(f"load_budget: {e}; nothing was written.") from None
+        if report.budget.applied:  # the kept file is replayed and checked as always
+            built = [built[i] for i in report.budget.kept]
+            records = tuple(b.record for b in built)
+            kept = dataclasses.replace(report.plan, records=records, xla_compiles={
+                sig: len({r.request_class(report.plan.batching) for r in records if r.signature == sig})
+                for sig in report.plan.xla_compiles})
+            built = _replay(context, kept, built, runs, threads, report)
+            report.warnings += [f"load_budget: {p}" for p in unwarmed_batch_sizes(context, report.plan)]
+    report.load_cost = load_cost(report.results, report.plan.classes(), threads, iters)
+    if report.budget is not None and report.budget.applied:
+        report.budget.measured_ms = report.load_cost["total_ms"]
+    return built
+
+
+def _write(context: Context, report: WarmupReport, built: list[Built]) -> None:
+    """Stage, read back and rename the file: what TF Serving will read is what was replayed.
+    ``iterations``: each record back to back ``copies`` times, as TF Serving reads them in order."""
+    export_dir = context.export_dir
+    records = [r for r in serialize_logs([b.log for b in built]) for _ in range(report.plan.copies)]
     report.file_bytes = sum(len(r) for r in records)
-    with staged_write(export_dir, records, overwrite=config.overwrite) as tmp:
-        if read_records(tmp) != records:  # what TF Serving will read is what we replayed
+    with staged_write(export_dir, records, overwrite=context.config.overwrite) as tmp:
+        if read_records(tmp) != records:
             raise WarmupFileError(f"read-back of {tmp} differs from the records written; the "
                                   f"filesystem under {export_dir} is not storing files faithfully.")
     report.path = warmup_path(export_dir)
     log.info("wrote %d warmup records to %s", len(records), report.path)
-    return report
+
+
+def unwarmed_batch_sizes(context: Context, warmup_plan: WarmupPlan) -> list[str]:
+    """What ``check`` would reject in the plan's batch sizes (``check.batching_problems``)."""
+    classes = warmup_plan.classes()
+    sizes: dict[str, set[int]] = {}
+    for record, rc in zip(warmup_plan.records, classes):
+        if record.request_type != MULTI_INFERENCE:
+            sizes.setdefault(rc.signature, set()).update([rc.batch_size] if rc.batch_size else [])
+    return batching_problems(context, {k: sorted(v) for k, v in sizes.items()}, classes)
 
 
 def _describe_data(report: WarmupReport) -> None:
@@ -294,18 +336,19 @@ def _describe_data(report: WarmupReport) -> None:
                           "(CLI: --privacy shapes_only).")
 
 
-def _replay(export_dir: str, config: WarmupConfig, warmup_plan: WarmupPlan, logs: list, how: list,
-            runs: int, threads: int, report: WarmupReport) -> tuple[list[RecordResult], WarmupPlan]:
-    """Replay ``logs`` in a freshly loaded model, as TF Serving's load would; any failure raises."""
-    server = warmup_plan.server
-    with Replayer(export_dir, warmup_plan.tags, warmup_plan.batching,
-                  session_config=server.session_config if server else None,
-                  op_libraries=config.op_libraries) as replayer:
+def _replay(context: Context, warmup_plan: WarmupPlan, built: list[Built], runs: int, threads: int,
+            report: WarmupReport) -> list[Built]:
+    """Replay ``built`` in a freshly loaded model, as TF Serving's load would; any failure raises.
+    ``report.results`` and ``report.plan`` become what was replayed (retries included)."""
+    export_dir = context.export_dir
+    with context.replayer() as replayer:
         report.load_ms = round(replayer.load_ms, 3)
-        results, final = _replay_with_retry(replayer, warmup_plan, logs, how, runs, threads)
+        results, built = _replay_with_retry(replayer, warmup_plan, built, runs, threads)
+    report.results = results
+    report.plan = dataclasses.replace(warmup_plan, records=tuple(b.record for b in built))
     failures = [r for r in results if not r.ok]
     if failures:
-        report.results, report.plan, report.replayed = results, final, True
+        report.replayed = True
         lines = [f"record {r.index} (signature {r.signature!r}, {r.log_type}, batch "
                  f"{r.batch_size}): {r.error}" for r in failures]
         missing = {unrestored_variable(r.error or "") for r in failures}
@@ -318,28 +361,25 @@ def _replay(export_dir: str, config: WarmupConfig, warmup_plan: WarmupPlan, logs
                 "or tfwarm_export.export(model, DIR); nothing was written (an existing warmup file "
                 "is kept).\n  " + "\n  ".join(lines[:3]), report)
         raise ReplayError(
-            f"{len(failures)} of {len(logs)} warmup record(s) for {export_dir} failed "
+            f"{len(failures)} of {len(built)} warmup record(s) for {export_dir} failed "
             "replay, so TF Serving would fail to load this model with them; nothing was "
             "written (an existing warmup file is kept).\n  " + "\n  ".join(lines)
             + "\nFix the inputs with overrides=/dim_sizes=/shapes= or leave the signature "
             "out with signatures=[...].", report)
-    return results, final
+    return built
 
 
 def xla_warnings(warmup_plan: WarmupPlan, results: list[RecordResult]) -> dict[str, str]:
     """The plan's XLA flags, with the per-shape compile cost measured in replay (first - second run)."""
     out = {}
     for sig, where in sorted(warmup_plan.xla.items()):
-        costs = sorted(r.first_ms - r.second_ms for r in results
-                       if r.signature == sig and r.ok and r.first_ms is not None and r.second_ms is not None)
-        ms = costs[len(costs) // 2] if costs else None
-        out[sig] = analysis.xla_shape_warning(where, DEFAULT_DIM_SIZE, ms)
+        out[sig] = analysis.xla_shape_warning(where, DEFAULT_DIM_SIZE, compile_ms(results, sig))
     return out
 
 
-def check(export_dir: str | os.PathLike, **kwargs: Any) -> CheckReport:
+def check(export_dir: str | os.PathLike, config: WarmupConfig | None = None, **kwargs: Any) -> CheckReport:
     """Validate an existing warmup file; see ``check_warmup_file``."""
-    return check_warmup_file(os.fspath(export_dir), **kwargs)
+    return check_warmup_file(export_dir, config, **kwargs)
 
 
 __all__ = ["plan", "build_logs", "add_warmup", "check", "results_table", "xla_warnings"]

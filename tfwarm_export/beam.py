@@ -40,11 +40,12 @@ finally:
 import tensorflow as tf
 
 from tfwarm_export.config import WarmupConfig, resolve_config
+from tfwarm_export.context import Context, resolve
 from tfwarm_export.errors import DatasetError, PlanError
-from tfwarm_export.model.signatures import ModelSignatures, read_signatures
+from tfwarm_export.planning.plan import selection_spec, traffic_scan
 from tfwarm_export._support.startup import capture_fd2, last_captured
 from tfwarm_export.traffic import (SelectionCombiner, TrafficFile, TrafficSelection, TrafficSpec,
-                                   to_element, traffic_plan, traffic_spec)
+                                   to_element)
 from tfwarm_export.traffic.readers.files import REST_JSON
 from tfwarm_export.traffic.readers.rest_json import is_single_body_file
 
@@ -74,20 +75,9 @@ class _SelectionCombineFn(beam.CombineFn):
         return self._combiner.extract_output(acc)
 
 
-def _spec_for(export_dir: str, config: WarmupConfig) -> tuple[ModelSignatures, TrafficSpec]:
-    from tfwarm_export.serving.batching import BatchingConfig, load_batching_parameters
-
-    model = read_signatures(os.fspath(export_dir), config.tags)
-    wanted = list(config.signatures) if config.signatures is not None else sorted(model.signatures)
-    for name in wanted:
-        model.get(name)
-    batching = config.batching_parameters
-    if batching is not None and not isinstance(batching, BatchingConfig):
-        batching = load_batching_parameters(batching)
-    spec = traffic_spec({n: model.signatures[n] for n in wanted}, sorted(model.signatures),
-                        batching.allowed_batch_sizes if batching else (),
-                        k=config.dataset_sample_size, seed=config.seed)
-    return model, spec
+def _spec_for(context: Context) -> TrafficSpec:
+    """The traffic spec of a resolved context: the same signatures and batching rule as local."""
+    return selection_spec(context.model, context.wanted, context.config, context.batching)
 
 
 class SelectWarmupRequests(beam.PTransform):
@@ -101,8 +91,9 @@ class SelectWarmupRequests(beam.PTransform):
     def __init__(self, export_dir: str | os.PathLike, config: WarmupConfig | None = None, *,
                  source: str = "a Beam PCollection", spec: TrafficSpec | None = None, **options: Any):
         super().__init__()
-        config = resolve_config(config, **options)
-        self._spec = spec if spec is not None else _spec_for(os.fspath(export_dir), config)[1]
+        if spec is None:  # a transform users build themselves is an edge: it resolves the context
+            spec = _spec_for(resolve(resolve_config(config, **options), export_dir))
+        self._spec = spec
         self._source = source
 
     def expand(self, pcoll):
@@ -184,21 +175,23 @@ def _write_result(selection: TrafficSelection, path: str) -> None:
         f.write(pickle.dumps(selection, protocol=pickle.HIGHEST_PROTOCOL))
 
 
-def run_selection(export_dir: str | os.PathLike, config: WarmupConfig | None = None,
-                  **options: Any) -> TrafficSelection:
+def run_selection(export_dir: str | os.PathLike | None = None, config: WarmupConfig | None = None, *,
+                  context: Context | None = None, **options: Any) -> TrafficSelection:
     """Run the traffic selection for ``config.traffic`` / ``config.previous_version``
     as a Beam pipeline on ``config.runner`` and return its ``TrafficSelection``.
 
+    ``context`` is the resolved model and server (``tfwarm_export.context.resolve``), as
+    ``add_warmup`` passes it; without one it is resolved from ``export_dir`` and ``config``.
+    The selection then pads, drops and selects exactly as the local path does.
     The result travels back through a file under the pipeline's
     ``temp_location`` (a local temp dir for the DirectRunner)."""
-    config = resolve_config(config, **options)
+    if context is None:
+        context = resolve(resolve_config(config, **options), export_dir)
+    config = context.config
     if config.traffic is None and config.previous_version is None:
         raise PlanError("a Beam runner selects from traffic: pass traffic=... (CLI --traffic) "
                         "or previous_version=... (CLI --from-version).")
-    model, spec = _spec_for(os.fspath(export_dir), config)
-    files, spec, source = traffic_plan(dict(spec.signatures), spec.known, spec.allowed_batch_sizes,
-                                       config.traffic, config.previous_version,
-                                       k=spec.k, seed=spec.seed)
+    files, spec, source = traffic_scan(context.model, context.wanted, config, context.batching)
     opts = pipeline_options(config.runner, config.beam_args)
     temp = opts.get_all_options().get("temp_location")
     local_tmp = None
@@ -213,7 +206,7 @@ def run_selection(export_dir: str | os.PathLike, config: WarmupConfig | None = N
                 with beam.Pipeline(options=opts) as p:
                     _ = (p
                          | "ReadTraffic" >> ReadTraffic(files)
-                         | "SelectWarmupRequests" >> SelectWarmupRequests(export_dir, config,
+                         | "SelectWarmupRequests" >> SelectWarmupRequests(context.export_dir, config,
                                                                           source=source, spec=spec)
                          | "Collect" >> beam.Map(_write_result, out))
             _log.debug("Beam pipeline output:\n%s", last_captured())

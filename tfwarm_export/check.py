@@ -7,129 +7,158 @@ dtypes, shapes, batching limits and allowed-batch-size coverage.
 from __future__ import annotations
 
 import os
-from typing import Sequence
+from typing import Any
 
 from tfwarm_export import analysis
-from tfwarm_export.serving.batching import BatchingConfig
+from tfwarm_export.config import WarmupConfig, resolve_config
+from tfwarm_export.context import Context, resolve
 from tfwarm_export.errors import WarmupFileError
+from tfwarm_export.planning.plan import traffic_scan
 from tfwarm_export.planning.records import MAX_RECORDS
-from tfwarm_export.serving.replay import (PreparedRun, Replayer, RecordProblem, RecordResult, signature_name,
-                                  prepare)
+from tfwarm_export.serving.replay import PreparedRun, RecordProblem, RecordResult, prepare, signature_name
 from tfwarm_export.report import CheckReport
-from tfwarm_export.serving.coverage import measure_coverage, traffic_classes
-from tfwarm_export.serving.load_cost import load_cost
-from tfwarm_export.serving.request_class import class_of_log
-from tfwarm_export.traffic import TrafficSelection, sample_traffic, traffic_plan
-from tfwarm_export.serving.serving_config import resolve_server
-from tfwarm_export.model.signatures import DEFAULT_TAGS, ModelSignatures, read_signatures, tensor_spec_from_info
+from tfwarm_export.serving.coverage import measure_coverage, traffic_classes, unwarmed_sizes
+from tfwarm_export.serving.load_cost import compile_ms, load_cost
+from tfwarm_export.serving.request_class import RequestClass, class_of_log
+from tfwarm_export.traffic import TrafficSelection, sample_traffic
+from tfwarm_export.model.signatures import ModelSignatures, tensor_spec_from_info
 from tfwarm_export.serving.warmup_file import parse_records, read_records, warmup_path
 
 
-def check_warmup_file(export_dir: str, *, path: str | None = None,
-                      batching_parameters: str | BatchingConfig | None = None,
-                      tags: Sequence[str] = DEFAULT_TAGS, replay: bool = True,
-                      platform_config=None, ignore_per_model_batching: bool = False,
-                      op_libraries: Sequence[str] = (), traffic=None) -> CheckReport:
+def check_warmup_file(export_dir: str | os.PathLike, config: WarmupConfig | None = None, *,
+                      path: str | os.PathLike | None = None, context: Context | None = None,
+                      **options: Any) -> CheckReport:
     """Check ``path`` (default: the model's own warmup file) against ``export_dir``.
 
-    ``traffic``: any traffic source ``add`` reads (paths/globs of REST JSON, PredictionLog or
-    tf.Example files, or a ``TrafficSelection``): the report then says what share of its
+    ``config``/``options`` are ``WarmupConfig`` fields (``batching_parameters``, ``tags``,
+    ``platform_config``, ``ignore_per_model_batching``, ``op_libraries``, ``replay``,
+    ``traffic``); ``context`` is one already resolved (``context.resolve``). The check runs
+    under the configuration TF Serving would use, resolved once. With ``traffic`` (any
+    source ``add`` reads, or a ``TrafficSelection``) the report also says what share of its
     requests the file warms (``serving.coverage``), per signature and in total.
-
-    Runs under the configuration TF Serving would use: ``batching_parameters``,
-    ``platform_config`` and the version directory's ``batching_params.pbtxt``
-    (unless ``ignore_per_model_batching``), resolved by ``serving_config.resolve_server``.
     """
-    export_dir = os.fspath(export_dir)
-    path = os.fspath(path) if path else warmup_path(export_dir)
-    server = resolve_server(export_dir, platform_config=platform_config,
-                            batching_parameters=batching_parameters,
-                            ignore_per_model_batching=ignore_per_model_batching)
-    batching = server.batching
-    if server.tags and tuple(tags) == tuple(DEFAULT_TAGS):
-        tags = server.tags
-    model = read_signatures(export_dir, tags)
-    report = CheckReport(export_dir=export_dir, path=path, server=server, warnings=list(server.warnings))
+    if context is None:
+        context = resolve(resolve_config(config, **options), export_dir)
+    server, batching = context.server, context.batching
+    path = os.fspath(path) if path else warmup_path(context.export_dir)
+    report = CheckReport(export_dir=context.export_dir, path=path, server=server,
+                         warnings=list(server.warnings))
     try:
-        records = read_records(path)
-        logs = parse_records(records, path)
+        logs = parse_records(read_records(path), path)
     except WarmupFileError as e:
         report.problems.append(str(e))
         return report
     report.num_records = len(logs)
+    report.problems += _file_problems(path, logs)
+    prepared = _prepare_all(context, logs, report)
+    _record_batch_sizes(report, prepared)
+    classes = [class_of_log(logs[i], batching.padded_size if batching else None) for i in sorted(prepared)]
+    report.problems += batching_problems(context, report.batch_sizes, classes)
+    xla = _xla_single_size(context.model, prepared)
+    if context.config.replay and prepared:
+        _replay_file(context, prepared, report, runs=max(server.num_request_iterations, 2 if xla else 1))
+        report.load_cost = load_cost([r for r in report.results if r.index in prepared], classes,
+                                     server.num_model_warmup_threads, server.num_request_iterations)
+    if context.config.traffic is not None:
+        report.coverage = traffic_coverage(context, logs, context.config.traffic)
+    for sig, (where, size) in sorted(xla.items()):
+        report.warnings.append(f"signature {sig!r}: "
+                               + analysis.xla_shape_warning(where, size, compile_ms(report.results, sig)))
+    return report
+
+
+def _file_problems(path: str, logs: list) -> list[str]:
+    """The file-level rules: not empty, within TF Serving's record cap."""
+    out = []
     if not logs:
-        report.problems.append(f"{path} holds no records; it warms nothing.")
+        out.append(f"{path} holds no records; it warms nothing.")
     if len(logs) > MAX_RECORDS:
-        report.problems.append(f"{len(logs)} records exceed TF Serving's limit of {MAX_RECORDS}; "
-                               f"record {MAX_RECORDS + 1} fails the model load. Warm fewer "
-                               "signatures, batch sizes or shape variants.")
+        out.append(f"{len(logs)} records exceed TF Serving's limit of {MAX_RECORDS}; "
+                   f"record {MAX_RECORDS + 1} fails the model load. Warm fewer "
+                   "signatures, batch sizes or shape variants.")
+    return out
+
+
+def _prepare_all(context: Context, logs: list, report: CheckReport) -> dict[int, PreparedRun]:
+    """Each record as TF Serving feeds it; a record that breaks a rule is a problem and a result."""
     prepared = {}
     for i, log in enumerate(logs):
         try:
-            prepared[i] = prepare(log, model.meta_graph, batching)
+            prepared[i] = prepare(log, context.model.meta_graph, context.batching)
         except RecordProblem as e:
             sig = signature_name(log)
             report.problems.append(f"record {i}" + (f" ({sig})" if sig else "") + f": {e}")
             report.results.append(RecordResult(i, sig, log.WhichOneof("log_type") or "unset",
                                                None, False, str(e)))
+    return prepared
+
+
+def _record_batch_sizes(report: CheckReport, prepared: dict[int, PreparedRun]) -> None:
+    """``report.batch_sizes``: per signature, the (padded) batch sizes the file runs at."""
     for run in prepared.values():
         if run.log_type != "multi_inference_log":
-            report.batch_sizes.setdefault(run.signature, [])
+            sizes = report.batch_sizes.setdefault(run.signature, [])
             size = run.padded_to or run.batch_size
-            if size is not None and size not in report.batch_sizes[run.signature]:
-                report.batch_sizes[run.signature].append(size)
+            if size is not None and size not in sizes:
+                sizes.append(size)
     for sig in report.batch_sizes:
         report.batch_sizes[sig].sort()
-    if batching is not None and batching.allowed_batch_sizes:
-        for sig, sizes in sorted(report.batch_sizes.items()):
-            missing = [s for s in batching.allowed_batch_sizes if s not in sizes]
-            if missing:
-                report.problems.append(
-                    f"signature {sig!r}: allowed batch sizes {missing} are not warmed; the first "
-                    f"request padded to each of them stays cold. Add records of those sizes "
-                    f"(tfwarm add --batching-parameters {batching.source or 'FILE'} --overwrite).")
-    xla = _xla_single_size(model, prepared)
-    if replay and prepared:
-        # As the server: num_request_iterations runs per record on num_model_warmup_threads
-        # threads; twice at least when an XLA compile cost is to be measured.
-        runs = max(server.num_request_iterations, 2 if xla else 1)
-        with Replayer(export_dir, tags, batching, session_config=server.session_config,
-                      op_libraries=op_libraries) as replayer:
-            report.replayed = True
-            for result in replayer.run_all(sorted(prepared.items()), iterations=runs,
-                                           threads=server.num_model_warmup_threads):
-                if not result.ok:
-                    report.problems.append(f"record {result.index} ({result.signature}): replay "
-                                           f"failed: {result.error}")
-                report.results.append(result)
-        report.results.sort(key=lambda r: r.index)
-    if report.replayed:
-        pad = batching.padded_size if batching is not None else None
-        report.load_cost = load_cost([r for r in report.results if r.index in prepared],
-                                     [class_of_log(logs[i], pad) for i in sorted(prepared)],
-                                     server.num_model_warmup_threads, server.num_request_iterations)
-    if traffic is not None:
-        report.coverage = traffic_coverage(model, logs, batching, traffic)
-    for sig, (where, size) in sorted(xla.items()):
-        costs = sorted(r.first_ms - r.second_ms for r in report.results if r.signature == sig and r.ok
-                       and r.first_ms is not None and r.second_ms is not None)
-        ms = costs[len(costs) // 2] if costs else None
-        report.warnings.append(f"signature {sig!r}: " + analysis.xla_shape_warning(where, size, ms))
-    return report
 
 
-def traffic_coverage(model: ModelSignatures, logs, batching: BatchingConfig | None, traffic):
+def batching_problems(context: Context, batch_sizes: dict[str, list[int]],
+                      classes: list[RequestClass]) -> list[str]:
+    """Allowed batch sizes the file leaves cold: per signature (a lone request pads to each),
+    and per warmed shape (concurrent requests of that shape merge into every larger one,
+    ``specs.batching``). ``add`` applies the same rule to what it writes."""
+    batching = context.batching
+    if batching is None or not batching.allowed_batch_sizes:
+        return []
+    fix = f"(tfwarm add --batching-parameters {batching.source or 'FILE'} --overwrite)"
+    out = []
+    for sig, sizes in sorted(batch_sizes.items()):
+        missing = [s for s in batching.allowed_batch_sizes if s not in sizes]
+        if missing:
+            out.append(f"signature {sig!r}: allowed batch sizes {missing} are not warmed; the first "
+                       f"request padded to each of them stays cold. Add records of those sizes {fix}.")
+    for rc, missing in unwarmed_sizes(classes, batching.rule):
+        missing = [s for s in missing if s in batch_sizes.get(rc.signature, ())]  # others: said above
+        if not missing:
+            continue
+        shape = " ".join(f"{a}[{','.join(map(str, d[1:]))}]" for a, d in rc.shape) or rc.request_type
+        out.append(f"signature {rc.signature!r}: at shape {shape} (warmed at batch {rc.batch_size}), "
+                   f"allowed batch sizes {missing} are not warmed; TF Serving merges concurrent "
+                   "requests of one shape and pads the batch to an allowed size, so the first such "
+                   f"batch stays cold. Warm every allowed size at each shape {fix}.")
+    return out
+
+
+def _replay_file(context: Context, prepared: dict[int, PreparedRun], report: CheckReport, runs: int) -> None:
+    """Replay every prepared record as the server's load would (iterations, threads)."""
+    server = context.server
+    with context.replayer() as replayer:
+        report.replayed = True
+        for result in replayer.run_all(sorted(prepared.items()), iterations=runs,
+                                       threads=server.num_model_warmup_threads):
+            if not result.ok:
+                report.problems.append(f"record {result.index} ({result.signature}): replay "
+                                       f"failed: {result.error}")
+            report.results.append(result)
+    report.results.sort(key=lambda r: r.index)
+
+
+def traffic_coverage(context: Context, logs, traffic):
     """What share of ``traffic``'s requests the records ``logs`` warm (``serving.coverage``)."""
+    batching = context.batching
     if isinstance(traffic, TrafficSelection):
         selection = traffic
     else:
-        files, spec, source = traffic_plan(dict(model.signatures), sorted(model.signatures),
-                                           batching.allowed_batch_sizes if batching else (), traffic,
-                                           None, k=1, seed=0)
+        files, spec, source = traffic_scan(context.model, sorted(context.model.signatures),
+                                           context.config.replace(traffic=traffic, previous_version=None,
+                                                                  dataset_sample_size=1, seed=0), batching)
         selection = sample_traffic(files, spec, source)
     pad = batching.padded_size if batching is not None else None
     return measure_coverage([class_of_log(lg, pad) for lg in logs], traffic_classes(selection.samples),
-                            selection.source, selection.dropped)
+                            selection.source, selection.dropped, batching.rule if batching else None)
 
 
 def _xla_single_size(model: ModelSignatures, prepared: dict[int, PreparedRun]

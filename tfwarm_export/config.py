@@ -7,10 +7,31 @@ here is available everywhere and documented once.
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence, Union
 
+from tfwarm_export.errors import OptionError
 from tfwarm_export.model.signatures import DEFAULT_TAGS
+
+if TYPE_CHECKING:  # names for the annotations only: importing them here would pull TF data in
+    import tensorflow as tf
+    from google.protobuf.message import Message
+
+    from tfwarm_export.serving.batching import BatchingConfig
+    from tfwarm_export.specs.domains import Domain
+    from tfwarm_export.traffic import TrafficSelection
+
+PathLike = Union[str, "os.PathLike[str]"]
+OverrideValue = Union[int, float, str, bytes, bool, tuple, list, range, Callable[..., Any], "Domain"]
+"""An ``overrides`` value: a constant, ``(low, high)``, a range, a list of choices,
+``fn(rng, shape)`` or a ``Domain``."""
+DatasetSource = Union["tf.data.Dataset", Mapping[str, Any], Iterable[Any], PathLike]
+"""What ``dataset=`` samples: a tf.data.Dataset, a dict of arrays, an iterable of rows,
+TFRecord paths; or ``{signature: one of those}``."""
+TrafficSource = Union[PathLike, Sequence[PathLike], "TrafficSelection"]
+ImageSize = Union[int, tuple[int, int], Mapping[str, Union[int, tuple[int, int]]]]
+PRIVACY_MODES = ("rows", "shapes_only")
 
 DEFAULT_DIM_SIZE = 4
 """Size given to an unknown non-batch dimension when nothing better is known."""
@@ -92,18 +113,18 @@ class WarmupConfig:
     """
 
     batch_sizes: Sequence[int] | None = None
-    batching_parameters: Any = None
+    batching_parameters: PathLike | BatchingConfig | None = None
     signatures: Sequence[str] | None = None
     seed: int = DEFAULT_SEED
-    overrides: Mapping[str, Any] = field(default_factory=dict)
+    overrides: Mapping[str, OverrideValue] = field(default_factory=dict)
     dim_sizes: Mapping[str, Mapping[int, int | Sequence[int]]] = field(default_factory=dict)
     shapes: Mapping[str, Sequence[int | None]] = field(default_factory=dict)
-    dataset: Any = None
+    dataset: DatasetSource | Mapping[str, DatasetSource] | None = None
     dataset_sample_size: int = 256
     dataset_max_scan: int | None = None
     max_buckets: int = 8
     bucket_quantiles: Sequence[float] | None = None
-    traffic: Any = None
+    traffic: TrafficSource | None = None
     previous_version: str | None = None
     runner: str | None = None
     beam_args: Sequence[str] = ()
@@ -115,11 +136,27 @@ class WarmupConfig:
     multi_inference: bool = False
     include_stateful: bool = False
     op_libraries: Sequence[str] = ()
-    image_size: Any = None
-    platform_config: Any = None
+    image_size: ImageSize | None = None
+    platform_config: PathLike | Message | None = None  # a path, or a parsed SessionBundleConfig
     ignore_per_model_batching: bool = False
     iterations: int = DEFAULT_ITERATIONS
-    load_budget: Any = None
+    load_budget: float | int | str | None = None
+
+    def __post_init__(self) -> None:
+        """Refuse a bad value or a contradicting pair when the config is built, not deep in a run.
+
+        Every entry point (CLI, ``add_warmup``, ``save``, Keras callback, components, Beam,
+        fleet) builds a ``WarmupConfig``, so this is the one place options are validated.
+        """
+        for problem in _problems(self):
+            raise OptionError(problem)
+
+    @property
+    def load_budget_s(self) -> float | None:
+        """``load_budget`` in seconds (validated in ``__post_init__``)."""
+        from tfwarm_export.planning.budget import parse_duration
+
+        return None if self.load_budget is None else parse_duration(self.load_budget, "load_budget")
 
     def replace(self, **changes: Any) -> "WarmupConfig":
         """A copy with ``changes`` applied; unknown names raise TypeError."""
@@ -134,3 +171,35 @@ def resolve_config(config: WarmupConfig | None, **kwargs: Any) -> WarmupConfig:
     if unknown:
         raise TypeError(f"unknown warmup option(s) {unknown}; valid options: {sorted(names)}")
     return config.replace(**kwargs) if kwargs else config
+
+
+def _problems(c: WarmupConfig) -> Iterable[str]:
+    """Each invalid value or contradicting pair of ``c``, as the one-line error to raise."""
+    from tfwarm_export.planning.budget import parse_duration
+    from tfwarm_export.traffic.stats import bucket_quantiles
+
+    if c.privacy not in PRIVACY_MODES:
+        yield f"privacy must be 'rows' or 'shapes_only', got {c.privacy!r}."
+    if isinstance(c.iterations, bool) or not isinstance(c.iterations, int) or c.iterations < 1:
+        yield f"iterations must be >= 1, got {c.iterations!r}."
+    for name in ("dataset_sample_size", "max_buckets"):
+        value = getattr(c, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            yield f"{name} must be an integer >= 1, got {value!r}."
+    try:  # checked on every config, not only when some data has more sizes than buckets
+        bucket_quantiles(c.max_buckets, c.bucket_quantiles)
+    except (ValueError, TypeError) as e:
+        yield f"{e}."
+    if c.load_budget is not None:
+        try:
+            parse_duration(c.load_budget, "load_budget")
+        except ValueError as e:
+            yield f"{e}."
+        if not c.replay:
+            yield ("load_budget= needs the records' measured costs, so it cannot be used with "
+                   "replay=False (CLI: --no-replay); drop one of them.")
+    if c.beam_args and not c.runner:
+        yield ("beam_args= (CLI --beam-arg) configure a Beam runner, but runner= (CLI --runner) is "
+               "not set; name the runner or drop the pipeline options.")
+    if isinstance(c.tags, (str, bytes)) or not c.tags:
+        yield f"tags must be a non-empty list of tag names, got {c.tags!r}."

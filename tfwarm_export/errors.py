@@ -52,6 +52,10 @@ class ReplayError(TfwarmError):
         self.report = report
 
 
+class OptionError(PlanError):
+    """A ``WarmupConfig`` value is invalid, or two options contradict each other."""
+
+
 class ConfigKeyError(PlanError):
     """An option key (override, dim size, shape, dataset field) names nothing in the model."""
 

@@ -259,6 +259,7 @@ def run_version(target: VersionTarget, action: str, config: Any, per_model_batch
     import tensorflow as tf
 
     from tfwarm_export import api
+    from tfwarm_export.context import resolve
     from tfwarm_export.model.signatures import is_saved_model
     from tfwarm_export.serving.warmup_file import warmup_path
 
@@ -273,6 +274,8 @@ def run_version(target: VersionTarget, action: str, config: Any, per_model_batch
         server, note = _server_for(target, config, per_model_batching)
         if note:
             row.notes.append(note)
+        # the edge for this version: its server and model resolved once, for check and add alike
+        context = resolve(config.replace(**server), target.path)
 
         def server_notes(settings: Any) -> None:
             """With a platform config, what it decided for this version (batching, per-model file)."""
@@ -280,8 +283,7 @@ def run_version(target: VersionTarget, action: str, config: Any, per_model_batch
                 row.notes.extend(n for n in settings.notes if n not in row.notes)
 
         def check() -> Any:
-            report = api.check(target.path, tags=tuple(config.tags), replay=config.replay,
-                               op_libraries=config.op_libraries, **server)
+            report = api.check(target.path, context=context.with_config(traffic=None, previous_version=None))
             row.warnings = list(report.warnings)
             server_notes(report.server)
             return report
@@ -307,7 +309,7 @@ def run_version(target: VersionTarget, action: str, config: Any, per_model_batch
                     problems = report.problems
                 row.notes.append(f"existing warmup file failed check ({problems[0]}); replaced")
                 status = REWARMED
-            report = api.add_warmup(target.path, config.replace(overwrite=True, **server))
+            report = api.add_warmup(target.path, context=context.with_config(overwrite=True))
             row.warnings = list(report.warnings)
             server_notes(report.plan.server)
             row.status, row.records = status, len(report.plan.records) * report.plan.copies
@@ -433,14 +435,35 @@ def run_fleet(models: Sequence[ServedModel] | str | os.PathLike, action: str = A
     run versions at once, each version in a fresh graph and session. Existing files that pass ``check`` are kept
     unless ``overwrite``. Never raises for one version: its row says why it failed.
     """
-    from tfwarm_export.serving.batching import BatchingConfig, load_batching_parameters
-    from tfwarm_export.config import resolve_config
-    from tfwarm_export._support import progress
-
     if action not in (ADD, CHECK):
         raise ValueError(f"action must be {ADD!r} or {CHECK!r}, got {action!r}")
     if jobs < 1:
         raise ValueError(f"jobs must be >= 1, got {jobs}")
+    config = _fleet_config(config, per_model_batching, options)
+    if isinstance(models, (str, os.PathLike)):
+        source = source or fileargs.describe(models)
+        models = load_model_config(models)
+    report = FleetReport(source=source or "<models>", action=action)
+    start = time.perf_counter()
+    order = {m.name: i for i, m in enumerate(models)}
+    targets: list[VersionTarget] = []
+    for model in models:
+        found, failed = servable_versions(model)
+        targets += found
+        report.results += failed
+    _run_workers(targets, action, config, per_model_batching, jobs, report, on_result)
+    report.results.sort(key=lambda r: (order.get(r.model, len(order)),
+                                       -(r.version if r.version is not None else -2**63)))
+    report.wall_s = round(time.perf_counter() - start, 3)
+    return report
+
+
+def _fleet_config(config: Any, per_model_batching: bool, options: dict) -> Any:
+    """The options every version shares, checked once: contradictions, the batching and
+    platform files read here (one error, not one per version), picklable for the workers."""
+    from tfwarm_export.serving.batching import BatchingConfig, load_batching_parameters
+    from tfwarm_export.config import resolve_config
+
     config = resolve_config(config, **options)
     if per_model_batching and config.platform_config is not None:
         raise TfwarmError("per_model_batching (--per-model-batching) does not apply with a platform config: "
@@ -462,17 +485,14 @@ def run_fleet(models: Sequence[ServedModel] | str | os.PathLike, action: str = A
         raise TfwarmError(f"fleet workers are separate processes, so the options must be picklable; "
                           f"{e}. Use plain values, module-level functions and file paths (not lambdas "
                           "or in-memory datasets).") from None
-    if isinstance(models, (str, os.PathLike)):
-        source = source or fileargs.describe(models)
-        models = load_model_config(models)
-    report = FleetReport(source=source or "<models>", action=action)
-    start = time.perf_counter()
-    order = {m.name: i for i, m in enumerate(models)}
-    targets: list[VersionTarget] = []
-    for model in models:
-        found, failed = servable_versions(model)
-        targets += found
-        report.results += failed
+    return config
+
+
+def _run_workers(targets: list[VersionTarget], action: str, config: Any, per_model_batching: bool,
+                 jobs: int, report: FleetReport, on_result: Callable[[VersionResult], None] | None) -> None:
+    """Up to ``jobs`` spawned workers take the versions one at a time; a dead worker's
+    version becomes a failed row and the worker is replaced."""
+    from tfwarm_export._support import progress
 
     ctx = multiprocessing.get_context("spawn")
 
@@ -523,7 +543,3 @@ def run_fleet(models: Sequence[ServedModel] | str | os.PathLike, action: str = A
         proc.join(timeout=30)
         if proc.is_alive():
             proc.kill()
-    report.results.sort(key=lambda r: (order.get(r.model, len(order)),
-                                       -(r.version if r.version is not None else -2**63)))
-    report.wall_s = round(time.perf_counter() - start, 3)
-    return report

@@ -104,8 +104,9 @@ def bench(export_dir: str | os.PathLike, config=None, *, iterations: int = DEFAU
     ``cold=False`` skips the cold processes (when comparing several warmup files
     against one cold measurement).
     """
-    from tfwarm_export.api import build_logs, plan as make_plan
+    from tfwarm_export.api import build_logs, plan_context
     from tfwarm_export.config import resolve_config
+    from tfwarm_export.context import resolve
     from tfwarm_export.errors import WarmupFileError
     from tfwarm_export.serving.warmup_file import parse_records, read_records, serialize_logs, warmup_path
 
@@ -117,7 +118,8 @@ def bench(export_dir: str | os.PathLike, config=None, *, iterations: int = DEFAU
     start = time.perf_counter()
     export_dir = os.fspath(export_dir)
     config = resolve_config(config, **options)
-    warmup_plan = make_plan(export_dir, config)
+    context = resolve(config, export_dir)  # the server, once
+    warmup_plan = plan_context(context)
     batching = warmup_plan.batching
 
     path = warmup_path(export_dir)

@@ -9,7 +9,7 @@ listed in ``skipped`` with the reason instead of becoming a failing record.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -19,7 +19,7 @@ from tfwarm_export.serving.batching import BatchingConfig, padding_note, resolve
 from tfwarm_export.config import DEFAULT_DIM_SIZE, WarmupConfig
 from tfwarm_export.specs.domains import Domain
 from tfwarm_export.errors import DatasetError, PlanError, SignatureError
-from tfwarm_export.planning.keys import validate_keys
+from tfwarm_export.planning.feeds import COMPOSITE, EXAMPLES, TENSOR, FeedPlan, PlanItem
 from tfwarm_export.planning.records import MAX_RECORDS, InputPlan, PlannedRecord, WarmupPlan
 from tfwarm_export.planning.request_types import CLASSIFY, MULTI_INFERENCE, PREDICT, REGRESS, choose_request_type
 from tfwarm_export.planning.tensor_inputs import input_shapes, tensor_domain
@@ -27,20 +27,20 @@ from tfwarm_export.planning.xla_classes import exact_classes, fit_exact_to_cap, 
 from tfwarm_export.planning.plan_inputs import (Skip, composite_batching_reason, composite_input,
                                        composite_part_shape, logical_signature, lookup)
 from tfwarm_export.traffic import (TrafficSelection, check_selection, sample_dataset,
-                                   sample_traffic, traffic_plan)
-from tfwarm_export.serving.serving_config import ServerSettings, resolve_server
+                                   sample_traffic, traffic_plan, traffic_spec)
+from tfwarm_export.serving.serving_config import ServerSettings
 from tfwarm_export.traffic.stats import bucket_quantiles, cut_quantiles
 from tfwarm_export.model.signatures import (ModelSignatures, SignatureInfo, TensorSpec)
 
 
-def _data_variants(sample: Any, per_input: dict[str, dict], config: WarmupConfig, sig: SignatureInfo,
+def _data_variants(sample: Any, per_input: Mapping[str, FeedPlan], config: WarmupConfig, sig: SignatureInfo,
                    max_buckets: int) -> list[dict[tuple[str, int], int]]:
     """Shape variants from the sizes seen in the data: the i-th bucket of every unknown dim.
 
     Dimensions the user sized with ``dim_sizes`` keep the user's sizes.
     """
     buckets = {key: sizes for key, sizes in sample.buckets(max_buckets, config.bucket_quantiles).items()
-               if key[0] in per_input and per_input[key[0]]["kind"] == "tensor"
+               if key[0] in per_input and per_input[key[0]].kind == TENSOR
                and not (lookup(config.dim_sizes, sig.name, key[0]) or {}).get(key[1])}
     if not buckets:
         return [{}]
@@ -141,7 +141,9 @@ def _defaulted_records(model: ModelSignatures, sig: SignatureInfo, config: Warmu
 def _plan_feeds(model: ModelSignatures, sig: SignatureInfo, feeds: list[TensorSpec], config: WarmupConfig,
                 batch_sizes: tuple[int, ...], batching: BatchingConfig | None, notes: list[str],
                 request_type: str, sample: Any, max_buckets: int | None) -> list[PlannedRecord]:
-    """Records that feed ``feeds`` (normally every input without a default)."""
+    """Records that feed ``feeds`` (normally every input without a default), step by step:
+    each input's plan, the batch sizes the signature can take, the (batch, variant, bucket)
+    items (exact classes under XLA), then one record per item."""
     if not feeds:
         raise Skip("it has no inputs without defaults; there is nothing to feed")
     composites = analysis.find_composites(model.meta_graph, {s.alias: (s.name, s.dtype) for s in feeds})
@@ -151,132 +153,151 @@ def _plan_feeds(model: ModelSignatures, sig: SignatureInfo, feeds: list[TensorSp
         notes.append(f"{sig.name}: the dataset has no field for its ragged/sparse inputs; values are "
                      "synthesised")
         sample = None
-    per_input: dict[str, dict[str, Any]] = {}
-    for spec in feeds:
-        if spec.alias in composites:
-            per_input[spec.alias] = composite_input(model, sig, spec, composites[spec.alias], config)
-            continue
-        override = lookup(config.overrides, sig.name, spec.alias)
-        domain = Domain.from_user(override) if override is not None else None
-        example_spec = None
-        if spec.dtype == tf.string and (request_type in (CLASSIFY, REGRESS) or spec.rank in (None, 0, 1)):
-            example_spec = analysis.find_example_spec(model.meta_graph, spec.name)
-        if request_type in (CLASSIFY, REGRESS) and example_spec is None and domain is None:
-            raise Skip(f"could not find the tf.Example parser that input {spec.alias!r} ({spec.name}) "
-                        f"feeds. Give serialized examples: overrides={{'{sig.name}/{spec.alias}': "
-                        "[example.SerializeToString(), ...]}")
-        if example_spec is not None and domain is None:
-            shape = (() if example_spec.single else (None,)) if spec.rank in (None, 0, 1) else spec.shape
-            if spec.shape is not None and len(shape) != len(spec.shape):
-                shape = spec.shape
-            if request_type in (CLASSIFY, REGRESS):
-                shape = (None,)  # the Classify/Regress API always feeds a 1-D batch of examples
-            variants = [tuple(DEFAULT_DIM_SIZE if d is None else d for d in shape[1:])]
-            feature_domains = analysis.find_value_domains(model.meta_graph, {spec.alias: spec.name}, example_spec,
-                                                       export_dir=model.export_dir)
-            for key, dom in analysis.find_feature_decoder_domains(  # e.g. image/encoded -> DecodeJpeg
-                    model.meta_graph, example_spec, model.export_dir, config.image_size).items():
-                feature_domains.setdefault(key, dom)
-            keys = [example_spec.domain_key(f.key) for f in example_spec.context_features()]
-            keys += [example_spec.domain_key(f.key, True) for f in example_spec.feature_list_features()]
-            for key in list(feature_domains) + keys:
-                user = lookup(config.overrides, sig.name, key)
-                if user is not None:
-                    feature_domains[key] = Domain.from_user(user)
-            per_input[spec.alias] = dict(spec=spec, shape=shape, variants=variants, kind="examples",
-                                         domain=None, example_spec=example_spec,
-                                         feature_domains=feature_domains, defaulted=())
-            continue
-        shape, variants, defaulted = input_shapes(sig, spec, config, model.meta_graph, notes)
-        if domain is None:
-            domain = tensor_domain(model, sig, spec, config)
-        per_input[spec.alias] = dict(spec=spec, shape=shape, variants=variants, kind="tensor",
-                                     domain=domain, example_spec=None, feature_domains={},
-                                     defaulted=defaulted)
+    per_input = {spec.alias: (composite_input(model, sig, spec, composites[spec.alias], config)
+                              if spec.alias in composites else
+                              _feed_plan(model, sig, spec, config, request_type, notes))
+                 for spec in feeds}
+    sizes, fixed0 = _signature_batch_sizes(sig, per_input, batch_sizes, batching, notes)
+    items = _plan_items(model, sig, per_input, config, sample, sizes, fixed0, batching, request_type,
+                        max_buckets, notes)
+    source = "dataset" if sample is not None else "synthetic"
+    return [_record(sig.name, request_type, per_input, item, source) for item in items]
 
-    ranks = {a: (len(p["shape"]) if p["kind"] != "composite" else 1) for a, p in per_input.items()}
-    if batching is not None:
-        scalars = [a for a, r in ranks.items() if r == 0]
-        if scalars:
-            raise Skip(f"inputs {scalars} are rank 0; TF Serving's batching needs every input to "
-                        "have a batch dimension, so every request to this signature fails with "
-                        "batching on")
-    batched = [a for a, r in ranks.items() if r >= 1]
-    fixed0 = {p["shape"][0] for a, p in per_input.items() if ranks[a] >= 1 and p["shape"][0] is not None
-              and p["kind"] != "composite"}
-    fixed0 |= {p["batch_dim"] for p in per_input.values() if p.get("batch_dim") is not None}
+
+def _feed_plan(model: ModelSignatures, sig: SignatureInfo, spec: TensorSpec, config: WarmupConfig,
+               request_type: str, notes: list[str]) -> FeedPlan:
+    """One plain input: serialized tf.Examples when it feeds a parser, else a tensor."""
+    override = lookup(config.overrides, sig.name, spec.alias)
+    domain = Domain.from_user(override) if override is not None else None
+    example_spec = None
+    if spec.dtype == tf.string and (request_type in (CLASSIFY, REGRESS) or spec.rank in (None, 0, 1)):
+        example_spec = analysis.find_example_spec(model.meta_graph, spec.name)
+    if request_type in (CLASSIFY, REGRESS) and example_spec is None and domain is None:
+        raise Skip(f"could not find the tf.Example parser that input {spec.alias!r} ({spec.name}) "
+                   f"feeds. Give serialized examples: overrides={{'{sig.name}/{spec.alias}': "
+                   "[example.SerializeToString(), ...]}")
+    if example_spec is not None and domain is None:
+        return _examples_feed(model, sig, spec, config, request_type, example_spec)
+    shape, variants, defaulted = input_shapes(sig, spec, config, model.meta_graph, notes)
+    if domain is None:
+        domain = tensor_domain(model, sig, spec, config)
+    return FeedPlan(spec=spec, shape=tuple(shape), variants=tuple(variants), kind=TENSOR, domain=domain,
+                    defaulted=tuple(defaulted))
+
+
+def _examples_feed(model: ModelSignatures, sig: SignatureInfo, spec: TensorSpec, config: WarmupConfig,
+                   request_type: str, example_spec) -> FeedPlan:
+    """A string input that feeds a tf.Example parser: its features' value domains."""
+    shape = (() if example_spec.single else (None,)) if spec.rank in (None, 0, 1) else spec.shape
+    if spec.shape is not None and len(shape) != len(spec.shape):
+        shape = spec.shape
+    if request_type in (CLASSIFY, REGRESS):
+        shape = (None,)  # the Classify/Regress API always feeds a 1-D batch of examples
+    variants = (tuple(DEFAULT_DIM_SIZE if d is None else d for d in shape[1:]),)
+    feature_domains = analysis.find_value_domains(model.meta_graph, {spec.alias: spec.name}, example_spec,
+                                                  export_dir=model.export_dir)
+    for key, dom in analysis.find_feature_decoder_domains(  # e.g. image/encoded -> DecodeJpeg
+            model.meta_graph, example_spec, model.export_dir, config.image_size).items():
+        feature_domains.setdefault(key, dom)
+    keys = [example_spec.domain_key(f.key) for f in example_spec.context_features()]
+    keys += [example_spec.domain_key(f.key, True) for f in example_spec.feature_list_features()]
+    for key in list(feature_domains) + keys:
+        user = lookup(config.overrides, sig.name, key)
+        if user is not None:
+            feature_domains[key] = Domain.from_user(user)
+    return FeedPlan(spec=spec, shape=tuple(shape), variants=variants, kind=EXAMPLES,
+                    example_spec=example_spec, feature_domains=feature_domains)
+
+
+def _signature_batch_sizes(sig: SignatureInfo, per_input: Mapping[str, FeedPlan],
+                           batch_sizes: tuple[int, ...], batching: BatchingConfig | None,
+                           notes: list[str]) -> tuple[tuple[int | None, ...], set[int]]:
+    """The batch sizes this signature is warmed at, and the batch its inputs fix (if any)."""
+    ranks = {a: p.rank for a, p in per_input.items()}
+    scalars = [a for a, r in ranks.items() if r == 0]
+    if batching is not None and scalars:
+        raise Skip(f"inputs {scalars} are rank 0; TF Serving's batching needs every input to "
+                   "have a batch dimension, so every request to this signature fails with "
+                   "batching on")
+    fixed0 = {p.shape[0] for p in per_input.values() if p.rank >= 1 and p.shape[0] is not None
+              and p.kind != COMPOSITE}
+    fixed0 |= {p.batch_dim for p in per_input.values() if p.batch_dim is not None}
     if batching is not None:  # TF Serving feeds the defaults of inputs left out: they are batched too
         for alias in sorted(set(sig.defaults) - set(per_input)):
             default = np.asarray(sig.defaults[alias])
             if default.ndim == 0:
                 raise Skip(f"input {alias!r} is left to its default, a rank-0 tensor that TF Serving "
-                            "feeds with every request; its batching session needs every input to have "
-                            "a batch dimension (\"Batching Run() input tensors must have at least one "
-                            "dimension\")")
+                           "feeds with every request; its batching session needs every input to have "
+                           "a batch dimension (\"Batching Run() input tensors must have at least one "
+                           "dimension\")")
             fixed0.add(int(default.shape[0]))
     if len(fixed0) > 1:
         raise Skip(f"inputs fix different batch dimensions {sorted(fixed0)}; no request can satisfy all")
-    fixed_batch = set(fixed0)
-    scalars = [a for a, r in ranks.items() if r == 0]
     if scalars:
         notes.append(f"{sig.name}: inputs {scalars} are rank 0 (no batch dimension); they cannot be "
                      "batched by TF Serving's batching")
-    if not batched:
-        sizes: tuple[int | None, ...] = (None,)
-    elif fixed0:
-        only = fixed0.pop()
-        sizes = (only,)
-        if batching is not None and only > batching.max_batch_size:
-            raise Skip(f"its batch dimension is fixed at {only} > max_batch_size {batching.max_batch_size}")
-        if batching is not None and batching.padded_size(only) != only:
-            raise Skip(f"its batch dimension is fixed at {only}, but TF Serving's batching session pads "
-                        f"a batch of {only} to {batching.padded_size(only)} (allowed_batch_sizes), "
-                        "which that input cannot take")
-        if tuple(batch_sizes) != (only,):
-            notes.append(f"{sig.name}: the batch dimension is fixed at {only}; only that size is warmed")
-    else:
-        sizes = batch_sizes
+    if not any(r >= 1 for r in ranks.values()):
+        return (None,), set(fixed0)
+    if not fixed0:
+        return tuple(batch_sizes), set()
+    only = next(iter(fixed0))
+    if batching is not None and only > batching.max_batch_size:
+        raise Skip(f"its batch dimension is fixed at {only} > max_batch_size {batching.max_batch_size}")
+    if batching is not None and batching.padded_size(only) != only:
+        raise Skip(f"its batch dimension is fixed at {only}, but TF Serving's batching session pads "
+                   f"a batch of {only} to {batching.padded_size(only)} (allowed_batch_sizes), "
+                   "which that input cannot take")
+    if tuple(batch_sizes) != (only,):
+        notes.append(f"{sig.name}: the batch dimension is fixed at {only}; only that size is warmed")
+    return (only,), set(fixed0)
 
-    n_variants = max(len(p["variants"]) for p in per_input.values())
+
+def _plan_items(model: ModelSignatures, sig: SignatureInfo, per_input: Mapping[str, FeedPlan],
+                config: WarmupConfig, sample: Any, sizes: tuple, fixed0: set[int],
+                batching: BatchingConfig | None, request_type: str, max_buckets: int | None,
+                notes: list[str]) -> list[PlanItem]:
+    """Every (batch, variant, bucket) to warm: sizes x shape variants (buckets from the data),
+    or, for a signature that compiles per shape, the exact classes the data runs at."""
+    exact = exact_classes(model, sig, per_input, sample, sizes, fixed0, batching, config, request_type)
+    if exact is not None:
+        items, source_note = exact
+        notes.append(f"{sig.name}: {source_note}")
+        return items
+    n_variants = max(len(p.variants) for p in per_input.values())
     data_variants: list[dict[tuple[str, int], int]] = [{}]
     if sample is not None:
         data_variants = _data_variants(sample, per_input, config, sig,
                                        max_buckets if max_buckets is not None else config.max_buckets)
         n_variants = max(n_variants, len(data_variants))
-    items = [(b, v, data_variants[min(v, len(data_variants) - 1)], 0)
-             for b in sizes for v in range(n_variants)]
-    exact = exact_classes(model, sig, per_input, sample, sizes, fixed_batch, batching, config, request_type)
-    if exact is not None:
-        items, source_note = exact
-        notes.append(f"{sig.name}: {source_note}")
-    records = []
-    for batch_size, v, bucket, seen in items:
-        inputs = []
-        p_v = v if not seen else 0
-        for alias in sorted(per_input):
-            p = per_input[alias]
-            rest = list(p["variants"][min(p_v, len(p["variants"]) - 1)])
-            defaulted = set(p["defaulted"])
-            for (b_alias, axis), size in bucket.items():
-                if b_alias == alias and 0 < axis <= len(rest):
-                    rest[axis - 1] = size
-                    defaulted.discard(axis)
-            shape = ((batch_size,) + tuple(rest)) if ranks[alias] >= 1 else ()
-            composite = None
-            if p["kind"] == "composite":
-                composite = dataclasses.replace(p["component"], sizes=(batch_size,) + tuple(rest))
-                shape, defaulted = composite_part_shape(composite), set()
-            inputs.append(InputPlan(alias=alias, tensor=p["spec"].name, dtype=p["spec"].dtype,
-                                    shape=shape, kind=p["kind"], domain=p["domain"],
-                                    example_spec=p["example_spec"],
-                                    feature_domains=p["feature_domains"],
-                                    defaulted_axes=tuple(sorted(defaulted)) if ranks[alias] >= 1 else (),
-                                    composite=composite))
-        records.append(PlannedRecord(signature=sig.name, request_type=request_type,
-                                     batch_size=batch_size, inputs=tuple(inputs), variant=v,
-                                     source="dataset" if sample is not None else "synthetic",
-                                     bucket=tuple(sorted(bucket.items())), exact=seen))
-    return records
+    return [PlanItem(b, v, data_variants[min(v, len(data_variants) - 1)])
+            for b in sizes for v in range(n_variants)]
+
+
+def _record(signature: str, request_type: str, per_input: Mapping[str, FeedPlan], item: PlanItem,
+            source: str) -> PlannedRecord:
+    """The record of one item: each input at the item's batch, variant and data sizes."""
+    inputs = []
+    for alias in sorted(per_input):
+        p = per_input[alias]
+        rest = list(p.variant(0 if item.exact else item.variant))  # an exact class's sizes: its bucket
+        defaulted = set(p.defaulted)
+        for (b_alias, axis), size in item.bucket.items():
+            if b_alias == alias and 0 < axis <= len(rest):
+                rest[axis - 1] = size
+                defaulted.discard(axis)
+        shape = ((item.batch,) + tuple(rest)) if p.rank >= 1 else ()
+        composite = None
+        if p.kind == COMPOSITE:
+            composite = dataclasses.replace(p.component, sizes=(item.batch,) + tuple(rest))
+            shape, defaulted = composite_part_shape(composite), set()
+        inputs.append(InputPlan(alias=alias, tensor=p.spec.name, dtype=p.spec.dtype, shape=shape,
+                                kind=p.kind, domain=p.domain, example_spec=p.example_spec,
+                                feature_domains=p.feature_domains,
+                                defaulted_axes=tuple(sorted(defaulted)) if p.rank >= 1 else (),
+                                composite=composite))
+    return PlannedRecord(signature=signature, request_type=request_type, batch_size=item.batch,
+                         inputs=tuple(inputs), variant=item.variant, source=source,
+                         bucket=tuple(sorted(item.bucket.items())), exact=item.count)
 
 
 def _multi_inference_records(model: ModelSignatures, records: list[PlannedRecord],
@@ -305,43 +326,35 @@ def _multi_inference_records(model: ModelSignatures, records: list[PlannedRecord
     return out
 
 
-def make_plan(model: ModelSignatures, config: WarmupConfig | None = None,
-              server: ServerSettings | None = None) -> WarmupPlan:
-    """Build the plan for ``model`` under ``config``. Raises PlanError on impossible options.
+def make_plan(model: ModelSignatures, config: WarmupConfig, server: ServerSettings,
+              wanted: Sequence[str]) -> WarmupPlan:
+    """Build the plan for the signatures ``wanted`` of ``model``. Raises PlanError on impossible options.
 
-    ``server`` is what TF Serving will load the model with (``resolve_server``); it
-    is resolved from ``config`` when not given.
+    ``server`` is what TF Serving will load the model with, resolved once at the edge
+    (``tfwarm_export.context.resolve``, which also validated the config's keys); nothing
+    here reads a configuration file. I/O comes first (sampling the dataset and traffic),
+    then ``plan_records`` plans from the samples without touching a file.
     """
-    config = config or WarmupConfig()
-    validate_keys(model, config)  # a mistyped key is an error, never silently ignored
-    try:  # checked on every plan, not only when some data has more sizes than buckets
-        bucket_quantiles(config.max_buckets, config.bucket_quantiles)
-    except ValueError as e:
-        raise PlanError(f"{e}.") from None
-    if server is None:
-        server = resolve_server(model.export_dir, platform_config=config.platform_config,
-                                batching_parameters=config.batching_parameters,
-                                ignore_per_model_batching=config.ignore_per_model_batching)
-    batching = server.batching
-    batch_sizes = resolve_batch_sizes(config.batch_sizes, batching)
-
-    if config.signatures is not None:
-        wanted = list(dict.fromkeys(config.signatures))
-        for name in wanted:
-            model.get(name)  # raises SignatureError naming the available ones
-    else:
-        wanted = sorted(model.signatures)
+    wanted = list(wanted)
     if not wanted:
         raise SignatureError(f"{model.export_dir} has no signatures to warm; export the model with "
                              "a serving signature (e.g. signatures={'serving_default': fn}).")
-
     notes: list[str] = list(server.notes) + model.recoveries(wanted)
-    padded = padding_note(config.batch_sizes, batching)
+    padded = padding_note(config.batch_sizes, server.batching)
     if padded:
         notes.append(padded)
-    skipped: dict[str, str] = {}
     samples = _sample_datasets(model, wanted, config, notes)
-    samples.update(_sample_traffic(model, wanted, config, batching, notes, samples))
+    samples.update(_sample_traffic(model, wanted, config, server.batching, notes, samples))
+    return plan_records(model, config, server, wanted, samples, notes)
+
+
+def plan_records(model: ModelSignatures, config: WarmupConfig, server: ServerSettings,
+                 wanted: Sequence[str], samples: Mapping[str, Any], notes: Sequence[str] = ()) -> WarmupPlan:
+    """The plan from the model, the options, the server and the data already sampled: a pure
+    function (same inputs, same plan), so it can be tested and reasoned about alone."""
+    batching = server.batching
+    batch_sizes = resolve_batch_sizes(config.batch_sizes, batching)
+    notes, skipped = list(notes), {}
     per_sig: dict[str, list[PlannedRecord]] = {}
     for name in wanted:
         try:
@@ -360,31 +373,35 @@ def make_plan(model: ModelSignatures, config: WarmupConfig | None = None,
     if not records:
         raise PlanError(f"nothing to warm in {model.export_dir}: "
                         + "; ".join(f"{k}: {v}" for k, v in sorted(skipped.items())))
-    if len(records) > MAX_RECORDS:
-        per_sig: dict[str, int] = {}
-        for r in records:
-            per_sig[r.signature] = per_sig.get(r.signature, 0) + 1
-        breakdown = ", ".join(f"{k}: {v}" for k, v in sorted(per_sig.items()))
-        raise PlanError(
-            f"the plan has {len(records)} records, over TF Serving's limit of {MAX_RECORDS} per "
-            f"warmup file ({len(per_sig)} signature(s) x {len(batch_sizes)} batch size(s) x shape "
-            f"variants: {breakdown}). Reduce it: warm fewer signatures (signatures=[...]), fewer "
-            "batch sizes (batch_sizes=[...] or fewer allowed_batch_sizes), or fewer dim sizes/buckets."
-            + (" Buckets from the data are already cut to one size per dimension, so max_buckets/"
-               "bucket_quantiles cannot cut further." if any("buckets were cut to 1 " in n for n in notes) else ""))
+    _check_cap(records, batch_sizes, notes)
     copies = _copies(config.iterations, len(records), notes)
     return WarmupPlan(export_dir=model.export_dir, tags=tuple(model.tags), model_name=config.model_name,
                       seed=config.seed, batch_sizes=batch_sizes, batching=batching,
                       records=tuple(records), skipped=skipped, notes=tuple(notes),
-                      samples=samples, privacy=config.privacy, server=server, copies=copies,
+                      samples=dict(samples), privacy=config.privacy, server=server, copies=copies,
                       xla=xla_default_dims(model, records),
                       xla_compiles=xla_compiles(model, records, batching))
 
 
+def _check_cap(records: Sequence[PlannedRecord], batch_sizes: tuple[int, ...], notes: Sequence[str]) -> None:
+    """A plan over TF Serving's record cap is an error naming what to cut."""
+    if len(records) <= MAX_RECORDS:
+        return
+    per_sig: dict[str, int] = {}
+    for r in records:
+        per_sig[r.signature] = per_sig.get(r.signature, 0) + 1
+    breakdown = ", ".join(f"{k}: {v}" for k, v in sorted(per_sig.items()))
+    raise PlanError(
+        f"the plan has {len(records)} records, over TF Serving's limit of {MAX_RECORDS} per "
+        f"warmup file ({len(per_sig)} signature(s) x {len(batch_sizes)} batch size(s) x shape "
+        f"variants: {breakdown}). Reduce it: warm fewer signatures (signatures=[...]), fewer "
+        "batch sizes (batch_sizes=[...] or fewer allowed_batch_sizes), or fewer dim sizes/buckets."
+        + (" Buckets from the data are already cut to one size per dimension, so max_buckets/"
+           "bucket_quantiles cannot cut further." if any("buckets were cut to 1 " in n for n in notes) else ""))
+
+
 def _copies(iterations: int, n_records: int, notes: list[str]) -> int:
     """How many times each record goes into the file: ``iterations``, cut to fit the cap."""
-    if int(iterations) < 1:
-        raise PlanError(f"iterations must be >= 1, got {iterations}.")
     fit = max(1, MAX_RECORDS // max(1, n_records))
     if iterations > fit:
         notes.append(f"iterations={iterations} would write {iterations * n_records} records, over TF "
@@ -403,8 +420,6 @@ def _sample_datasets(model: ModelSignatures, wanted: list[str], config: WarmupCo
     """
     if config.dataset is None:
         return {}
-    if config.privacy not in ("rows", "shapes_only"):
-        raise PlanError(f"privacy must be 'rows' or 'shapes_only', got {config.privacy!r}.")
     def sample(ds, sig):
         return sample_dataset(ds, sig, k=config.dataset_sample_size, seed=config.seed,
                               max_scan=config.dataset_max_scan)
@@ -472,15 +487,9 @@ def _sample_traffic(model: ModelSignatures, wanted: list[str], config: WarmupCon
     ``dataset=`` does not already feed; count what was dropped, and why."""
     if config.traffic is None and config.previous_version is None:
         return {}
-    if config.privacy not in ("rows", "shapes_only"):
-        raise PlanError(f"privacy must be 'rows' or 'shapes_only', got {config.privacy!r}.")
     selection = config.traffic
     if not isinstance(selection, TrafficSelection):
-        files, spec, source = traffic_plan(
-            {n: model.signatures[n] for n in wanted}, sorted(model.signatures),
-            batching.allowed_batch_sizes if batching else (), config.traffic,
-            config.previous_version, k=config.dataset_sample_size, seed=config.seed)
-        selection = sample_traffic(files, spec, source)
+        selection = sample_traffic(*traffic_scan(model, wanted, config, batching))
     check_selection(selection)
     notes.extend(selection.drop_lines())
     out = {}
@@ -493,3 +502,22 @@ def _sample_traffic(model: ModelSignatures, wanted: list[str], config: WarmupCon
             notes.append(f"{name}: no request from {selection.source} fits this signature; "
                          "values are synthesised")
     return out
+
+
+def traffic_scan(model: ModelSignatures, wanted: Sequence[str], config: WarmupConfig,
+                 batching: BatchingConfig | None) -> tuple[list, Any, str]:
+    """Files, spec and source of the traffic scan for ``wanted``: the one setup the local
+    path and the Beam pipeline share, under the server's batching rule, so both pad,
+    drop and select the same requests."""
+    rule = batching.rule if batching is not None else ()
+    return traffic_plan({n: model.signatures[n] for n in wanted}, sorted(model.signatures), rule,
+                        config.traffic, config.previous_version, k=config.dataset_sample_size,
+                        seed=config.seed)
+
+
+def selection_spec(model: ModelSignatures, wanted: Sequence[str], config: WarmupConfig,
+                   batching: BatchingConfig | None) -> Any:
+    """The ``TrafficSpec`` ``traffic_scan`` builds, without listing any file (Beam's transform)."""
+    rule = batching.rule if batching is not None else ()
+    return traffic_spec({n: model.signatures[n] for n in wanted}, sorted(model.signatures), rule,
+                        k=config.dataset_sample_size, seed=config.seed)

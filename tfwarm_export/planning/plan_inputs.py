@@ -16,6 +16,7 @@ from tfwarm_export.config import DEFAULT_DIM_SIZE, WarmupConfig
 from tfwarm_export.specs.domains import Domain
 from tfwarm_export.errors import PlanError
 from tfwarm_export.model.signatures import ModelSignatures, SignatureInfo, TensorSpec
+from tfwarm_export.planning.feeds import COMPOSITE, FeedPlan
 
 UNKNOWN = -1
 """A part's dimension that depends on the values (ragged row lengths, non-zero count)."""
@@ -70,7 +71,7 @@ def _logical_sizes(sig: SignatureInfo, component: analysis.Component, config: Wa
 
 
 def composite_input(model: ModelSignatures, sig: SignatureInfo, spec: TensorSpec,
-                    component: analysis.Component, config: WarmupConfig) -> dict[str, Any]:
+                    component: analysis.Component, config: WarmupConfig) -> FeedPlan:
     """The plan entry for one part of a composite: its logical non-batch sizes and, for the
     values part, a value domain (the user's override for the part or the whole composite,
     else what the graph says, e.g. an embedding's vocabulary size for ragged ids)."""
@@ -86,9 +87,8 @@ def composite_input(model: ModelSignatures, sig: SignatureInfo, spec: TensorSpec
             domain = analysis.find_value_domains(model.meta_graph, {spec.alias: spec.name}, None,
                                                  export_dir=model.export_dir).get(spec.alias)
     batch_dim = component.spec.shape[0] if component.spec.shape else None
-    return dict(spec=spec, shape=(batch_dim,) + rest, variants=[rest], kind="composite", domain=domain,
-                example_spec=None, feature_domains={}, defaulted=(), component=component,
-                batch_dim=batch_dim)
+    return FeedPlan(spec=spec, shape=(batch_dim,) + rest, variants=(rest,), kind=COMPOSITE, domain=domain,
+                    component=component, batch_dim=batch_dim)
 
 
 def logical_signature(model: ModelSignatures, sig: SignatureInfo) -> SignatureInfo:

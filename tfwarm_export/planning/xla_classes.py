@@ -11,26 +11,29 @@ from typing import Any, Mapping
 from tfwarm_export import analysis
 from tfwarm_export.config import WarmupConfig
 from tfwarm_export.model.signatures import ModelSignatures, SignatureInfo
+from tfwarm_export.planning.feeds import TENSOR, FeedPlan, PlanItem
 from tfwarm_export.planning.plan_inputs import lookup
 from tfwarm_export.planning.records import MAX_RECORDS, PlannedRecord
 from tfwarm_export.planning.request_types import MULTI_INFERENCE, PREDICT
 from tfwarm_export.serving.batching import BatchingConfig
+from tfwarm_export.specs.batching import BatchRule
 
 
-def exact_classes(model: ModelSignatures, sig: SignatureInfo, per_input: dict[str, dict], sample: Any,
+def exact_classes(model: ModelSignatures, sig: SignatureInfo, per_input: Mapping[str, FeedPlan], sample: Any,
                    sizes: tuple, fixed0: set, batching: BatchingConfig | None, config: WarmupConfig,
-                   request_type: str) -> tuple[list[tuple], str] | None:
+                   request_type: str) -> tuple[list[PlanItem], str] | None:
     """For a signature that compiles once per shape (XLA): one item per exact class seen in the
-    data, ``(batch, variant, bucket, count)``, most frequent first, and the plan note. None when
+    data (``PlanItem``: batch, index, bucket, count), most frequent first, and the plan note. None when
     buckets stay: no data, no unknown dimension left to the data, or no per-shape compile.
 
     A bucket's representative length warms nothing for its neighbours under XLA, so the exact
-    (padded batch, sizes) of each class is what covers the traffic. Traffic classes keep their
-    own padded batch; dataset rows (which have no batch) are crossed with the planned sizes.
+    (padded batch, sizes) of each class is what covers the traffic. Under batching, traffic
+    classes run at every allowed size their shape's requests merge into (``merged_classes``);
+    dataset rows (which have no batch) are crossed with the planned sizes.
     """
-    if sample is None or request_type != PREDICT or any(p["kind"] != "tensor" for p in per_input.values()):
+    if sample is None or request_type != PREDICT or any(p.kind != TENSOR for p in per_input.values()):
         return None
-    axes = {alias: [ax for ax in range(1, len(p["shape"])) if p["shape"][ax] is None
+    axes = {alias: [ax for ax in range(1, len(p.shape)) if p.shape[ax] is None
                     and not (lookup(config.dim_sizes, sig.name, alias) or {}).get(ax)]
             for alias, p in per_input.items()}
     if not any(axes.values()):
@@ -60,6 +63,8 @@ def exact_classes(model: ModelSignatures, sig: SignatureInfo, per_input: dict[st
                 continue
             key = (rc.batch_size, bucket)
             counts[key] = counts.get(key, 0) + n
+        if batching is not None and not fixed0:
+            counts = merged_classes(counts, batching.rule)
         where = "requests"
     else:
         for shape, n in sample.row_shapes.items():
@@ -74,7 +79,7 @@ def exact_classes(model: ModelSignatures, sig: SignatureInfo, per_input: dict[st
     if not counts:
         return None
     ordered = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
-    items = [(b, i, dict(bucket), n) for i, ((b, bucket), n) in enumerate(ordered)]
+    items = [PlanItem(b, i, dict(bucket), n, exact=True) for i, ((b, bucket), n) in enumerate(ordered)]
     note = (f"compiles with XLA once per shape: warming the {len(items)} exact (batch, shape) "
             f"class(es) seen in {sample.source}, most frequent first, instead of buckets")
     if skipped:
@@ -82,16 +87,52 @@ def exact_classes(model: ModelSignatures, sig: SignatureInfo, per_input: dict[st
     return items, note
 
 
+def merged_classes(counts: Mapping[tuple, int], rule: BatchRule) -> dict[tuple, int]:
+    """Logged ``(padded batch, bucket) -> requests`` as the classes they run at under batching.
+
+    TF Serving merges concurrent requests of one shape into a batch and pads it to an allowed
+    size (``specs.batching``), so at each shape every allowed size from the smallest one a
+    logged request pads to upward runs, each one compile. A class's weight is the requests
+    that can run in it (those padding to it or below). Every allowed size is warmed at least
+    at the most frequent shape, since a lone request of any size pads to it (``check`` asks
+    that of every signature).
+    """
+    by_bucket: dict[tuple, dict[int, int]] = {}
+    for (b, bucket), n in counts.items():
+        by_bucket.setdefault(bucket, {})[b] = by_bucket.get(bucket, {}).get(b, 0) + n
+    out: dict[tuple, int] = {}
+    for bucket, sizes in by_bucket.items():
+        for s in rule.merged_sizes(sizes):
+            out[(s, bucket)] = sum(n for b, n in sizes.items() if b <= s)
+    top = max(by_bucket, key=lambda k: (sum(by_bucket[k].values()), repr(k)), default=None)
+    for s in rule.allowed:
+        if top is not None and not any(b == s for b, _ in out):
+            out[(s, top)] = 0  # no logged request pads to it, but a lone one would
+    return out
+
+
 def fit_exact_to_cap(per_sig: dict[str, list[PlannedRecord]], notes: list[str]) -> None:
-    """Cut the least frequent exact classes (never a signature's last record) to fit the cap."""
+    """Cut the least frequent exact shapes (never a signature's first) to fit the cap.
+
+    A shape goes with all its batch sizes: under batching its requests merge into each of
+    them, so keeping some would leave the others cold (``check`` says so)."""
     over = sum(len(v) for v in per_sig.values()) - MAX_RECORDS
     if over <= 0:
         return
-    cands = sorted(((r.exact, -i, name, r) for name, recs in per_sig.items()
-                    for i, r in enumerate(recs) if r.exact and i > 0), key=lambda c: c[:3])
+    shapes: dict[tuple, list[PlannedRecord]] = {}
+    for name, recs in per_sig.items():
+        for r in recs:
+            if r.exact:
+                shapes.setdefault((name, r.bucket), []).append(r)
+    firsts = {(name, recs[0].bucket) for name, recs in per_sig.items() if recs}
+    cands = sorted((k for k in shapes if k not in firsts),
+                   key=lambda k: (max(r.exact for r in shapes[k]), k[0], repr(k[1])))
     cut: dict[str, list[PlannedRecord]] = {}
-    for _, _, name, r in cands[:over]:
-        cut.setdefault(name, []).append(r)
+    for key in cands:
+        if over <= 0:
+            break
+        cut.setdefault(key[0], []).extend(shapes[key])
+        over -= len(shapes[key])
     for name, gone in sorted(cut.items()):
         drop = set(map(id, gone))
         per_sig[name] = [r for r in per_sig[name] if id(r) not in drop]

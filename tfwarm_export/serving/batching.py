@@ -20,6 +20,7 @@ from google.protobuf import message_factory
 from tfwarm_export._support import fileargs
 from tfwarm_export.errors import BatchingError
 from tfwarm_export.serving.text_proto import parse_text_proto
+from tfwarm_export.specs.batching import BatchRule
 
 DEFAULT_BATCH_SIZES: tuple[int, ...] = (1,)
 
@@ -73,12 +74,22 @@ class BatchingConfig:
         """Sizes a batch can reach after padding: every allowed size, or the max."""
         return self.allowed_batch_sizes or (self.max_batch_size,)
 
+    @property
+    def rule(self) -> BatchRule:
+        """The padding and merged-batch rule of these parameters (``specs.batching``)."""
+        allowed = self.allowed_batch_sizes
+        # a last allowed size below max_batch_size passed validation only with large batch
+        # splitting on (it must then equal max_execution_batch_size)
+        splits = bool(allowed) and allowed[-1] < self.max_batch_size
+        return BatchRule(allowed, self.max_batch_size, allowed[-1] if splits else None)
+
     def padded_size(self, n: int) -> int:
-        """The size TF Serving pads a batch of ``n`` up to."""
-        for size in self.allowed_batch_sizes:
-            if size >= n:
-                return size
-        return n
+        """The size TF Serving pads a batch of ``n`` up to (``BatchRule.padded``)."""
+        return self.rule.padded(n)
+
+    def runs_at(self, n: int) -> tuple[int, ...]:
+        """Every batch size a request of ``n`` rows runs in once merged (``BatchRule.runs_at``)."""
+        return self.rule.runs_at(n)
 
     def to_dict(self) -> dict:
         return {

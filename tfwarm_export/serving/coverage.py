@@ -7,6 +7,10 @@ that class; how soon that comes depends on how often traffic brings it, which gi
 the expected cold hits among the first N requests after a load:
 ``sum over uncovered classes of 1 - (1 - share)^N``.
 Requests dropped as invalid for the export are counted apart, never as uncovered.
+
+Under batching a request runs as more than its own class: TF Serving merges concurrent
+requests of one shape and pads the batch to an allowed size (``specs.batching``), so it is
+covered only when each of those classes is (``runs_of``).
 """
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Iterable, Mapping
 
 from tfwarm_export.serving.request_class import RequestClass
+from tfwarm_export.specs.batching import BatchRule
 
 WINDOWS = (50, 500)
 """First-N-requests windows the expected cold hits are reported for."""
@@ -99,21 +104,73 @@ class Coverage:
         return lines
 
 
-def measure_coverage(file_classes: Iterable[RequestClass], traffic: Mapping[RequestClass, int],
-                     source: str = "traffic", dropped: Mapping[str, int] | None = None) -> Coverage:
-    """Coverage of ``traffic`` (class -> requests) by a file whose records have ``file_classes``."""
-    have = set(file_classes)
-    counts: Counter = Counter()
+def at_batch(rc: RequestClass, size: int) -> RequestClass:
+    """``rc`` run in a batch of ``size`` rows (every batched input's 0th dimension)."""
+    shape = tuple((a, (size,) + d[1:]) if d else (a, d) for a, d in rc.shape)
+    return rc._replace(batch_size=size, shape=shape)
+
+
+def runs_of(rc: RequestClass, rule: BatchRule | None) -> tuple[RequestClass, ...]:
+    """Every class a request of class ``rc`` (its batch already padded) runs as under ``rule``:
+    merged with concurrent requests of its shape, each allowed size from its own upward."""
+    if rule is None or not rule.allowed or rc.batch_size is None:
+        return (rc,)
+    return tuple(at_batch(rc, s) for s in rule.runs_at(rc.batch_size)) or (rc,)
+
+
+def merged_counts(traffic: Mapping[RequestClass, int], rule: BatchRule | None) -> Counter:
+    """Class -> logged requests that can run in it (``runs_of``): the weight of each class a
+    signature runs at, for coverage, expected cold hits and the load budget."""
+    out: Counter = Counter()
     for rc, n in traffic.items():
-        counts[_resolve(rc, have)] += int(n)
+        for run in runs_of(rc, rule):
+            out[run] += int(n)
+    return out
+
+
+def unwarmed_sizes(file_classes: Iterable[RequestClass], rule: BatchRule | None
+                   ) -> list[tuple[RequestClass, list[int]]]:
+    """Per shape the file warms (its smallest-batch class), the allowed sizes missing above it:
+    concurrent requests of that shape merge into those batches, whose first run stays cold."""
+    if rule is None or not rule.allowed:
+        return []
+    groups: dict[tuple, list[RequestClass]] = {}
+    for rc in file_classes:
+        if rc.batch_size is not None:
+            key = (rc.signature, rc.request_type, tuple((a, d[1:]) for a, d in rc.shape))
+            groups.setdefault(key, []).append(rc)
+    out = []
+    for key in sorted(groups, key=repr):
+        smallest = min(groups[key], key=lambda rc: rc.batch_size)
+        have = {rc.batch_size for rc in groups[key]}
+        missing = [s for s in rule.runs_at(smallest.batch_size) if s not in have]
+        if missing:
+            out.append((smallest, missing))
+    return out
+
+
+def measure_coverage(file_classes: Iterable[RequestClass], traffic: Mapping[RequestClass, int],
+                     source: str = "traffic", dropped: Mapping[str, int] | None = None,
+                     rule: BatchRule | None = None) -> Coverage:
+    """Coverage of ``traffic`` (class -> requests) by a file whose records have ``file_classes``.
+
+    Under batching (``rule``) a request is covered only when every class it can run as once
+    merged (``runs_of``) is warmed; the uncovered classes are those merged classes."""
+    have = set(file_classes)
+    logged: Counter = Counter()
+    for rc, n in traffic.items():
+        logged[_resolve(rc, have)] += int(n)
+    counts = merged_counts(logged, rule)
     cov = Coverage(source=source, dropped=dict(dropped or {}))
-    cov.requests = sum(counts.values())
-    cov.covered = sum(n for rc, n in counts.items() if rc in have)
+    cov.requests = sum(logged.values())
+    cov.covered = sum(n for rc, n in logged.items() if all(r in have for r in runs_of(rc, rule)))
     cov.uncovered = sorted(((rc, n) for rc, n in counts.items() if rc not in have),
                            key=lambda kv: (-kv[1], repr(kv[0])))
     for sig in sorted({rc.signature for rc in counts}):
         mine = {rc: n for rc, n in counts.items() if rc.signature == sig}
-        total, hit = sum(mine.values()), sum(n for rc, n in mine.items() if rc in have)
+        total = sum(n for rc, n in logged.items() if rc.signature == sig)
+        hit = sum(n for rc, n in logged.items() if rc.signature == sig
+                  and all(r in have for r in runs_of(rc, rule)))
         cov.by_signature[sig] = {"requests": total, "covered": hit,
                                  "fraction": round(hit / total, 6) if total else 0.0,
                                  "classes": len(mine),

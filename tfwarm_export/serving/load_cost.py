@@ -57,6 +57,14 @@ def load_cost(results, classes: Sequence[RequestClass], threads: int = 1,
             "nothing_new": [{"index": i, "same_class_as": j} for i, j in nothing_new(classes)]}
 
 
+def compile_ms(results, signature: str) -> float | None:
+    """The median per-shape compile cost of ``signature``'s passing records: first minus
+    second run (XLA compiles on the first run of each shape), or None when none was timed."""
+    costs = sorted(r.first_ms - r.second_ms for r in results if r.signature == signature and r.ok
+                   and r.first_ms is not None and r.second_ms is not None)
+    return costs[len(costs) // 2] if costs else None
+
+
 def load_cost_lines(cost: dict) -> list[str]:
     how = (f"wall time on {cost['threads']} warmup threads" if cost["threads"] > 1 else "sum of runs")
     lines = [f"  load cost: replaying the file adds ~{cost['total_ms'] / 1000:.3g} s to each load "

@@ -119,6 +119,8 @@ def _apply_batching(run: PreparedRun, batching: BatchingConfig | None) -> None:
     if n > batching.max_batch_size:
         raise RecordProblem(f"batching: batch of {n} exceeds max_batch_size {batching.max_batch_size}")
     padded = batching.padded_size(n)
+    if padded < n:  # large batch splitting: the server runs it in pieces; replayed whole, as before
+        padded = n
     if padded != n:
         for name, value in run.feeds.items():
             pad = np.repeat(value[:1], padded - n, axis=0)

@@ -148,6 +148,10 @@ class TrafficScan:
                     break
 
     def _add_group(self, g: RequestGroup) -> None:
+        why = self.spec.rejected(g.batch or 1)
+        if why is not None:  # never runs on the server: dropped and counted, like any misfit
+            self.dropped[why] += g.requests
+            return
         stratum = (g.request_type, self.spec.padded(g.batch or 1))
         if g.batch is None:  # a rank-0 value is shared by the rows, not stacked
             self._add_chunk(g.signature, stratum, g.inputs, g.requests)

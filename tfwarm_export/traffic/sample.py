@@ -43,6 +43,7 @@ import tensorflow as tf
 from tfwarm_export._support import progress
 from tfwarm_export.errors import DatasetError, SignatureError, tf_error_text
 from tfwarm_export.model.signatures import SignatureInfo, TensorSpec
+from tfwarm_export.specs.batching import BatchRule
 from tfwarm_export.traffic.readers.files import (PREDICTION_LOG, REST_JSON, TrafficFile,
                                                  describe_sources, detect_compression, tfrecord_files,
                                                  traffic_files)
@@ -132,14 +133,16 @@ def sample_dataset(dataset, signature: SignatureInfo | Mapping[str, TensorSpec],
 
 
 def traffic_spec(signatures: Mapping[str, SignatureInfo], known: Sequence[str] = (),
-                 allowed_batch_sizes: Sequence[int] = (), *, k: int = DEFAULT_K, seed: int = 0,
+                 allowed_batch_sizes: Sequence[int] | BatchRule = (), *, k: int = DEFAULT_K, seed: int = 0,
                  vocab_cap: int = VOCAB_CAP) -> TrafficSpec:
     """The picklable part of the model a traffic scan checks requests against."""
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
+    rule = allowed_batch_sizes if isinstance(allowed_batch_sizes, BatchRule) else None
+    allowed = rule.allowed if rule is not None else tuple(int(s) for s in allowed_batch_sizes)
     return TrafficSpec(signatures=dict(signatures), known=tuple(sorted(known or signatures)),
-                       allowed_batch_sizes=tuple(int(s) for s in allowed_batch_sizes),
-                       k=int(k), seed=int(seed), vocab_cap=vocab_cap)
+                       allowed_batch_sizes=allowed, k=int(k), seed=int(seed), vocab_cap=vocab_cap,
+                       rule=rule)
 
 
 def previous_version_file(export_dir: str) -> TrafficFile:
@@ -237,7 +240,7 @@ def check_selection(selection: TrafficSelection) -> TrafficSelection:
 
 
 def traffic_plan(signatures: Mapping[str, SignatureInfo], known: Sequence[str],
-                 allowed_batch_sizes: Sequence[int], traffic, previous_version, *, k: int,
+                 allowed_batch_sizes: Sequence[int] | BatchRule, traffic, previous_version, *, k: int,
                  seed: int) -> tuple[list[TrafficFile], TrafficSpec, str]:
     """Files, spec and source name of a traffic scan: the one setup shared by the
     local path and the Beam pipeline, so both read the same requests."""

@@ -27,6 +27,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfwarm_export.model.signatures import SignatureInfo
+from tfwarm_export.specs.batching import BatchRule
 
 PREDICT_METHOD = "tensorflow/serving/predict"
 CLASSIFY_METHOD = "tensorflow/serving/classify"
@@ -50,13 +51,24 @@ class TrafficSpec:
     k: int = 256
     seed: int = 0
     vocab_cap: int = 1000
+    rule: BatchRule | None = None
+    """The server's batching (``specs.batching``); None: ``allowed_batch_sizes`` alone."""
+
+    @property
+    def batch_rule(self) -> BatchRule:
+        return self.rule if self.rule is not None else BatchRule(tuple(self.allowed_batch_sizes))
 
     def padded(self, n: int) -> int:
         """The batch TF Serving pads ``n`` rows to (``n`` itself without batching)."""
-        for size in self.allowed_batch_sizes:
-            if size >= n:
-                return size
-        return self.allowed_batch_sizes[-1] if self.allowed_batch_sizes else n
+        return self.batch_rule.padded(n)
+
+    def rejected(self, n: int) -> str | None:
+        """Why TF Serving refuses a request of ``n`` rows (the counted drop reason), or None."""
+        rule = self.batch_rule
+        if rule.rejects(n):
+            return (f"batch above max_batch_size {rule.max_batch_size}: TF Serving's batching "
+                    "refuses such a request")
+        return None
 
     def signature(self, name: str) -> SignatureInfo:
         name = name or DEFAULT_SIGNATURE

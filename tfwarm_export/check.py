@@ -18,7 +18,7 @@ from tfwarm_export.serving.replay import (PreparedRun, Replayer, RecordProblem, 
 from tfwarm_export.report import CheckReport
 from tfwarm_export.serving.coverage import measure_coverage, traffic_classes
 from tfwarm_export.serving.load_cost import load_cost
-from tfwarm_export.serving.request_class import class_of_log
+from tfwarm_export.specs.request_class import class_of_log
 from tfwarm_export.traffic import TrafficSelection, sample_traffic, traffic_plan
 from tfwarm_export.serving.serving_config import resolve_server
 from tfwarm_export.model.signatures import DEFAULT_TAGS, ModelSignatures, read_signatures, tensor_spec_from_info

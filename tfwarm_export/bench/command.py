@@ -61,7 +61,7 @@ FRESH_SEED_OFFSET = 1
 
 def request_key(log_proto, batching) -> tuple:
     """A record's class (``serving.request_class``) under ``batching``: same class, same caches."""
-    from tfwarm_export.serving.request_class import class_of_log
+    from tfwarm_export.specs.request_class import class_of_log
 
     return class_of_log(log_proto, batching.padded_size if batching is not None else None)
 

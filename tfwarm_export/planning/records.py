@@ -16,7 +16,7 @@ from tfwarm_export.config import DEFAULT_DIM_SIZE
 from tfwarm_export.planning.request_types import MULTI_INFERENCE, PREDICT
 from tfwarm_export.serving.batching import BatchingConfig
 from tfwarm_export.serving.load_cost import nothing_new
-from tfwarm_export.serving.request_class import RequestClass, request_class
+from tfwarm_export.specs.request_class import RequestClass, request_class
 from tfwarm_export.serving.serving_config import ServerSettings
 from tfwarm_export.traffic import DataSample
 from tfwarm_export.specs.domains import Domain

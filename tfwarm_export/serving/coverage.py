@@ -14,7 +14,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping
 
-from tfwarm_export.serving.request_class import RequestClass
+from tfwarm_export.specs.request_class import RequestClass
 
 WINDOWS = (50, 500)
 """First-N-requests windows the expected cold hits are reported for."""

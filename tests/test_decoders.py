@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 
 import tfwarm_export as tw
 from tfwarm_export import analysis
-from tfwarm_export.analysis.decoders import (CsvEncoding, CsvField, ImageEncoding, NumberEncoding,
-                                             RawEncoding, TensorProtoEncoding)
+from tfwarm_export.specs.encodings import (CsvEncoding, CsvField, ImageEncoding, NumberEncoding, RawEncoding,
+                                           TensorProtoEncoding)
 from tfwarm_export.cli import main
 from tfwarm_export.values.encoders import encode_array, encode_image, noise_image
 from tfwarm_export.model.signatures import read_signatures

@@ -12,7 +12,7 @@ from typing import Sequence
 from tfwarm_export import analysis
 from tfwarm_export.serving.batching import BatchingConfig
 from tfwarm_export.errors import WarmupFileError
-from tfwarm_export.planning.records import MAX_RECORDS
+from tfwarm_export.specs.limits import MAX_RECORDS
 from tfwarm_export.serving.replay import (PreparedRun, Replayer, RecordProblem, RecordResult, signature_name,
                                   prepare)
 from tfwarm_export.report import CheckReport

@@ -17,7 +17,7 @@ from tfwarm_export.analysis.composites import Component, CompositeSpec, find_com
 from tfwarm_export.analysis.consumer_shapes import ConsumerShape, find_consumer_shape
 from tfwarm_export.analysis.decoders import (find_decoder_domain, find_encoding,
                                              find_feature_decoder_domains)
-from tfwarm_export.analysis.guards import GuardEncoding, find_guard_domain
+from tfwarm_export.analysis.guards import find_guard_domain
 from tfwarm_export.analysis.index import GraphIndex, index_for
 from tfwarm_export.analysis.op_catalogue import (OpClass, StringUse, classify, find_string_uses,
                                                  find_unsupported_use)
@@ -30,6 +30,6 @@ from tfwarm_export.analysis.xla import find_xla_compilation, xla_shape_warning
 __all__ = ["GraphIndex", "index_for", "find_example_spec", "find_value_domains",
            "find_stateful_ops", "is_stateful_op", "find_decoder_domain", "find_encoding",
            "find_feature_decoder_domains", "find_xla_compilation", "xla_shape_warning",
-           "Component", "CompositeSpec", "find_composites", "find_guard_domain", "GuardEncoding",
+           "Component", "CompositeSpec", "find_composites", "find_guard_domain",
            "find_consumer_shape", "ConsumerShape", "OpClass", "StringUse", "classify",
            "find_string_uses", "find_unsupported_use", "Rejection", "find_rejection"]

@@ -13,7 +13,6 @@ import tensorflow as tf
 
 from tfwarm_export import analysis
 from tfwarm_export.config import DEFAULT_DIM_SIZE
-from tfwarm_export.planning.request_types import MULTI_INFERENCE, PREDICT
 from tfwarm_export.serving.batching import BatchingConfig
 from tfwarm_export.serving.load_cost import nothing_new
 from tfwarm_export.specs.request_class import RequestClass, request_class
@@ -21,10 +20,7 @@ from tfwarm_export.serving.serving_config import ServerSettings
 from tfwarm_export.traffic import DataSample
 from tfwarm_export.specs.domains import Domain
 from tfwarm_export.specs.example_spec import ExampleSpec
-
-
-MAX_RECORDS = 1000
-"""TF Serving's limit on records in one warmup file (record 1001 fails the load)."""
+from tfwarm_export.specs.request_kinds import MULTI_INFERENCE, PREDICT
 
 
 @dataclass(frozen=True)

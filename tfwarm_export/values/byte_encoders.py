@@ -16,8 +16,8 @@ from typing import Callable
 import numpy as np
 import tensorflow as tf
 
-from tfwarm_export.analysis.byte_decoders import (WAV_SAMPLE_RATE, CompressedEncoding, ProtoEncoding,
-                                                  UnicodeEncoding, WavEncoding)
+from tfwarm_export.specs.encodings import (WAV_SAMPLE_RATE, CompressedEncoding, ProtoEncoding, UnicodeEncoding,
+                                           WavEncoding)
 from tfwarm_export.errors import PlanError
 
 _WORDS = ("alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel")

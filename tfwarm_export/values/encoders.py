@@ -19,13 +19,11 @@ from typing import Any, Callable
 import numpy as np
 import tensorflow as tf
 
-from tfwarm_export.analysis.decoders import (Base64Encoding, CsvEncoding, CsvField, ImageEncoding,
-                                             NumberEncoding, RawEncoding, TensorProtoEncoding)
-from tfwarm_export.analysis.byte_decoders import (CompressedEncoding, ProtoEncoding, UnicodeEncoding,
-                                                  WavEncoding)
-from tfwarm_export.analysis.guards import GuardEncoding
 from tfwarm_export.values.byte_encoders import compress, proto_bytes, unicode_bytes, wav_bytes
 from tfwarm_export.specs.domains import Domain
+from tfwarm_export.specs.encodings import (Base64Encoding, CompressedEncoding, CsvEncoding, CsvField, GuardEncoding,
+                                           ImageEncoding, NumberEncoding, ProtoEncoding, RawEncoding,
+                                           TensorProtoEncoding, UnicodeEncoding, WavEncoding)
 from tfwarm_export.values.regex_strings import guarded_string
 from tfwarm_export.errors import PlanError
 

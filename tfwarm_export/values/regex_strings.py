@@ -18,7 +18,7 @@ from re import _parser
 import numpy as np
 import tensorflow as tf
 
-from tfwarm_export.analysis.guards import GuardEncoding
+from tfwarm_export.specs.encodings import GuardEncoding
 from tfwarm_export.errors import PlanError
 
 MAX_EXTRA_REPEATS = 3

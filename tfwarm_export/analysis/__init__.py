@@ -12,6 +12,14 @@ protobuf and Unicode), ``guards`` (regex, length and membership checks an input 
 compilation per shape),
 ``composites`` (which flat aliases form one ragged/sparse tensor), ``tensor_facts``
 (dtype/shape the graph gives a fed tensor). A new input kind is a new module here.
+
+Results are facts in the shared types of ``specs/`` (``Domain``, ``ExampleSpec``, the
+encodings of ``specs/encodings.py``); this package imports only the leaves (today, only
+``specs/``), so ``values/`` and the planner read them without anything reaching back up.
+A new decoder is a reader here (named in ``decoders.py``'s op dispatch, whose op set the
+op catalogue test checks), its encoding type in ``specs/encodings.py``, and one encoder
+registered for that type in ``values/`` (``@register_encoder``); no ``isinstance`` chain
+to extend.
 """
 from tfwarm_export.analysis.composites import Component, CompositeSpec, find_composites
 from tfwarm_export.analysis.consumer_shapes import ConsumerShape, find_consumer_shape

@@ -18,13 +18,14 @@ from tfwarm_export.check import check_warmup_file
 from tfwarm_export.config import DEFAULT_DIM_SIZE, RETRY_DIM_SIZE, WarmupConfig, resolve_config
 from tfwarm_export.errors import PlanError, ReplayError, WarmupFileError, unrestored_variable
 from tfwarm_export.model.oplibs import ensure_ops
-from tfwarm_export.planning.budget import choose_within_budget, parse_duration
+from tfwarm_export.planning.budget import choose_within_budget
 from tfwarm_export.planning.plan import make_plan
 from tfwarm_export.planning.records import PlannedRecord, WarmupPlan
 from tfwarm_export.serving.coverage import measure_coverage, traffic_classes
 from tfwarm_export.serving.load_cost import load_cost, record_costs
 from tfwarm_export.serving.replay import RecordResult, Replayer
 from tfwarm_export.report import CheckReport, WarmupReport, results_table
+from tfwarm_export.specs.durations import parse_duration
 from tfwarm_export.planning.requests import build_log
 from tfwarm_export.serving.serving_config import resolve_server
 from tfwarm_export.model.signatures import DEFAULT_TAGS, read_signatures

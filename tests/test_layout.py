@@ -105,10 +105,11 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     # Entry points: what users run or import. bench is the ``tfwarm bench`` command and runs api's
     # plan and build, so it stands above api, beside the other commands.
     ("__init__", "cli", "keras", "components", "saving", "fleet", "bench"),
-    ("api", "check", "beam", "report"),  # the public operations; report is what they return
+    # The public operations (report: what they return) and the edge that resolves the configuration
+    # once (context, issue 25): everything below takes what it resolved.
+    ("api", "check", "beam", "report", "context"),
     ("_cli",),       # argparse plumbing shared by tfwarm and tfwarm bench: argv -> WarmupConfig
     ("planning",),   # signature -> records; requests are built from records, after planning
-    ("context",),    # the server and options, resolved once at the edge and handed to the planner
     ("config",),     # WarmupConfig: the options as data, read by _cli, the planner and the edge
     ("serving",),    # TF Serving's rules: batching, server config, replay, the warmup file
     ("traffic",),    # datasets and request logs -> samples; never reaches up into serving

@@ -16,7 +16,7 @@ from tensorflow_serving.apis import prediction_log_pb2
 from tfwarm_export import cli
 from tfwarm_export.serving.batching import parse_batching_parameters
 from tfwarm_export.serving.coverage import measure_coverage
-from tfwarm_export.serving.request_class import RequestClass
+from tfwarm_export.specs.request_class import RequestClass
 from tfwarm_export.serving.warmup_file import warmup_path
 from tfwarm_export.specs.batching import BatchRule
 from tfwarm_export.traffic.validate import TrafficSpec

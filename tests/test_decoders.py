@@ -7,8 +7,11 @@ decoded again with TensorFlow's own ops to show they are what the decoder needs.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -18,8 +21,8 @@ from hypothesis import strategies as st
 
 import tfwarm_export as tw
 from tfwarm_export import analysis
-from tfwarm_export.analysis.decoders import (CsvEncoding, CsvField, ImageEncoding, NumberEncoding,
-                                             RawEncoding, TensorProtoEncoding)
+from tfwarm_export.specs.encodings import (CsvEncoding, CsvField, ImageEncoding, NumberEncoding, RawEncoding,
+                                           TensorProtoEncoding)
 from tfwarm_export.cli import main
 from tfwarm_export.values.encoders import encode_array, encode_image, noise_image
 from tfwarm_export.model.signatures import read_signatures
@@ -294,6 +297,65 @@ def test_encode_array_shapes_and_types():
     assert tf.io.decode_raw(raw, tf.int16, little_endian=False).shape == (2, 5)
     t = encode_array(TensorProtoEncoding(tf.string, (2, 2)), (1,), rng)[0]
     assert tf.io.parse_tensor(t, tf.string).shape == (2, 2)
+
+
+def test_every_encoding_in_specs_has_a_registered_encoder():
+    """The encodings are found in ``specs/encodings.py`` itself (every dataclass that describes a decoder's
+    bytes), and a fresh process that imports only the registry sees an encoder for each."""
+    code = ("import dataclasses, typing\n"
+            "from tfwarm_export.specs import encodings\n"
+            "from tfwarm_export.values.encoder_registry import registered_types\n"
+            "kinds = {c for c in vars(encodings).values() if isinstance(c, type) and dataclasses.is_dataclass(c)"
+            " and c.__module__ == encodings.__name__ and hasattr(c, 'describe')}\n"
+            "union = set(typing.get_args(encodings.Encoding))\n"
+            "assert kinds == union, kinds ^ union\n"
+            "print(len(kinds), sorted(k.__name__ for k in kinds - registered_types()))\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split() == ["12", "[]"], proc.stdout
+
+
+def test_a_new_encoding_needs_only_its_registered_encoder():
+    from tfwarm_export.errors import PlanError
+    from tfwarm_export.values.encoder_registry import encode_array, encoder_for, register_encoder
+
+    @dataclasses.dataclass(frozen=True)
+    class Hex:  # a decoder the package does not know: bytes as hex digits
+        count: int
+        op: str = "HexDecode"
+
+        def describe(self) -> str:
+            return f"hex {self.count}"
+
+    with pytest.raises(PlanError, match=r"no encoder is registered for hex 2 \(Hex\).*--override"):
+        encode_array(Hex(2), (1,), np.random.default_rng(0))
+    register_encoder(Hex)(lambda enc, rng, row: rng.bytes(enc.count).hex().encode())
+    out = encode_array(Hex(2), (3,), np.random.default_rng(0))
+    assert [len(v) for v in out] == [4, 4, 4] and all(bytes.fromhex(v.decode()) for v in out)
+    with pytest.raises(ValueError, match="Hex already has an encoder"):
+        register_encoder(Hex)(lambda enc, rng, row: b"")
+
+    @dataclasses.dataclass(frozen=True)
+    class Octal(NumberEncoding):  # a subclass finds its base's encoder
+        pass
+
+    assert encoder_for(Octal) is encoder_for(NumberEncoding) is not None
+
+
+def test_json_examples_inside_a_feature_are_written():
+    """Base64 of a JSON tf.Example inside a tf.Example feature: the JSON encoder is registered like
+    any other, so the tf.Example synthesis reaches it too (it used to be refused)."""
+    from tfwarm_export.specs.domains import Domain
+    from tfwarm_export.specs.encodings import Base64Encoding, JsonExampleEncoding
+    from tfwarm_export.specs.example_spec import DenseFeature, ExampleSpec
+    from tfwarm_export.values.examples import feature_values
+
+    spec = ExampleSpec(dense=(DenseFeature("age", tf.int64, ()),))
+    domain = Domain(encoding=Base64Encoding(JsonExampleEncoding(spec)))
+    values = feature_values(tf.string, 2, np.random.default_rng(3), domain)
+    protos = tf.io.decode_json_example(tf.io.decode_base64(tf.constant(values)))
+    parsed = tf.io.parse_example(protos, {"age": tf.io.FixedLenFeature([], tf.int64)})
+    assert parsed["age"].shape == (2,)
 
 
 def _user_jpegs(n: int) -> list[bytes]:

@@ -1,8 +1,7 @@
 """Fleet warmup from a TF Serving model config, and the CLI as a new user meets it:
-strict keys, pipes, quiet start-up, progress, plain help, lazy attributes, no cycles."""
+strict keys, pipes, quiet start-up, progress, plain help, lazy attributes (import cycles: test_layout.py)."""
 from __future__ import annotations
 
-import ast
 import io
 import json
 import os
@@ -408,44 +407,3 @@ def test_integration_modules_are_lazy_attributes():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=plain_env(),
                           timeout=600)
     assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr
-
-
-def _imports(path: pathlib.Path, package: str = "tfwarm_export") -> set[str]:
-    """Every tfwarm_export module ``path`` imports, at module level or inside functions."""
-    out = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
-            out |= {a.name for a in node.names if a.name.startswith(package + ".")}
-        elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith(package):
-            if node.module == package:
-                out |= {f"{package}.{a.name}" for a in node.names}
-            else:
-                out.add(node.module)
-    return out
-
-
-def test_no_import_cycles_between_modules():
-    pkg = REPO / "tfwarm_export"
-    modules = {}
-    for path in pkg.rglob("*.py"):
-        rel = path.relative_to(REPO).with_suffix("")
-        name = ".".join(rel.parts[:-1] if rel.name == "__init__" else rel.parts)
-        modules[name] = path
-    graph = {m: {i for i in _imports(p) if i in modules and i != m and i != "tfwarm_export"}
-             for m, p in modules.items() if m != "tfwarm_export"}
-    assert "tfwarm_export.cli" not in graph["tfwarm_export.bench.command"]
-
-    def cycle_from(start):
-        stack, seen = [(start, [start])], set()
-        while stack:
-            node, trail = stack.pop()
-            for nxt in graph.get(node, ()):
-                if nxt == start:
-                    return trail + [start]
-                if nxt not in seen:
-                    seen.add(nxt)
-                    stack.append((nxt, trail + [nxt]))
-        return None
-
-    cycles = [c for m in graph if (c := cycle_from(m))]
-    assert not cycles, cycles[0]

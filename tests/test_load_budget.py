@@ -18,11 +18,12 @@ from tensorflow_serving.apis import prediction_log_pb2
 import tfwarm_export as tw
 from tfwarm_export import cli
 from tfwarm_export.bench import command as tb
-from tfwarm_export.planning.budget import choose_within_budget, parse_duration
+from tfwarm_export.planning.budget import choose_within_budget
 from tfwarm_export.serving.batching import BatchingConfig
 from tfwarm_export.serving.coverage import expected_cold_hits, measure_coverage
 from tfwarm_export.serving.load_cost import nothing_new, replay_ms
-from tfwarm_export.serving.request_class import RequestClass, class_of_log, request_class
+from tfwarm_export.specs.durations import parse_duration
+from tfwarm_export.specs.request_class import RequestClass, class_of_log, request_class
 from tfwarm_export.serving.warmup_file import parse_records, read_records, warmup_path
 
 sys.path.insert(0, os.path.dirname(__file__))

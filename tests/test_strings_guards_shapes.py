@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 from tensorflow_serving.apis import prediction_log_pb2
 
 from tfwarm_export import analysis
-from tfwarm_export.analysis.guards import GuardEncoding
+from tfwarm_export.specs.encodings import GuardEncoding
 from tfwarm_export.errors import PlanError
 from tfwarm_export.model.signatures import read_signatures
 from tfwarm_export.values.regex_strings import full_match, generate, guarded_string
@@ -225,9 +225,8 @@ def test_property_generated_strings_match_in_re2(pattern, seed):
 
 
 def test_new_encoders_are_deterministic_per_seed():
-    from tfwarm_export.analysis.byte_decoders import (CompressedEncoding, ProtoEncoding, UnicodeEncoding,
-                                                      WavEncoding)
-    from tfwarm_export.analysis.decoders import RawEncoding
+    from tfwarm_export.specs.encodings import (CompressedEncoding, ProtoEncoding, RawEncoding, UnicodeEncoding,
+                                               WavEncoding)
     from tfwarm_export.values.encoders import encode_array
 
     encs = [WavEncoding(64, 2), CompressedEncoding("GZIP", RawEncoding(tf.float32, 4)),

@@ -22,11 +22,12 @@ from tfwarm_export.errors import PlanError, ReplayError, WarmupFileError, unrest
 from tfwarm_export.planning.budget import choose_within_budget
 from tfwarm_export.planning.plan import make_plan
 from tfwarm_export.planning.records import PlannedRecord, WarmupPlan
-from tfwarm_export.planning.request_types import MULTI_INFERENCE
+from tfwarm_export.specs.request_kinds import MULTI_INFERENCE
 from tfwarm_export.serving.coverage import measure_coverage, merged_counts, traffic_classes
 from tfwarm_export.serving.load_cost import compile_ms, load_cost, record_costs
 from tfwarm_export.serving.replay import RecordResult, Replayer
 from tfwarm_export.report import CheckReport, WarmupReport, results_table
+from tfwarm_export.specs.durations import parse_duration
 from tfwarm_export.planning.requests import build_log
 from tfwarm_export.values.synth import PLANNED, SAFE, record_values
 from tfwarm_export.traffic import TrafficSelection

@@ -14,12 +14,12 @@ from tfwarm_export.config import WarmupConfig, resolve_config
 from tfwarm_export.context import Context, resolve
 from tfwarm_export.errors import WarmupFileError
 from tfwarm_export.planning.plan import traffic_scan
-from tfwarm_export.planning.records import MAX_RECORDS
+from tfwarm_export.specs.limits import MAX_RECORDS
 from tfwarm_export.serving.replay import PreparedRun, RecordProblem, RecordResult, prepare, signature_name
 from tfwarm_export.report import CheckReport
 from tfwarm_export.serving.coverage import measure_coverage, traffic_classes, unwarmed_sizes
 from tfwarm_export.serving.load_cost import compile_ms, load_cost
-from tfwarm_export.serving.request_class import RequestClass, class_of_log
+from tfwarm_export.specs.request_class import RequestClass, class_of_log
 from tfwarm_export.traffic import TrafficSelection, sample_traffic
 from tfwarm_export.model.signatures import ModelSignatures, tensor_spec_from_info
 from tfwarm_export.serving.warmup_file import parse_records, read_records, warmup_path

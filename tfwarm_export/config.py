@@ -154,7 +154,7 @@ class WarmupConfig:
     @property
     def load_budget_s(self) -> float | None:
         """``load_budget`` in seconds (validated in ``__post_init__``)."""
-        from tfwarm_export.planning.budget import parse_duration
+        from tfwarm_export.specs.durations import parse_duration
 
         return None if self.load_budget is None else parse_duration(self.load_budget, "load_budget")
 
@@ -175,7 +175,7 @@ def resolve_config(config: WarmupConfig | None, **kwargs: Any) -> WarmupConfig:
 
 def _problems(c: WarmupConfig) -> Iterable[str]:
     """Each invalid value or contradicting pair of ``c``, as the one-line error to raise."""
-    from tfwarm_export.planning.budget import parse_duration
+    from tfwarm_export.specs.durations import parse_duration
     from tfwarm_export.traffic.stats import bucket_quantiles
 
     if c.privacy not in PRIVACY_MODES:

@@ -37,7 +37,7 @@ def int_list(text: str) -> list[int]:
 
 def duration_arg(text: str) -> float:
     """``--load-budget 30s|2m|500ms|20`` -> seconds; a bad value is argparse's usage error."""
-    from tfwarm_export.planning.budget import parse_duration
+    from tfwarm_export.specs.durations import parse_duration
 
     try:
         return parse_duration(text, "--load-budget")

@@ -12,12 +12,20 @@ protobuf and Unicode), ``guards`` (regex, length and membership checks an input 
 compilation per shape),
 ``composites`` (which flat aliases form one ragged/sparse tensor), ``tensor_facts``
 (dtype/shape the graph gives a fed tensor). A new input kind is a new module here.
+
+Results are facts in the shared types of ``specs/`` (``Domain``, ``ExampleSpec``, the
+encodings of ``specs/encodings.py``); this package imports only the leaves (today, only
+``specs/``), so ``values/`` and the planner read them without anything reaching back up.
+A new decoder is a reader here (named in ``decoders.py``'s op dispatch, whose op set the
+op catalogue test checks), its encoding type in ``specs/encodings.py``, and one encoder
+registered for that type in ``values/`` (``@register_encoder``); no ``isinstance`` chain
+to extend.
 """
 from tfwarm_export.analysis.composites import Component, CompositeSpec, find_composites
 from tfwarm_export.analysis.consumer_shapes import ConsumerShape, find_consumer_shape
 from tfwarm_export.analysis.decoders import (find_decoder_domain, find_encoding,
                                              find_feature_decoder_domains)
-from tfwarm_export.analysis.guards import GuardEncoding, find_guard_domain
+from tfwarm_export.analysis.guards import find_guard_domain
 from tfwarm_export.analysis.index import GraphIndex, index_for
 from tfwarm_export.analysis.op_catalogue import (OpClass, StringUse, classify, find_string_uses,
                                                  find_unsupported_use)
@@ -30,6 +38,6 @@ from tfwarm_export.analysis.xla import find_xla_compilation, xla_shape_warning
 __all__ = ["GraphIndex", "index_for", "find_example_spec", "find_value_domains",
            "find_stateful_ops", "is_stateful_op", "find_decoder_domain", "find_encoding",
            "find_feature_decoder_domains", "find_xla_compilation", "xla_shape_warning",
-           "Component", "CompositeSpec", "find_composites", "find_guard_domain", "GuardEncoding",
+           "Component", "CompositeSpec", "find_composites", "find_guard_domain",
            "find_consumer_shape", "ConsumerShape", "OpClass", "StringUse", "classify",
            "find_string_uses", "find_unsupported_use", "Rejection", "find_rejection"]

@@ -19,12 +19,11 @@ Only the graph is read here; ``values/byte_encoders.py`` writes the bytes.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-
 import numpy as np
 import tensorflow as tf
 
 from tfwarm_export.analysis.index import IDENTITY_OPS, GraphIndex, Node
+from tfwarm_export.specs.encodings import CompressedEncoding, ProtoEncoding, UnicodeEncoding, WavEncoding
 
 BYTE_DECODERS = frozenset({"DecodeWav", "DecodeCompressed", "DecodeProtoV2", "UnicodeDecode",
                            "UnicodeDecodeWithOffsets", "UnicodeTranscode"})
@@ -36,8 +35,6 @@ WRAPPING_DECODERS = frozenset({"DecodeCompressed", "UnicodeTranscode"})
 DEFAULT_WAV_SAMPLES = 1600
 """Samples per WAV file (0.1 s at 16 kHz) when nothing in the graph fixes the count."""
 
-WAV_SAMPLE_RATE = 16000
-
 
 def _s(node: Node, name: str, default: str = "") -> str:
     a = node.attr(name)
@@ -47,81 +44,6 @@ def _s(node: Node, name: str, default: str = "") -> str:
 def _i(node: Node, name: str, default: int) -> int:
     a = node.attr(name)
     return int(a.i) if a is not None else default
-
-
-@dataclass(frozen=True)
-class WavEncoding:
-    """16-bit PCM WAV: ``samples`` x ``channels``; ``exact`` when the graph fixes the count."""
-
-    samples: int
-    channels: int
-    exact: bool = False
-    size_from: str = "default"
-    zero: bool = False
-    op: str = "DecodeWav"
-
-    def describe(self) -> str:
-        return f"DecodeWav {self.samples} samples x {self.channels} ch ({self.size_from})"
-
-    def smallest(self) -> "WavEncoding":
-        return replace(self, zero=True) if self.exact else replace(self, samples=1, zero=True,
-                                                                   size_from="smallest valid")
-
-
-@dataclass(frozen=True)
-class CompressedEncoding:
-    """``inner``'s bytes (None: arbitrary bytes) compressed as ``compression`` ("", ZLIB, GZIP)."""
-
-    compression: str
-    inner: object = None
-    op: str = "DecodeCompressed"
-
-    def describe(self) -> str:
-        what = self.inner.describe() if self.inner is not None else "bytes"
-        return f"DecodeCompressed {self.compression or 'uncompressed'} of {what}"
-
-    def smallest(self) -> "CompressedEncoding":
-        return replace(self, inner=self.inner.smallest() if self.inner is not None else None)
-
-
-@dataclass(frozen=True)
-class ProtoEncoding:
-    """A serialized ``message_type`` (binary or text format) with ``field_names`` set."""
-
-    message_type: str
-    field_names: tuple[str, ...]
-    output_types: tuple[tf.DType, ...]
-    descriptor_source: bytes = b"local://"  # raw attr bytes: ``bytes://`` carries a binary set
-    message_format: str = "binary"
-    zero: bool = False
-    op: str = "DecodeProtoV2"
-
-    def describe(self) -> str:
-        src = self.descriptor_source
-        where = "descriptor set in the graph" if src.startswith(b"bytes://") else src.decode("utf-8", "replace")
-        return (f"DecodeProtoV2 {self.message_type} [{', '.join(self.field_names)}] "
-                f"({self.message_format}, {where})")
-
-    def smallest(self) -> "ProtoEncoding":
-        return replace(self, zero=True)
-
-
-@dataclass(frozen=True)
-class UnicodeEncoding:
-    """Text valid in ``input_encoding``; ``inner`` is what decodes the UTF-8 transcode next."""
-
-    input_encoding: str
-    decoder: str
-    inner: object = None
-    zero: bool = False
-    op: str = "UnicodeDecode"
-
-    def describe(self) -> str:
-        inner = f" of {self.inner.describe()}" if self.inner is not None else ""
-        return f"{self.decoder} strict {self.input_encoding}{inner}"
-
-    def smallest(self) -> "UnicodeEncoding":
-        return replace(self, zero=True, inner=self.inner.smallest() if self.inner is not None else None)
 
 
 def _audio_passthrough(node: Node, pos: int):
@@ -180,6 +102,5 @@ def unicode_encoding(node: Node, inner: object) -> UnicodeEncoding | None:
     return UnicodeEncoding(_s(node, "input_encoding", "UTF-8"), node.op, inner)
 
 
-__all__ = ["BYTE_DECODERS", "WRAPPING_DECODERS", "WavEncoding", "CompressedEncoding", "ProtoEncoding",
-           "UnicodeEncoding", "wav_encoding", "compressed_encoding", "proto_encoding", "unicode_encoding",
-           "DEFAULT_WAV_SAMPLES", "WAV_SAMPLE_RATE"]
+__all__ = ["BYTE_DECODERS", "WRAPPING_DECODERS", "wav_encoding", "compressed_encoding", "proto_encoding",
+           "unicode_encoding", "DEFAULT_WAV_SAMPLES"]

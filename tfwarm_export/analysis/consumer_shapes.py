@@ -104,13 +104,20 @@ def _with_last(rank: int | None, last: int) -> tuple[int | None, ...]:
     return (None,) * (max(rank or 2, 2) - 1) + (last,)
 
 
-def _at(idx: GraphIndex, node: Node, pos: int, rank: int | None, depth: int) -> ConsumerShape | None:
+def _ensure_shape(idx: GraphIndex, node: Node, pos: int, rank: int | None, depth: int) -> ConsumerShape | None:
+    """``EnsureShape``: its shape, batch left free."""
     op, name = node.op, node.qualified_name
     if op == "EnsureShape" and pos == 0:
         s = node.attr("shape")
         if s is not None and not s.shape.unknown_rank:
             dims = tuple(None if d.size < 0 else int(d.size) for d in s.shape.dim)
             return ConsumerShape((None,) + dims[1:] if dims else dims, f"EnsureShape at {name}", kind="EnsureShape")
+    return None
+
+
+def _reshape(idx: GraphIndex, node: Node, pos: int, rank: int | None, depth: int) -> ConsumerShape | None:
+    """``Reshape`` to ``[-1, ...]``: the trailing dims (flattened for a rank-2 input)."""
+    op, name = node.op, node.qualified_name
     if op == "Reshape" and pos == 0 and len(node.inputs) > 1:
         t = _int_list(idx, node.inputs[1])
         if t and len(t) >= 2 and t[0] == -1 and all(d > 0 for d in t[1:]):
@@ -119,6 +126,12 @@ def _at(idx: GraphIndex, node: Node, pos: int, rank: int | None, depth: int) -> 
                 return ConsumerShape((None,) + tuple(t[1:]), src, kind="Reshape")
             if rank == 2:
                 return ConsumerShape((None, int(np.prod(t[1:]))), src, kind="Reshape")
+    return None
+
+
+def _matmul(idx: GraphIndex, node: Node, pos: int, rank: int | None, depth: int) -> ConsumerShape | None:
+    """``MatMul``/``BatchMatMul``: the last dim the weight's contraction dim fixes."""
+    op, name = node.op, node.qualified_name
     if op in ("MatMul", "BatchMatMul", "BatchMatMulV2", "BatchMatMulV3") and pos == 0 and len(node.inputs) > 1:
         w = static_shape(idx, node.inputs[1])
         if w is not None and len(w) >= 2:
@@ -128,6 +141,12 @@ def _at(idx: GraphIndex, node: Node, pos: int, rank: int | None, depth: int) -> 
             if k is not None and not (adj_a is not None and adj_a.b):
                 r = 2 if op == "MatMul" else rank
                 return ConsumerShape(_with_last(r, k), f"{op} with a {list(w)} operand at {name}", kind="MatMul")
+    return None
+
+
+def _conv(idx: GraphIndex, node: Node, pos: int, rank: int | None, depth: int) -> ConsumerShape | None:
+    """A convolution: the filter's input channels, and its spatial size as a minimum."""
+    op, name = node.op, node.qualified_name
     if op in _CONV_CIN and pos == 0 and len(node.inputs) > 1:
         f = static_shape(idx, node.inputs[1])
         if f is not None and len(f) >= 3 and f[_CONV_CIN[op]] is not None:
@@ -139,11 +158,23 @@ def _at(idx: GraphIndex, node: Node, pos: int, rank: int | None, depth: int) -> 
             first = 2 if channels_first else 1
             minimum = {first + i: int(k) for i, k in enumerate(spatial) if k is not None}
             return ConsumerShape(shape, f"{op} with a {list(f)} filter at {name}", minimum, kind="Conv")
+    return None
+
+
+def _bias_add(idx: GraphIndex, node: Node, pos: int, rank: int | None, depth: int) -> ConsumerShape | None:
+    """``BiasAdd`` (channels last): the bias length as the last dim."""
+    op, name = node.op, node.qualified_name
     if op == "BiasAdd" and pos == 0 and len(node.inputs) > 1:
         b = static_shape(idx, node.inputs[1])
         fmt = node.attr("data_format")
         if b is not None and len(b) == 1 and b[0] is not None and not (fmt is not None and fmt.s.startswith(b"NC")):
             return ConsumerShape(_with_last(rank, b[0]), f"BiasAdd with a {list(b)} bias at {name}", kind="BiasAdd")
+    return None
+
+
+def _concat(idx: GraphIndex, node: Node, pos: int, rank: int | None, depth: int) -> ConsumerShape | None:
+    """``ConcatV2`` on a non-batch axis: the other dims of a static part."""
+    op, name = node.op, node.qualified_name
     if op == "ConcatV2" and pos < len(node.inputs) - 1:
         axis = _int_list(idx, node.inputs[-1])
         for j, other in enumerate(node.inputs[:-1]):
@@ -155,6 +186,12 @@ def _at(idx: GraphIndex, node: Node, pos: int, rank: int | None, depth: int) -> 
                 continue
             shape = tuple(None if i in (0, a) else d for i, d in enumerate(s))
             return ConsumerShape(shape, f"ConcatV2 on axis {a} with a {list(s)} part at {name}", kind="ConcatV2")
+    return None
+
+
+def _broadcast(idx: GraphIndex, node: Node, pos: int, rank: int | None, depth: int) -> ConsumerShape | None:
+    """A binary elementwise op with a static operand: its trailing dims."""
+    op, name = node.op, node.qualified_name
     if op in _BROADCAST and pos in (0, 1) and len(node.inputs) == 2:
         s = static_shape(idx, node.inputs[1 - pos])
         if s is not None and len(s) >= 1 and all(d is not None for d in s) and any(d > 1 for d in s):
@@ -162,6 +199,12 @@ def _at(idx: GraphIndex, node: Node, pos: int, rank: int | None, depth: int) -> 
             if rank is None or rank == len(trail) + 1:
                 return ConsumerShape((None,) + tuple(trail), f"{op} with a {list(s)} operand at {name}",
                                      kind="broadcast")
+    return None
+
+
+def _squeeze_or_expand(idx: GraphIndex, node: Node, pos: int, rank: int | None, depth: int) -> ConsumerShape | None:
+    """``Squeeze``/``ExpandDims``: what the op's consumers need, with the axis put back or taken out."""
+    op, name = node.op, node.qualified_name
     if op in ("Squeeze", "ExpandDims") and pos == 0 and depth < 4:
         inner = _find(idx, (node.scope, node.name, 0), None, depth + 1)
         if inner is None:
@@ -185,6 +228,19 @@ def _at(idx: GraphIndex, node: Node, pos: int, rank: int | None, depth: int) -> 
                 out.insert(a, 1)
             minimum = {}
         return ConsumerShape(tuple(out), f"{op} at {name}, then {inner.source}", minimum, inner.kind)
+    return None
+
+
+_READERS = (_ensure_shape, _reshape, _matmul, _conv, _bias_add, _concat, _broadcast, _squeeze_or_expand)
+"""One reader per consumer kind, asked in this order; the first that reads a shape wins."""
+
+
+def _at(idx: GraphIndex, node: Node, pos: int, rank: int | None, depth: int) -> ConsumerShape | None:
+    """What ``node`` needs of the tensor it takes at input ``pos`` (``rank``: that tensor's rank if known)."""
+    for read in _READERS:
+        found = read(idx, node, pos, rank, depth)
+        if found is not None:
+            return found
     return None
 
 

@@ -6,11 +6,11 @@ tabular models take CSV lines). Random strings fail every such decoder, so this
 module follows a string input forward, through ``tf.map_fn``'s TensorList
 plumbing (``TensorListFromTensor`` -> ``While`` body -> ``TensorListGetItem``),
 ``If``/``Case`` branches and function calls, to the decoder op, and describes
-the encoding that op accepts (an ``Encoding``). WAV, compressed, protobuf and
+the encoding that op accepts (an ``Encoding``, from ``specs/encodings.py``). WAV, compressed, protobuf and
 strict Unicode decoders are described in ``byte_decoders.py``; decoders whose
 output is bytes again (base64, ``DecodeCompressed``, a transcode) wrap the
 encoding of whatever decodes their output. Producing the bytes is the
-values stage's job (``tfwarm_export.encoders``); this module only reads the graph.
+values stage's job (``values/encoders.py``); this module only reads the graph.
 """
 from __future__ import annotations
 
@@ -20,13 +20,14 @@ from typing import Mapping, Sequence
 import numpy as np
 import tensorflow as tf
 
-from tfwarm_export.analysis.byte_decoders import (BYTE_DECODERS, CompressedEncoding, ProtoEncoding,
-                                                  UnicodeEncoding, WavEncoding, compressed_encoding,
-                                                  proto_encoding, unicode_encoding, wav_encoding)
+from tfwarm_export.analysis.byte_decoders import (BYTE_DECODERS, compressed_encoding, proto_encoding,
+                                                  unicode_encoding, wav_encoding)
 from tfwarm_export.analysis.index import IDENTITY_OPS, GraphIndex, Node, Ref, index_for
 from tfwarm_export.analysis.parse_specs import find_parsers, merge_specs
 from tfwarm_export.analysis.value_domains import find_value_domains, locate_parsers, value_domain
 from tfwarm_export.specs.domains import Domain
+from tfwarm_export.specs.encodings import (Base64Encoding, CsvEncoding, CsvField, Encoding, ImageEncoding,
+                                           JsonExampleEncoding, NumberEncoding, RawEncoding, TensorProtoEncoding)
 from tfwarm_export.specs.example_spec import ExampleSpec
 
 DEFAULT_IMAGE_SIZE = (224, 224)
@@ -45,147 +46,6 @@ OTHER_DECODERS = frozenset({"DecodeCSV", "StringToNumber", "DecodeBase64", "Deco
 DECODER_OPS = frozenset(IMAGE_DECODERS) | OTHER_DECODERS | BYTE_DECODERS
 
 _MAX_CHANNELS = {"JPEG": 3, "PNG": 4, "GIF": 3, "BMP": 4, "WEBP": 4}
-
-
-# --------------------------------------------------------------------------- encodings
-
-
-@dataclass(frozen=True)
-class ImageEncoding:
-    """An encoded image: ``formats`` the decoder accepts (first is written), size, channels.
-
-    ``exact`` means a later op (``EnsureShape``/``Reshape``) needs exactly this
-    size; otherwise the size is representative (a resize target, or the default).
-    """
-
-    op: str
-    formats: tuple[str, ...]
-    height: int
-    width: int
-    channels: int
-    exact: bool = False
-    size_from: str = ""
-
-    def describe(self) -> str:
-        fmt = self.formats[0] if len(self.formats) == 1 or self.op != "DecodeImage" else f"any ({self.formats[0]})"
-        extra = f" {fmt}" if self.op == "DecodeImage" else ""
-        return f"{self.op}{extra} {self.height}x{self.width}x{self.channels}"
-
-    def smallest(self) -> "ImageEncoding":
-        return self if self.exact else replace(self, height=1, width=1, size_from="smallest valid")
-
-
-@dataclass(frozen=True)
-class CsvField:
-    """One column of a CSV line: ``dtype`` None for a column ``select_cols`` skips."""
-
-    dtype: tf.DType | None
-    required: bool = True
-    default: object = None
-    domain: Domain | None = None
-
-
-@dataclass(frozen=True)
-class CsvEncoding:
-    fields: tuple[CsvField, ...]
-    delim: str = ","
-    use_quote_delim: bool = True
-    na_value: str = ""
-    op: str = "DecodeCSV"
-    defaults_only: bool = False  # the safe line: optional fields empty, required ones "0"
-
-    def describe(self) -> str:
-        used = [f for f in self.fields if f.dtype is not None]
-        types = ",".join(f.dtype.name + ("" if f.required else "?") for f in used)
-        return f"DecodeCSV {len(self.fields)} fields [{types}] delim {self.delim!r}"
-
-    def smallest(self) -> "CsvEncoding":
-        return replace(self, defaults_only=True)
-
-
-@dataclass(frozen=True)
-class NumberEncoding:
-    dtype: tf.DType
-    domain: Domain | None = None
-    zero: bool = False
-    op: str = "StringToNumber"
-
-    def describe(self) -> str:
-        bound = f" in {self.domain.describe()}" if self.domain is not None else ""
-        return f"StringToNumber {self.dtype.name}{bound}"
-
-    def smallest(self) -> "NumberEncoding":
-        return replace(self, zero=True)
-
-
-@dataclass(frozen=True)
-class Base64Encoding:
-    """Web-safe base64 of ``inner`` (None: of arbitrary bytes)."""
-
-    inner: object = None
-    op: str = "DecodeBase64"
-
-    def describe(self) -> str:
-        return "DecodeBase64" + (f" of {self.inner.describe()}" if self.inner is not None else "")
-
-    def smallest(self) -> "Base64Encoding":
-        return replace(self, inner=self.inner.smallest() if self.inner is not None else None)
-
-
-@dataclass(frozen=True)
-class RawEncoding:
-    """``count`` values of ``dtype`` as raw bytes (``fixed_length``: DecodePaddedRaw's byte count)."""
-
-    dtype: tf.DType
-    count: int
-    little_endian: bool = True
-    fixed_length: int | None = None
-    exact: bool = False
-    zero: bool = False
-    op: str = "DecodeRaw"
-
-    def describe(self) -> str:
-        size = (f"{self.fixed_length} bytes" if self.fixed_length is not None
-                else f"{self.count} x {self.dtype.name}")
-        order = "little" if self.little_endian else "big"
-        return f"{self.op} {size} ({order}-endian{', fixed by Reshape' if self.exact else ''})"
-
-    def smallest(self) -> "RawEncoding":
-        return replace(self, zero=True)
-
-
-@dataclass(frozen=True)
-class TensorProtoEncoding:
-    dtype: tf.DType
-    shape: tuple[int, ...]
-    zero: bool = False
-    op: str = "ParseTensor"
-
-    def describe(self) -> str:
-        return f"ParseTensor {self.dtype.name}{list(self.shape)}"
-
-    def smallest(self) -> "TensorProtoEncoding":
-        return replace(self, zero=True)
-
-
-@dataclass(frozen=True)
-class JsonExampleEncoding:
-    spec: ExampleSpec
-    feature_domains: tuple[tuple[str, Domain], ...] = ()
-    zero: bool = False
-    op: str = "DecodeJSONExample"
-
-    def describe(self) -> str:
-        keys = sorted(f.key for f in self.spec.context_features())
-        return f"DecodeJSONExample of tf.Example {keys}"
-
-    def smallest(self) -> "JsonExampleEncoding":
-        return replace(self, zero=True)
-
-
-Encoding = (ImageEncoding | CsvEncoding | NumberEncoding | Base64Encoding | RawEncoding
-            | TensorProtoEncoding | JsonExampleEncoding | WavEncoding | CompressedEncoding
-            | ProtoEncoding | UnicodeEncoding)
 
 
 # --------------------------------------------------------------------------- walks
@@ -561,7 +421,4 @@ def find_feature_decoder_domains(meta_graph_def, example_spec: ExampleSpec, expo
 
 
 __all__ = ["find_encoding", "find_decoder_domain", "find_feature_decoder_domains", "DECODER_OPS",
-           "IMAGE_DECODERS", "ImageEncoding", "CsvEncoding", "CsvField", "NumberEncoding",
-           "Base64Encoding", "RawEncoding", "TensorProtoEncoding", "JsonExampleEncoding", "Encoding",
-           "WavEncoding", "CompressedEncoding", "ProtoEncoding", "UnicodeEncoding",
-           "DEFAULT_IMAGE_SIZE", "content_passthrough"]
+           "IMAGE_DECODERS", "DEFAULT_IMAGE_SIZE", "content_passthrough"]

@@ -21,7 +21,7 @@ negated check is left alone). The result is a ``GuardEncoding`` for strings
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Sequence
 
 import numpy as np
@@ -30,6 +30,7 @@ import tensorflow as tf
 from tfwarm_export.analysis.decoders import content_passthrough
 from tfwarm_export.analysis.index import IDENTITY_OPS, GraphIndex, Node, Ref, index_for
 from tfwarm_export.specs.domains import Domain
+from tfwarm_export.specs.encodings import GuardEncoding
 
 REGEX_OPS = frozenset({"RegexFullMatch", "StaticRegexFullMatch"})
 _ORDER = frozenset({"Less", "LessEqual", "Greater", "GreaterEqual"})
@@ -38,37 +39,6 @@ _BOOL_PASS = frozenset({"All", "Any", "LogicalAnd", "LogicalOr", "Reshape", "Squ
                         "StridedSlice", "Pack", "ConcatV2", "TensorListFromTensor", "TensorListGetItem",
                         "TensorListSetItem", "TensorListStack"})
 _LENGTH_PASS = frozenset({"Cast", "Reshape", "Squeeze", "ExpandDims", "Max", "Min"})
-
-
-@dataclass(frozen=True)
-class GuardEncoding:
-    """Text every guard accepts: full matches of ``patterns``, ``length`` in [low, high),
-    one of ``choices`` when set, none of ``excluded``."""
-
-    patterns: tuple[str, ...] = ()
-    min_length: int | None = None
-    max_length: int | None = None  # exclusive
-    choices: tuple[bytes, ...] | None = None
-    excluded: tuple[bytes, ...] = ()
-    sources: tuple[str, ...] = ()
-    zero: bool = False
-    op: str = "Guard"
-
-    def describe(self) -> str:
-        parts = [f"matches {p!r}" for p in self.patterns]
-        if self.min_length is not None or self.max_length is not None:
-            lo = self.min_length if self.min_length is not None else 0
-            parts.append(f"length {lo}" if self.max_length == lo + 1
-                         else f"length in [{lo}, {self.max_length if self.max_length is not None else 'inf'})")
-        if self.choices is not None:
-            shown = ", ".join(repr(c.decode("utf-8", "replace")) for c in self.choices[:5])
-            parts.append(f"one of [{shown}{', ...' if len(self.choices) > 5 else ''}]")
-        if self.excluded:
-            parts.append(f"not {', '.join(repr(c.decode('utf-8', 'replace')) for c in self.excluded[:3])}")
-        return "guarded: " + "; ".join(parts) + f" ({'; '.join(self.sources)})"
-
-    def smallest(self) -> "GuardEncoding":
-        return replace(self, zero=True)
 
 
 @dataclass
@@ -249,4 +219,4 @@ def find_guard_domain(meta_graph_def, tensor_name: str, dtype: tf.DType) -> Doma
                   safe=Domain(encoding=small, source="smallest " + small.describe()))
 
 
-__all__ = ["GuardEncoding", "find_guard_domain", "guard_of", "REGEX_OPS"]
+__all__ = ["find_guard_domain", "guard_of", "REGEX_OPS"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -92,109 +92,127 @@ def _dense_features(idx: GraphIndex, keys, types, shapes, defaults,
     return out
 
 
+def _keys_from(idx: GraphIndex, g: Mapping[str, list[Ref]], name: str, scalar_inputs: bool) -> list[str] | None:
+    """The constant keys a parser input lists (one scalar per key for the V1 ops); None if not constant."""
+    refs = g.get(name, [])
+    if scalar_inputs:
+        ks = [_scalar_str(idx.const_value(r)) for r in refs]
+        return None if any(k is None for k in ks) else ks
+    if not refs:
+        return []
+    return _str_list(idx.const_value(refs[0]))
+
+
+def _record(idx: GraphIndex, node: Node, values: dict[tuple[bool, str], Ref], fl: bool, out_arg: str,
+            keys: list[str]) -> None:
+    """Note the parser output that carries each key's values (``fl``: a feature list)."""
+    for i, k in enumerate(keys):
+        values[(fl, k)] = idx.output_ref(node, out_arg, i)
+
+
+def _ragged(keys, types, splits) -> tuple[RaggedFeature, ...]:
+    return tuple(RaggedFeature(k, t, splits[i] if i < len(splits) else tf.int64)
+                 for i, (k, t) in enumerate(zip(keys, types)))
+
+
+def _example_match(idx: GraphIndex, node: Node) -> ParserMatch | None:
+    """``ParseExample``/``ParseExampleV2``/``ParseSingleExample``: a tf.Example spec."""
+    g, op = idx.input_groups(node), node.op
+    values: dict[tuple[bool, str], Ref] = {}
+    if op == "ParseSingleExample":
+        sparse_keys, dense_keys, ragged_keys = (_attr_strs(node, "sparse_keys"),
+                                                _attr_strs(node, "dense_keys"), [])
+    else:
+        v1 = op == "ParseExample"
+        sparse_keys = _keys_from(idx, g, "sparse_keys", v1)
+        dense_keys = _keys_from(idx, g, "dense_keys", v1)
+        ragged_keys = [] if v1 else _keys_from(idx, g, "ragged_keys", False)
+    if sparse_keys is None or dense_keys is None or ragged_keys is None:
+        return None
+    dense = _dense_features(idx, dense_keys, _types(node, "Tdense"), _shapes(node, "dense_shapes"),
+                            g.get("dense_defaults"))
+    stypes = _types(node, "sparse_types")
+    rtypes, rsplits = _types(node, "ragged_value_types"), _types(node, "ragged_split_types")
+    if dense is None or len(stypes) != len(sparse_keys) or len(rtypes) != len(ragged_keys):
+        return None
+    sparse = [SparseFeature(k, t) for k, t in zip(sparse_keys, stypes)]
+    ragged = [RaggedFeature(k, t, rsplits[i] if i < len(rsplits) else tf.int64)
+              for i, (k, t) in enumerate(zip(ragged_keys, rtypes))]
+    _record(idx, node, values, False, "sparse_values", sparse_keys)
+    _record(idx, node, values, False, "dense_values", dense_keys)
+    _record(idx, node, values, False, "ragged_values", ragged_keys)
+    spec = ExampleSpec("example", tuple(dense), tuple(sparse), tuple(ragged),
+                       parser_op=op, single=op in SINGLE_PARSERS,
+                       parser_nodes=(node.qualified_name,))
+    return ParserMatch(node, spec, values)
+
+
+def _sequence_keys(idx: GraphIndex, node: Node, g: Mapping[str, list[Ref]]
+                   ) -> tuple[dict[str, list[str] | None], list[str]] | None:
+    """A SequenceExample parser's keys per kind, and the feature lists assumed empty when missing."""
+    if node.op == "ParseSequenceExample":
+        ck = {s: _attr_strs(node, f"{s}_keys") for s in
+              ("context_sparse", "context_dense", "feature_list_sparse", "feature_list_dense")}
+        ck["context_ragged"] = ck["feature_list_ragged"] = []
+        return ck, _attr_strs(node, "feature_list_dense_missing_assumed_empty")
+    single = node.op == "ParseSingleSequenceExample"
+    ck = {}
+    for s in ("context_sparse", "context_dense", "feature_list_sparse", "feature_list_dense"):
+        ck[s] = _keys_from(idx, g, f"{s}_keys", single)
+    for s in ("context_ragged", "feature_list_ragged"):
+        ck[s] = [] if single else _keys_from(idx, g, f"{s}_keys", False)
+    if any(v is None for v in ck.values()):
+        return None
+    m = g.get("feature_list_dense_missing_assumed_empty", [])
+    mv = idx.const_value(m[0]) if m else None
+    if single:
+        missing = _str_list(mv) or []
+    elif mv is not None and mv.size == len(ck["feature_list_dense"]):
+        missing = [k for k, flag in zip(ck["feature_list_dense"], np.ravel(mv)) if bool(flag)]
+    else:
+        missing = []
+    return ck, missing
+
+
+def _sequence_match(idx: GraphIndex, node: Node) -> ParserMatch | None:
+    """``ParseSequenceExample``/``V2``/``ParseSingleSequenceExample``: a tf.SequenceExample spec."""
+    g, op = idx.input_groups(node), node.op
+    keys = _sequence_keys(idx, node, g)
+    if keys is None or any(v is None for v in keys[0].values()):
+        return None
+    ck, missing = keys
+    cdense = _dense_features(idx, ck["context_dense"], _types(node, "Tcontext_dense"),
+                             _shapes(node, "context_dense_shapes"), g.get("context_dense_defaults"))
+    fdense = _dense_features(idx, ck["feature_list_dense"], _types(node, "feature_list_dense_types"),
+                             _shapes(node, "feature_list_dense_shapes"), None, missing)
+    cst, fst = _types(node, "context_sparse_types"), _types(node, "feature_list_sparse_types")
+    crt, fr = _types(node, "context_ragged_value_types"), _types(node, "feature_list_ragged_value_types")
+    crs, frs = _types(node, "context_ragged_split_types"), _types(node, "feature_list_ragged_split_types")
+    if (cdense is None or fdense is None or len(cst) != len(ck["context_sparse"])
+            or len(fst) != len(ck["feature_list_sparse"]) or len(crt) != len(ck["context_ragged"])
+            or len(fr) != len(ck["feature_list_ragged"])):
+        return None
+    values: dict[tuple[bool, str], Ref] = {}
+    for fl, kind in ((False, "context_sparse"), (False, "context_dense"), (False, "context_ragged"),
+                     (True, "feature_list_sparse"), (True, "feature_list_dense"), (True, "feature_list_ragged")):
+        _record(idx, node, values, fl, f"{kind}_values", ck[kind])
+    spec = ExampleSpec(
+        "sequence_example", tuple(cdense),
+        tuple(SparseFeature(k, t) for k, t in zip(ck["context_sparse"], cst)),
+        _ragged(ck["context_ragged"], crt, crs),
+        tuple(fdense),
+        tuple(SparseFeature(k, t) for k, t in zip(ck["feature_list_sparse"], fst)),
+        _ragged(ck["feature_list_ragged"], fr, frs),
+        parser_op=op, single=op in SINGLE_PARSERS, parser_nodes=(node.qualified_name,))
+    return ParserMatch(node, spec, values)
+
+
 def spec_from_parser(idx: GraphIndex, node: Node) -> ParserMatch | None:
     """Read keys, dtypes, shapes and defaults off one parser node."""
-    g = idx.input_groups(node)
-    values: dict[tuple[bool, str], Ref] = {}
-    op = node.op
-
-    def keys_from(name: str, scalar_inputs: bool) -> list[str] | None:
-        refs = g.get(name, [])
-        if scalar_inputs:
-            ks = [_scalar_str(idx.const_value(r)) for r in refs]
-            return None if any(k is None for k in ks) else ks
-        if not refs:
-            return []
-        return _str_list(idx.const_value(refs[0]))
-
-    def record(fl: bool, out_arg: str, keys: list[str]):
-        for i, k in enumerate(keys):
-            values[(fl, k)] = idx.output_ref(node, out_arg, i)
-
-    if op in ("ParseExample", "ParseExampleV2", "ParseSingleExample"):
-        if op == "ParseSingleExample":
-            sparse_keys, dense_keys, ragged_keys = (_attr_strs(node, "sparse_keys"),
-                                                    _attr_strs(node, "dense_keys"), [])
-        else:
-            v1 = op == "ParseExample"
-            sparse_keys = keys_from("sparse_keys", v1)
-            dense_keys = keys_from("dense_keys", v1)
-            ragged_keys = [] if v1 else keys_from("ragged_keys", False)
-        if sparse_keys is None or dense_keys is None or ragged_keys is None:
-            return None
-        dense = _dense_features(idx, dense_keys, _types(node, "Tdense"), _shapes(node, "dense_shapes"),
-                                g.get("dense_defaults"))
-        stypes = _types(node, "sparse_types")
-        rtypes, rsplits = _types(node, "ragged_value_types"), _types(node, "ragged_split_types")
-        if dense is None or len(stypes) != len(sparse_keys) or len(rtypes) != len(ragged_keys):
-            return None
-        sparse = [SparseFeature(k, t) for k, t in zip(sparse_keys, stypes)]
-        ragged = [RaggedFeature(k, t, rsplits[i] if i < len(rsplits) else tf.int64)
-                  for i, (k, t) in enumerate(zip(ragged_keys, rtypes))]
-        record(False, "sparse_values", sparse_keys)
-        record(False, "dense_values", dense_keys)
-        record(False, "ragged_values", ragged_keys)
-        spec = ExampleSpec("example", tuple(dense), tuple(sparse), tuple(ragged),
-                           parser_op=op, single=op in SINGLE_PARSERS,
-                           parser_nodes=(node.qualified_name,))
-        return ParserMatch(node, spec, values)
-
-    if op in ("ParseSequenceExample", "ParseSequenceExampleV2", "ParseSingleSequenceExample"):
-        if op == "ParseSequenceExample":
-            ck = {s: _attr_strs(node, f"{s}_keys") for s in
-                  ("context_sparse", "context_dense", "feature_list_sparse", "feature_list_dense")}
-            ck["context_ragged"] = ck["feature_list_ragged"] = []
-            missing = _attr_strs(node, "feature_list_dense_missing_assumed_empty")
-        else:
-            single = op == "ParseSingleSequenceExample"
-            ck = {}
-            for s in ("context_sparse", "context_dense", "feature_list_sparse", "feature_list_dense"):
-                ck[s] = keys_from(f"{s}_keys", single)
-            for s in ("context_ragged", "feature_list_ragged"):
-                ck[s] = [] if single else keys_from(f"{s}_keys", False)
-            if any(v is None for v in ck.values()):
-                return None
-            m = g.get("feature_list_dense_missing_assumed_empty", [])
-            mv = idx.const_value(m[0]) if m else None
-            if single:
-                missing = _str_list(mv) or []
-            elif mv is not None and mv.size == len(ck["feature_list_dense"]):
-                missing = [k for k, flag in zip(ck["feature_list_dense"], np.ravel(mv)) if bool(flag)]
-            else:
-                missing = []
-        if any(v is None for v in ck.values()):
-            return None
-        cdense = _dense_features(idx, ck["context_dense"], _types(node, "Tcontext_dense"),
-                                 _shapes(node, "context_dense_shapes"), g.get("context_dense_defaults"))
-        fdense = _dense_features(idx, ck["feature_list_dense"], _types(node, "feature_list_dense_types"),
-                                 _shapes(node, "feature_list_dense_shapes"), None, missing)
-        cst, fst = _types(node, "context_sparse_types"), _types(node, "feature_list_sparse_types")
-        crt, fr = _types(node, "context_ragged_value_types"), _types(node, "feature_list_ragged_value_types")
-        crs, frs = _types(node, "context_ragged_split_types"), _types(node, "feature_list_ragged_split_types")
-        if (cdense is None or fdense is None or len(cst) != len(ck["context_sparse"])
-                or len(fst) != len(ck["feature_list_sparse"]) or len(crt) != len(ck["context_ragged"])
-                or len(fr) != len(ck["feature_list_ragged"])):
-            return None
-
-        def ragged(keys, types, splits):
-            return tuple(RaggedFeature(k, t, splits[i] if i < len(splits) else tf.int64)
-                         for i, (k, t) in enumerate(zip(keys, types)))
-
-        record(False, "context_sparse_values", ck["context_sparse"])
-        record(False, "context_dense_values", ck["context_dense"])
-        record(False, "context_ragged_values", ck["context_ragged"])
-        record(True, "feature_list_sparse_values", ck["feature_list_sparse"])
-        record(True, "feature_list_dense_values", ck["feature_list_dense"])
-        record(True, "feature_list_ragged_values", ck["feature_list_ragged"])
-        spec = ExampleSpec(
-            "sequence_example", tuple(cdense),
-            tuple(SparseFeature(k, t) for k, t in zip(ck["context_sparse"], cst)),
-            ragged(ck["context_ragged"], crt, crs),
-            tuple(fdense),
-            tuple(SparseFeature(k, t) for k, t in zip(ck["feature_list_sparse"], fst)),
-            ragged(ck["feature_list_ragged"], fr, frs),
-            parser_op=op, single=op in SINGLE_PARSERS, parser_nodes=(node.qualified_name,))
-        return ParserMatch(node, spec, values)
+    if node.op in ("ParseExample", "ParseExampleV2", "ParseSingleExample"):
+        return _example_match(idx, node)
+    if node.op in ("ParseSequenceExample", "ParseSequenceExampleV2", "ParseSingleSequenceExample"):
+        return _sequence_match(idx, node)
     return None
 
 

@@ -60,8 +60,8 @@ FRESH_SEED_OFFSET = 1
 
 
 def request_key(log_proto, batching) -> tuple:
-    """A record's class (``serving.request_class``) under ``batching``: same class, same caches."""
-    from tfwarm_export.serving.request_class import class_of_log
+    """A record's class (``specs.request_class``) under ``batching``: same class, same caches."""
+    from tfwarm_export.specs.request_class import class_of_log
 
     return class_of_log(log_proto, batching.padded_size if batching is not None else None)
 
@@ -79,6 +79,118 @@ def bench_requests(warmup_plan) -> list:
     from tfwarm_export.api import build_logs
 
     return build_logs(dataclasses.replace(warmup_plan, seed=warmup_plan.seed + FRESH_SEED_OFFSET))
+
+
+def _warmup_source(export_dir: str, warmup: str, warmup_plan) -> tuple[str, str | None, list, list]:
+    """``(source, path, records, logs)`` of the warmup to replay: the model's file or the planned records."""
+    from tfwarm_export.api import build_logs
+    from tfwarm_export.errors import WarmupFileError
+    from tfwarm_export.serving.warmup_file import parse_records, read_records, serialize_logs, warmup_path
+
+    path = warmup_path(export_dir)
+    import tensorflow as tf
+
+    has_file = tf.io.gfile.exists(path)
+    if warmup == "existing" and not has_file:
+        raise WarmupFileError(f"no warmup file at {path}; create one with `tfwarm add` or use "
+                              "--warmup planned.")
+    if warmup == "existing" or (warmup == "auto" and has_file):
+        records = read_records(path)
+        return "existing", path, records, parse_records(records, path)
+    logs = [lg for lg in build_logs(warmup_plan) for _ in range(warmup_plan.copies)]
+    return "planned", None, serialize_logs(logs), logs
+
+
+def _add_rows(report: BenchReport, warmup_plan, warmup_logs: list, request_logs: list,
+              rows: Sequence[int] | None) -> None:
+    """One row per planned record (``rows``: only those), marked covered when a warmup record
+    has its request's class."""
+    batching = warmup_plan.batching
+    covered_keys = {request_key(lg, batching) for lg in warmup_logs}
+    for sig, why in sorted(warmup_plan.skipped.items()):
+        report.notes.append(f"{sig}: not benchmarked ({why})")
+    for i, (record, req) in enumerate(zip(warmup_plan.records, request_logs)):
+        report.rows.append(BenchRow(
+            index=i, key=record.key, signature=record.signature, request_type=record.request_type,
+            batch_size=record.batch_size, variant=record.variant,
+            shapes={inp.alias: list(inp.shape) for inp in record.inputs},
+            covered=request_key(req, batching) in covered_keys))
+    if rows is not None:
+        unknown = sorted(set(rows) - {r.index for r in report.rows})
+        if unknown:
+            raise ValueError(f"rows {unknown} not in the plan (rows 0-{len(report.rows) - 1})")
+        report.rows = [r for r in report.rows if r.index in set(rows)]
+
+
+def _write_job(tmp: str, report: BenchReport, warmup_plan, config, warmup_records: list,
+               request_logs: list) -> str:
+    """The workers' job file (model, tags, batching, server settings, the two record files) in ``tmp``."""
+    from tfwarm_export.serving.warmup_file import serialize_logs
+
+    batching = warmup_plan.batching
+    warmup_file = os.path.join(tmp, "warmup.bin")
+    requests_file = os.path.join(tmp, "requests.bin")
+    write_blobs(warmup_file, warmup_records)
+    write_blobs(requests_file, serialize_logs(request_logs))
+    job = {"export_dir": report.export_dir, "tags": list(warmup_plan.tags),
+           "op_libraries": list(config.op_libraries),
+           "batching": dataclasses.asdict(batching) if batching else None,
+           "warmup_file": warmup_file, "requests_file": requests_file, "iterations": report.iterations,
+           "idle_ms": report.idle_ms}
+    server = warmup_plan.server
+    if server is not None:  # replay the file the way the configured server will
+        report.warmup_iterations = server.num_request_iterations
+        report.warmup_threads = server.num_model_warmup_threads
+        job.update(session_config=server.session_config.SerializeToString().hex(),
+                   warmup_iterations=server.num_request_iterations,
+                   warmup_threads=server.num_model_warmup_threads)
+    job_path = os.path.join(tmp, "job.json")
+    with open(job_path, "w") as f:
+        json.dump(job, f)
+    return job_path
+
+
+def _measure_rows(report: BenchReport, job_path: str, tmp: str, say: Callable[[str], None], *,
+                  cold: bool, timeout_s: float, python: str | None) -> None:
+    """Run each row's cold and warmed worker processes, one at a time, and fill in its latencies."""
+    from tfwarm_export._support import progress as bars
+
+    name = _model_name(report.export_dir)
+    for k, row in enumerate(bars.bar(report.rows, desc="bench rows", unit="row")):
+        say(f"[bench] {name} ({k + 1}/{len(report.rows)}) row {row.index} {row.label}: "
+            f"{report.repeats} cold + {report.repeats} warmed process(es)")
+        for rep_i in range(report.repeats):
+            for mode in (("cold", "warm") if cold else ("warm",)):
+                try:
+                    result = run_worker(job_path, row.index, mode, tmp, timeout_s, python)
+                except RuntimeError as e:
+                    add_error(row, f"{mode} worker (repeat {rep_i + 1}): {e}")
+                    continue
+                add_samples(row, mode, result, rep_i)
+        finish_row(row)
+        say(f"[bench]   cold {fmt_ms(row.cold_first_ms, '.2f')} ms, warmed {fmt_ms(row.warmed_first_ms, '.2f')} "
+            f"ms, steady {fmt_ms(row.steady_ms, '.2f')} ms (b2b {fmt_ms(row.steady_hot_ms, '.2f')} ms)")
+
+
+def _trace_worst_row(report: BenchReport, job_path: str, tmp: str, say: Callable[[str], None], *,
+                     timeout_s: float, python: str | None) -> None:
+    """Trace the row with the worst warmed/steady ratio, warmed and cold, with TF step stats."""
+    measured = [r for r in report.rows if r.warmed_over_steady is not None]
+    if not measured:
+        return
+    worst = max(measured, key=lambda r: r.warmed_over_steady)
+    say(f"[bench] {_model_name(report.export_dir)} tracing row {worst.index} ({worst.label}) with step stats, "
+        "warmed and cold")
+    for mode, attr in (("trace", "trace"), ("trace_cold", "cold_trace")):
+        try:
+            setattr(worst, attr, run_worker(job_path, worst.index, mode, tmp, timeout_s, python))
+        except RuntimeError as e:
+            setattr(worst, attr, {"error": str(e)})
+
+
+def _model_name(export_dir: str) -> str:
+    """``model/version``: the last two parts of the export path, for progress lines."""
+    return os.path.join(*os.path.normpath(export_dir).split(os.sep)[-2:])
 
 
 def bench(export_dir: str | os.PathLike, config=None, *, iterations: int = DEFAULT_ITERATIONS,
@@ -104,11 +216,9 @@ def bench(export_dir: str | os.PathLike, config=None, *, iterations: int = DEFAU
     ``cold=False`` skips the cold processes (when comparing several warmup files
     against one cold measurement).
     """
-    from tfwarm_export.api import build_logs, plan_context
+    from tfwarm_export.api import plan_context
     from tfwarm_export.config import resolve_config
     from tfwarm_export.context import resolve
-    from tfwarm_export.errors import WarmupFileError
-    from tfwarm_export.serving.warmup_file import parse_records, read_records, serialize_logs, warmup_path
 
     if warmup not in WARMUP_SOURCES:
         raise ValueError(f"warmup must be one of {WARMUP_SOURCES}, got {warmup!r}")
@@ -122,88 +232,20 @@ def bench(export_dir: str | os.PathLike, config=None, *, iterations: int = DEFAU
     warmup_plan = plan_context(context)
     batching = warmup_plan.batching
 
-    path = warmup_path(export_dir)
-    import tensorflow as tf
-
-    has_file = tf.io.gfile.exists(path)
-    if warmup == "existing" and not has_file:
-        raise WarmupFileError(f"no warmup file at {path}; create one with `tfwarm add` or use "
-                              "--warmup planned.")
-    if warmup == "existing" or (warmup == "auto" and has_file):
-        source, warmup_records = "existing", read_records(path)
-        warmup_logs = parse_records(warmup_records, path)
-    else:
-        source, path = "planned", None
-        warmup_logs = [lg for lg in build_logs(warmup_plan) for _ in range(warmup_plan.copies)]
-        warmup_records = serialize_logs(warmup_logs)
+    source, path, warmup_records, warmup_logs = _warmup_source(export_dir, warmup, warmup_plan)
     request_logs = bench_requests(warmup_plan)
-    covered_keys = {request_key(lg, batching) for lg in warmup_logs}
-
     report = BenchReport(export_dir=export_dir, warmup_source=source, warmup_path=path,
                          num_warmup_records=len(warmup_records), iterations=iterations,
                          batching=batching.to_dict() if batching else None,
                          idle_ms=idle_ms, repeats=repeats, notes=list(warmup_plan.notes))
-    for sig, why in sorted(warmup_plan.skipped.items()):
-        report.notes.append(f"{sig}: not benchmarked ({why})")
-    for i, (record, req) in enumerate(zip(warmup_plan.records, request_logs)):
-        report.rows.append(BenchRow(
-            index=i, key=record.key, signature=record.signature, request_type=record.request_type,
-            batch_size=record.batch_size, variant=record.variant,
-            shapes={inp.alias: list(inp.shape) for inp in record.inputs},
-            covered=request_key(req, batching) in covered_keys))
-    if rows is not None:
-        unknown = sorted(set(rows) - {r.index for r in report.rows})
-        if unknown:
-            raise ValueError(f"rows {unknown} not in the plan (rows 0-{len(report.rows) - 1})")
-        report.rows = [r for r in report.rows if r.index in set(rows)]
+    _add_rows(report, warmup_plan, warmup_logs, request_logs, rows)
 
     say = progress or (lambda msg: None)
     with tempfile.TemporaryDirectory(prefix="tfwarm-bench-") as tmp:
-        warmup_file = os.path.join(tmp, "warmup.bin")
-        requests_file = os.path.join(tmp, "requests.bin")
-        write_blobs(warmup_file, warmup_records)
-        write_blobs(requests_file, serialize_logs(request_logs))
-        job = {"export_dir": export_dir, "tags": list(warmup_plan.tags),
-               "op_libraries": list(config.op_libraries),
-               "batching": dataclasses.asdict(batching) if batching else None,
-               "warmup_file": warmup_file, "requests_file": requests_file, "iterations": iterations,
-               "idle_ms": idle_ms}
-        server = warmup_plan.server
-        if server is not None:  # replay the file the way the configured server will
-            report.warmup_iterations = server.num_request_iterations
-            report.warmup_threads = server.num_model_warmup_threads
-            job.update(session_config=server.session_config.SerializeToString().hex(),
-                       warmup_iterations=server.num_request_iterations,
-                       warmup_threads=server.num_model_warmup_threads)
-        job_path = os.path.join(tmp, "job.json")
-        with open(job_path, "w") as f:
-            json.dump(job, f)
-        name = os.path.join(*os.path.normpath(export_dir).split(os.sep)[-2:])
-        from tfwarm_export._support import progress as bars
-
-        for k, row in enumerate(bars.bar(report.rows, desc="bench rows", unit="row")):
-            say(f"[bench] {name} ({k + 1}/{len(report.rows)}) row {row.index} {row.label}: "
-                f"{repeats} cold + {repeats} warmed process(es)")
-            for rep_i in range(repeats):
-                for mode in (("cold", "warm") if cold else ("warm",)):
-                    try:
-                        result = run_worker(job_path, row.index, mode, tmp, timeout_s, python)
-                    except RuntimeError as e:
-                        add_error(row, f"{mode} worker (repeat {rep_i + 1}): {e}")
-                        continue
-                    add_samples(row, mode, result, rep_i)
-            finish_row(row)
-            say(f"[bench]   cold {fmt_ms(row.cold_first_ms, '.2f')} ms, warmed {fmt_ms(row.warmed_first_ms, '.2f')} "
-                f"ms, steady {fmt_ms(row.steady_ms, '.2f')} ms (b2b {fmt_ms(row.steady_hot_ms, '.2f')} ms)")
-        measured = [r for r in report.rows if r.warmed_over_steady is not None]
-        if trace and measured:
-            worst = max(measured, key=lambda r: r.warmed_over_steady)
-            say(f"[bench] {name} tracing row {worst.index} ({worst.label}) with step stats, warmed and cold")
-            for mode, attr in (("trace", "trace"), ("trace_cold", "cold_trace")):
-                try:
-                    setattr(worst, attr, run_worker(job_path, worst.index, mode, tmp, timeout_s, python))
-                except RuntimeError as e:
-                    setattr(worst, attr, {"error": str(e)})
+        job_path = _write_job(tmp, report, warmup_plan, config, warmup_records, request_logs)
+        _measure_rows(report, job_path, tmp, say, cold=cold, timeout_s=timeout_s, python=python)
+        if trace:
+            _trace_worst_row(report, job_path, tmp, say, timeout_s=timeout_s, python=python)
     report.wall_s = time.perf_counter() - start
     return report
 

@@ -18,10 +18,14 @@ from tfwarm_export import analysis
 from tfwarm_export.serving.batching import BatchingConfig, padding_note, resolve_batch_sizes
 from tfwarm_export.config import DEFAULT_DIM_SIZE, WarmupConfig
 from tfwarm_export.specs.domains import Domain
+from tfwarm_export.specs.limits import MAX_RECORDS
+from tfwarm_export.specs.request_kinds import CLASSIFY, MULTI_INFERENCE, PREDICT, REGRESS
 from tfwarm_export.errors import DatasetError, PlanError, SignatureError
 from tfwarm_export.planning.feeds import COMPOSITE, EXAMPLES, TENSOR, FeedPlan, PlanItem
-from tfwarm_export.planning.records import MAX_RECORDS, InputPlan, PlannedRecord, WarmupPlan
-from tfwarm_export.planning.request_types import CLASSIFY, MULTI_INFERENCE, PREDICT, REGRESS, choose_request_type
+from tfwarm_export.planning.records import InputPlan, PlannedRecord, WarmupPlan
+from tfwarm_export.planning.request_types import choose_request_type
+from tfwarm_export.specs.limits import MAX_RECORDS
+from tfwarm_export.specs.request_kinds import CLASSIFY, MULTI_INFERENCE, PREDICT, REGRESS
 from tfwarm_export.planning.tensor_inputs import input_shapes, tensor_domain
 from tfwarm_export.planning.xla_classes import exact_classes, fit_exact_to_cap, xla_compiles, xla_default_dims
 from tfwarm_export.planning.plan_inputs import (Skip, composite_batching_reason, composite_input,

@@ -13,18 +13,14 @@ import tensorflow as tf
 
 from tfwarm_export import analysis
 from tfwarm_export.config import DEFAULT_DIM_SIZE
-from tfwarm_export.planning.request_types import MULTI_INFERENCE, PREDICT
 from tfwarm_export.serving.batching import BatchingConfig
 from tfwarm_export.serving.load_cost import nothing_new
-from tfwarm_export.serving.request_class import RequestClass, request_class
+from tfwarm_export.specs.request_class import RequestClass, request_class
 from tfwarm_export.serving.serving_config import ServerSettings
 from tfwarm_export.traffic import DataSample
 from tfwarm_export.specs.domains import Domain
 from tfwarm_export.specs.example_spec import ExampleSpec
-
-
-MAX_RECORDS = 1000
-"""TF Serving's limit on records in one warmup file (record 1001 fails the load)."""
+from tfwarm_export.specs.request_kinds import MULTI_INFERENCE, PREDICT
 
 
 @dataclass(frozen=True)
@@ -86,7 +82,7 @@ class PlannedRecord:
         return "/".join(parts)
 
     def request_class(self, batching: BatchingConfig | None = None) -> RequestClass:
-        """The class of the request this record becomes (``serving.request_class``)."""
+        """The class of the request this record becomes (``specs.request_class``)."""
         if self.request_type == PREDICT:
             shapes = {i.alias: i.shape for i in self.inputs}
         else:

@@ -9,9 +9,7 @@ import tensorflow as tf
 
 from tfwarm_export.model.signatures import CLASSIFY_METHOD, PREDICT_METHOD, REGRESS_METHOD, SignatureInfo
 from tfwarm_export.planning.plan_inputs import Skip
-
-
-PREDICT, CLASSIFY, REGRESS, MULTI_INFERENCE = "predict", "classify", "regress", "multi_inference"
+from tfwarm_export.specs.request_kinds import CLASSIFY, PREDICT, REGRESS
 
 
 def _is_float(dtype: tf.DType) -> bool:

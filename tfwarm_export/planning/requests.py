@@ -15,7 +15,7 @@ from tensorflow_serving.apis import (classification_pb2, inference_pb2, input_pb
                                      predict_pb2, prediction_log_pb2, regression_pb2)
 
 from tfwarm_export.planning.records import PlannedRecord
-from tfwarm_export.planning.request_types import CLASSIFY, MULTI_INFERENCE, PREDICT, REGRESS
+from tfwarm_export.specs.request_kinds import CLASSIFY, MULTI_INFERENCE, PREDICT, REGRESS
 
 
 def _model_spec(name: str, signature: str) -> model_pb2.ModelSpec:

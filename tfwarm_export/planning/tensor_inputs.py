@@ -17,6 +17,7 @@ from tfwarm_export.errors import PlanError
 from tfwarm_export.model.signatures import ModelSignatures, SignatureInfo, TensorSpec
 from tfwarm_export.planning.plan_inputs import Skip, lookup
 from tfwarm_export.specs.domains import Domain
+from tfwarm_export.specs.encodings import GuardEncoding
 
 
 def input_shapes(sig: SignatureInfo, spec: TensorSpec, config: WarmupConfig, meta_graph=None,
@@ -85,7 +86,7 @@ def tensor_domain(model: ModelSignatures, sig: SignatureInfo, spec: TensorSpec,
     (tables, gathers, Assert bounds), then the remaining guards (length, exclusions,
     cond/where bounds)."""
     guard = analysis.find_guard_domain(model.meta_graph, spec.name, spec.dtype)
-    strong = (guard is not None and isinstance(guard.encoding, analysis.GuardEncoding)
+    strong = (guard is not None and isinstance(guard.encoding, GuardEncoding)
               and (guard.encoding.patterns or guard.encoding.choices is not None))
     if strong:
         return guard

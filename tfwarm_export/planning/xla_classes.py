@@ -13,8 +13,9 @@ from tfwarm_export.config import WarmupConfig
 from tfwarm_export.model.signatures import ModelSignatures, SignatureInfo
 from tfwarm_export.planning.feeds import TENSOR, FeedPlan, PlanItem
 from tfwarm_export.planning.plan_inputs import lookup
-from tfwarm_export.planning.records import MAX_RECORDS, PlannedRecord
-from tfwarm_export.planning.request_types import MULTI_INFERENCE, PREDICT
+from tfwarm_export.planning.records import PlannedRecord
+from tfwarm_export.specs.limits import MAX_RECORDS
+from tfwarm_export.specs.request_kinds import MULTI_INFERENCE, PREDICT
 from tfwarm_export.serving.batching import BatchingConfig
 from tfwarm_export.specs.batching import BatchRule
 

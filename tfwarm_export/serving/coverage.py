@@ -18,7 +18,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping
 
-from tfwarm_export.serving.request_class import RequestClass
+from tfwarm_export.specs.request_class import RequestClass
 from tfwarm_export.specs.batching import BatchRule
 
 WINDOWS = (50, 500)

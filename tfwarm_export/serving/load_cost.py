@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from tfwarm_export.serving.request_class import RequestClass
+from tfwarm_export.specs.request_class import RequestClass
 
 
 def replay_ms(costs_ms: Sequence[float], threads: int = 1) -> float:

@@ -24,7 +24,7 @@ class Domain:
     ``user`` marks a domain the user gave (kept as is on the safe-value retry).
     ``safe`` is the domain the safe-value retry uses instead of zeros/empty
     strings (e.g. a decoder's smallest valid encoding); None: the generic rule.
-    ``encoding`` (an ``analysis.decoders`` encoding) says the input is bytes a
+    ``encoding`` (a ``specs/encodings.py`` type) says the input is bytes a
     graph decoder reads (a JPEG, a CSV line...); it takes precedence over the rest.
     """
 

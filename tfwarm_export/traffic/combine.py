@@ -24,7 +24,7 @@ from tfwarm_export.traffic.readers.prediction_log import is_prediction_log
 from tfwarm_export.traffic.readers.prediction_log_batch import decode_logs
 from tfwarm_export.traffic.readers.rest_json_batch import decode_bodies
 from tfwarm_export.traffic.readers.tfexample import decode_example_records
-from tfwarm_export.serving.request_class import request_class
+from tfwarm_export.specs.request_class import request_class
 from tfwarm_export.traffic.rows import Chunk
 from tfwarm_export.traffic.select import DataSample, Scanner
 from tfwarm_export.traffic.stats import VOCAB_MIN_COUNT

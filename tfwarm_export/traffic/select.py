@@ -452,7 +452,7 @@ class Scanner:
         self.example_alias: str | None = None
         self.example_stats_mode = example_stats
         self.example_stats: ExampleStats | None = None
-        # Exact request classes (``serving.request_class``) with their request counts (traffic,
+        # Exact request classes (``specs.request_class``) with their request counts (traffic,
         # counted by ``TrafficScan``), and exact row shapes with their row counts (datasets):
         # what a signature that compiles per shape must warm to cover the data.
         self.class_counts: Counter = Counter()

@@ -16,14 +16,16 @@ from typing import Callable
 import numpy as np
 import tensorflow as tf
 
-from tfwarm_export.analysis.byte_decoders import (WAV_SAMPLE_RATE, CompressedEncoding, ProtoEncoding,
-                                                  UnicodeEncoding, WavEncoding)
+from tfwarm_export.specs.encodings import (WAV_SAMPLE_RATE, CompressedEncoding, ProtoEncoding, UnicodeEncoding,
+                                           WavEncoding)
 from tfwarm_export.errors import PlanError
+from tfwarm_export.values.encoder_registry import encode_inner, encode_one, register_encoder
 
 _WORDS = ("alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel")
 
 
-def wav_bytes(enc: WavEncoding, rng: np.random.Generator) -> bytes:
+@register_encoder(WavEncoding)
+def wav_bytes(enc: WavEncoding, rng: np.random.Generator, row: int = 0) -> bytes:
     """A 16-bit PCM WAV of ``enc.samples`` x ``enc.channels``: a seeded tone plus a little noise."""
     n, c = int(enc.samples), int(enc.channels)
     if enc.zero:
@@ -45,6 +47,11 @@ def compress(enc: CompressedEncoding, data: bytes) -> bytes:
         return data
     raise PlanError(f"DecodeCompressed compression_type {enc.compression!r} is not one TensorFlow "
                     "reads (\"\", ZLIB, GZIP); give the input's values with --override")
+
+
+@register_encoder(CompressedEncoding)
+def _compressed(enc: CompressedEncoding, rng: np.random.Generator, row: int = 0) -> bytes:
+    return compress(enc, encode_inner(enc.inner, rng, row))
 
 
 def _field_values(dtype: tf.DType, rng: np.random.Generator) -> np.ndarray:
@@ -90,7 +97,8 @@ def _as_text(enc: ProtoEncoding, data: bytes) -> bytes:
     return text_format.MessageToString(msg).encode("utf-8")
 
 
-def proto_bytes(enc: ProtoEncoding, rng: np.random.Generator) -> bytes:
+@register_encoder(ProtoEncoding)
+def proto_bytes(enc: ProtoEncoding, rng: np.random.Generator, row: int = 0) -> bytes:
     """A message with each decoded field set once (the empty message when ``zero``)."""
     n = len(enc.field_names)
     if enc.zero or n == 0:
@@ -130,6 +138,12 @@ def unicode_bytes(enc: UnicodeEncoding, rng: np.random.Generator,
     except LookupError:
         raise PlanError(f"{enc.decoder} input_encoding {enc.input_encoding!r} has no Python codec to "
                         "write it; give the input's values with --override") from None
+
+
+@register_encoder(UnicodeEncoding)
+def _unicode(enc: UnicodeEncoding, rng: np.random.Generator, row: int = 0) -> bytes:
+    inner = (lambda: encode_one(enc.inner, rng, row)) if enc.inner is not None else None
+    return unicode_bytes(enc, rng, inner)
 
 
 __all__ = ["wav_bytes", "compress", "proto_bytes", "unicode_bytes"]

@@ -7,29 +7,26 @@ cannot write), CSV lines typed per field, decimal strings, web-safe base64 of
 the inner encoding, raw bytes and serialized ``TensorProto``s (JSON tf.Examples are
 built in ``examples.py`` from the same tf.Example synthesis).
 Pixels are smooth seeded noise, so a 224x224 JPEG stays a few KB, and
-everything derives from the rng: the same seed gives the same bytes.
+everything derives from the rng: the same seed gives the same bytes. Each encoder
+is registered by its encoding's type (``encoder_registry.py``), which also gives
+``encode_one``/``encode_array`` (kept importable from here).
 """
 from __future__ import annotations
 
 import base64
 import io
-import string
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
 
-from tfwarm_export.analysis.decoders import (Base64Encoding, CsvEncoding, CsvField, ImageEncoding,
-                                             NumberEncoding, RawEncoding, TensorProtoEncoding)
-from tfwarm_export.analysis.byte_decoders import (CompressedEncoding, ProtoEncoding, UnicodeEncoding,
-                                                  WavEncoding)
-from tfwarm_export.analysis.guards import GuardEncoding
-from tfwarm_export.values.byte_encoders import compress, proto_bytes, unicode_bytes, wav_bytes
-from tfwarm_export.specs.domains import Domain
-from tfwarm_export.values.regex_strings import guarded_string
 from tfwarm_export.errors import PlanError
+from tfwarm_export.specs.domains import Domain
+from tfwarm_export.specs.encodings import (Base64Encoding, CsvEncoding, CsvField, ImageEncoding, NumberEncoding,
+                                           RawEncoding, TensorProtoEncoding)
+from tfwarm_export.values.encoder_registry import (encode_array, encode_inner, encode_one, random_word,
+                                                   register_encoder)
 
-_LETTERS = np.array(list(string.ascii_lowercase))
 JPEG_QUALITY = 75
 
 
@@ -77,7 +74,8 @@ def encode_image(pixels: np.ndarray, fmt: str, what: str = "an image decoder") -
     return buf.getvalue()
 
 
-def _image(enc: ImageEncoding, rng: np.random.Generator) -> bytes:
+@register_encoder(ImageEncoding)
+def _image(enc: ImageEncoding, rng: np.random.Generator, row: int = 0) -> bytes:
     pixels = noise_image(enc.height, enc.width, enc.channels, rng)
     if enc.formats[0] in ("PNG", "GIF"):  # lossless: 8 levels per channel keep a 224x224 PNG ~16 KB
         pixels = pixels // 32 * 32 + 16
@@ -85,10 +83,6 @@ def _image(enc: ImageEncoding, rng: np.random.Generator) -> bytes:
 
 
 # --------------------------------------------------------------------------- text
-
-
-def _word(rng: np.random.Generator) -> str:
-    return "".join(_LETTERS[rng.integers(0, len(_LETTERS), size=int(rng.integers(1, 9)))])
 
 
 def _scalar(domain: Domain | None, dtype: tf.DType, rng: np.random.Generator) -> Any:
@@ -103,7 +97,7 @@ def _scalar(domain: Domain | None, dtype: tf.DType, rng: np.random.Generator) ->
     low = domain.low if domain is not None else None
     high = domain.high if domain is not None else None
     if dtype == tf.string:
-        return _word(rng)
+        return random_word(rng)
     if dtype.is_integer:
         lo = int(np.ceil(low)) if low is not None else (0 if high is None or high > 0 else int(high) - 10)
         hi = int(np.ceil(high)) if high is not None else lo + 10
@@ -155,7 +149,13 @@ def csv_line(enc: CsvEncoding, row: int, rng: np.random.Generator) -> bytes:
     return line.encode("utf-8")
 
 
-def _number(enc: NumberEncoding, rng: np.random.Generator) -> bytes:
+@register_encoder(CsvEncoding)
+def _csv(enc: CsvEncoding, rng: np.random.Generator, row: int = 0) -> bytes:
+    return csv_line(enc, row, rng)
+
+
+@register_encoder(NumberEncoding)
+def _number(enc: NumberEncoding, rng: np.random.Generator, row: int = 0) -> bytes:
     if enc.zero:
         low = enc.domain.low if enc.domain is not None and enc.domain.low is not None else 0
         return format_number(low, enc.dtype).encode()
@@ -170,7 +170,7 @@ def _small_values(dtype: tf.DType, n: int, rng: np.random.Generator, zero: bool)
     if zero:
         return np.array([b""] * n, dtype=object) if dtype == tf.string else np.zeros(n, np_dtype)
     if dtype == tf.string:
-        return np.array([_word(rng).encode() for _ in range(n)], dtype=object)
+        return np.array([random_word(rng).encode() for _ in range(n)], dtype=object)
     if dtype == tf.bool:
         return rng.integers(0, 2, size=n).astype(bool)
     if dtype.is_floating or dtype.is_complex:
@@ -178,7 +178,13 @@ def _small_values(dtype: tf.DType, n: int, rng: np.random.Generator, zero: bool)
     return rng.integers(0, 8, size=n).astype(np_dtype)
 
 
-def _raw(enc: RawEncoding, rng: np.random.Generator) -> bytes:
+@register_encoder(Base64Encoding)
+def _base64(enc: Base64Encoding, rng: np.random.Generator, row: int = 0) -> bytes:
+    return base64.urlsafe_b64encode(encode_inner(enc.inner, rng, row))
+
+
+@register_encoder(RawEncoding)
+def _raw(enc: RawEncoding, rng: np.random.Generator, row: int = 0) -> bytes:
     values = _small_values(enc.dtype, enc.count, rng, enc.zero)
     order = "<" if enc.little_endian else ">"
     data = values.astype(np.dtype(enc.dtype.as_numpy_dtype).newbyteorder(order)).tobytes()
@@ -187,64 +193,11 @@ def _raw(enc: RawEncoding, rng: np.random.Generator) -> bytes:
     return data
 
 
-def _tensor_proto(enc: TensorProtoEncoding, rng: np.random.Generator) -> bytes:
+@register_encoder(TensorProtoEncoding)
+def _tensor_proto(enc: TensorProtoEncoding, rng: np.random.Generator, row: int = 0) -> bytes:
     n = int(np.prod(enc.shape, dtype=np.int64))
     values = _small_values(enc.dtype, n, rng, enc.zero).reshape(enc.shape)
     return tf.make_tensor_proto(values, dtype=enc.dtype).SerializeToString(deterministic=True)
-
-
-# --------------------------------------------------------------------------- dispatch
-
-
-JsonLeaf = Callable[[Any, tuple[int, ...], np.random.Generator], np.ndarray]
-"""``examples.json_examples``: JSON tf.Examples come from the tf.Example synthesis, which
-imports this module, so callers that may meet one pass it in."""
-
-
-def encode_one(enc: Any, rng: np.random.Generator, row: int = 0, json: JsonLeaf | None = None) -> bytes:
-    """One element the decoder described by ``enc`` accepts (``row`` varies optional fields).
-
-    Wrapping decoders (base64, compression, a transcode) encode their inner decoder's bytes.
-    """
-    if isinstance(enc, ImageEncoding):
-        return _image(enc, rng)
-    if isinstance(enc, CsvEncoding):
-        return csv_line(enc, row, rng)
-    if isinstance(enc, NumberEncoding):
-        return _number(enc, rng)
-    if isinstance(enc, Base64Encoding):
-        inner = encode_one(enc.inner, rng, row, json) if enc.inner is not None else _word(rng).encode()
-        return base64.urlsafe_b64encode(inner)
-    if isinstance(enc, RawEncoding):
-        return _raw(enc, rng)
-    if isinstance(enc, TensorProtoEncoding):
-        return _tensor_proto(enc, rng)
-    if isinstance(enc, WavEncoding):
-        return wav_bytes(enc, rng)
-    if isinstance(enc, CompressedEncoding):
-        inner = encode_one(enc.inner, rng, row, json) if enc.inner is not None else _word(rng).encode()
-        return compress(enc, inner)
-    if isinstance(enc, ProtoEncoding):
-        return proto_bytes(enc, rng)
-    if isinstance(enc, UnicodeEncoding):
-        inner = (lambda: encode_one(enc.inner, rng, row, json)) if enc.inner is not None else None
-        return unicode_bytes(enc, rng, inner)
-    if isinstance(enc, GuardEncoding):
-        return guarded_string(enc, rng)
-    if getattr(enc, "op", "") == "DecodeJSONExample" and json is not None:
-        return bytes(json(enc, (1,), rng)[0])
-    raise PlanError(f"no encoder for {enc.describe()} here (a JSON tf.Example inside a tf.Example "
-                    "feature cannot be written); give the input's values with --override")
-
-
-def encode_array(enc: Any, shape: tuple[int, ...], rng: np.random.Generator,
-                 json: JsonLeaf | None = None) -> np.ndarray:
-    """A string array of ``shape`` whose every element ``enc``'s decoder accepts."""
-    n = int(np.prod(shape, dtype=np.int64))
-    out = np.empty(n, dtype=object)
-    for i in range(n):
-        out[i] = encode_one(enc, rng, i, json)
-    return out.reshape(shape)
 
 
 __all__ = ["encode_array", "encode_one", "encode_image", "noise_image", "csv_line", "format_number"]

@@ -19,8 +19,9 @@ import tensorflow as tf
 from google.protobuf import json_format
 
 from tfwarm_export.specs.domains import Domain
-from tfwarm_export.values.encoders import encode_array
+from tfwarm_export.specs.encodings import JsonExampleEncoding
 from tfwarm_export.specs.example_spec import DenseFeature, ExampleSpec
+from tfwarm_export.values.encoder_registry import encode_array, register_encoder
 
 MAX_VARLEN = 3  # longest sparse/ragged list or feature-list we generate
 _LETTERS = np.array(list(string.ascii_lowercase))
@@ -227,8 +228,8 @@ def synthesize_examples(spec: ExampleSpec, count: int, rng: np.random.Generator,
             for p in synthesize_example_protos(spec, count, rng, domains)]
 
 
-def json_examples(encoding: Any, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
-    """tf.Examples in proto3 JSON for ``DecodeJSONExample`` (an ``analysis.decoders.JsonExampleEncoding``)."""
+def json_examples(encoding: JsonExampleEncoding, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
+    """tf.Examples in proto3 JSON for ``DecodeJSONExample`` (a ``specs.encodings.JsonExampleEncoding``)."""
     n = int(np.prod(shape, dtype=np.int64))
     protos = synthesize_example_protos(encoding.spec, 1 if encoding.zero else n, rng,
                                        dict(encoding.feature_domains))
@@ -236,6 +237,12 @@ def json_examples(encoding: Any, shape: tuple[int, ...], rng: np.random.Generato
     out = np.empty(n, dtype=object)
     out[:] = (texts * n)[:n]
     return out.reshape(shape)
+
+
+@register_encoder(JsonExampleEncoding)
+def _json_example(enc: JsonExampleEncoding, rng: np.random.Generator, row: int = 0) -> bytes:
+    """One JSON tf.Example, for a decoder that wraps ``DecodeJSONExample`` (base64, compression)."""
+    return bytes(json_examples(enc, (1,), rng)[0])
 
 
 __all__ = ["synthesize_examples", "synthesize_example_protos", "feature_values", "json_examples"]

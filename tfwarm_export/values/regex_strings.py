@@ -18,8 +18,9 @@ from re import _parser
 import numpy as np
 import tensorflow as tf
 
-from tfwarm_export.analysis.guards import GuardEncoding
+from tfwarm_export.specs.encodings import GuardEncoding
 from tfwarm_export.errors import PlanError
+from tfwarm_export.values.encoder_registry import register_encoder
 
 MAX_EXTRA_REPEATS = 3
 """An open repeat (``*``, ``+``, ``{2,}``) adds at most this many copies past its minimum."""
@@ -156,7 +157,8 @@ def _word(enc: GuardEncoding, rng: np.random.Generator) -> str:
     return "".join(letters[int(i)] for i in rng.integers(0, len(letters), size=n))
 
 
-def guarded_string(enc: GuardEncoding, rng: np.random.Generator) -> bytes:
+@register_encoder(GuardEncoding)
+def guarded_string(enc: GuardEncoding, rng: np.random.Generator, row: int = 0) -> bytes:
     """A string every guard in ``enc`` accepts (the first listed choice when ``zero``)."""
     if enc.choices is not None:
         ok = [c for c in enc.choices if _ok(enc, c)]

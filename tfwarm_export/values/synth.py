@@ -51,7 +51,7 @@ def _from_domain(domain: Domain, dtype: tf.DType, shape: tuple[int, ...],
     if domain.encoding is not None and dtype == tf.string:  # bytes a graph decoder reads
         if domain.encoding.op == "DecodeJSONExample":
             return json_examples(domain.encoding, shape, rng)
-        return encode_array(domain.encoding, shape, rng, json=json_examples)
+        return encode_array(domain.encoding, shape, rng)
     if domain.constant is not None:
         value = np.asarray(domain.constant)
         if dtype == tf.string:

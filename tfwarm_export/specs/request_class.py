@@ -8,16 +8,15 @@ record warms exactly its own class. Bench (is a row covered?), check (what share
 of traffic does the file warm?) and the load budget (which records warm nothing
 new?) all use this one definition.
 
-A leaf module: it imports nothing from the package, so readers, the plan and the
-reports can all use it.
+In the ``specs/`` leaf (it imports only ``specs/request_kinds.py``), so readers, the plan
+and the reports can all use it.
 """
 from __future__ import annotations
 
 from typing import Any, Callable, Mapping, NamedTuple, Sequence
 
-LOG_TYPES = {"predict_log": "predict", "classify_log": "classify", "regress_log": "regress",
-             "multi_inference_log": "multi_inference"}
-"""PredictionLog ``log_type`` -> the request type traffic readers name."""
+from tfwarm_export.specs.request_kinds import LOG_TYPES, PREDICT
+
 
 DEFAULT_SIGNATURE = "serving_default"
 
@@ -53,7 +52,7 @@ def request_class(signature: str, request_type: str, shapes: Mapping[str, Sequen
     signature = signature or DEFAULT_SIGNATURE
     pad = padded or (lambda n: n)
     dims = {a: tuple(int(d) for d in s) for a, s in sorted(shapes.items())}
-    if request_type != "predict":
+    if request_type != PREDICT:
         n = next((d[0] for d in dims.values() if d), 1)
         return RequestClass(signature, request_type, pad(n), ())
     if any(not d for d in dims.values()):

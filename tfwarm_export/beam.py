@@ -261,8 +261,9 @@ def _runner_instance(runner: str):
         raise PlanError(f"Beam runner {runner!r} cannot be imported here: {e}. Install its extra "
                         "(e.g. pip install 'tfwarm_export[beam]' for DaskRunner).") from None
     except (ValueError, AttributeError):
-        raise PlanError(f"unknown Beam runner {runner!r}: give a runner name ({RUNNERS_HELP}) or the "
-                        "full path of a PipelineRunner class.") from None
+        raise PlanError(f"unknown Beam runner {runner!r}: give DirectRunner, DaskRunner, PortableRunner, "
+                        "DataflowRunner, FlinkRunner, SparkRunner, PrismRunner or the full path of a "
+                        "PipelineRunner class (tfwarm add --help says which need a cloud).") from None
 
 
 def _given(beam_args: Sequence[str], *names: str) -> bool:

@@ -11,8 +11,8 @@ what ``add_warmup(..., runner="DaskRunner")`` and ``tfwarm add --runner`` do.
 
 The selection is ``traffic.combine.SelectionCombiner``, the code the local path
 runs. Each bundle folds its rows into one accumulator (``_PreCombine``), and
-only those accumulators are merged (``beam.CombineGlobally``), so rows never
-cross the network, also on runners that skip combiner lifting (Dask). What was
+only those accumulators are merged (``beam.CombineGlobally``), so only they are
+shuffled, also on runners that skip combiner lifting (Dask). What was
 run: the DirectRunner (in-memory and multi-process) and the DaskRunner on a
 2-process ``dask.distributed`` cluster, both writing the file the local path
 writes, byte for byte (tests/test_beam.py, tests/test_dask.py). Dataflow, Flink,

@@ -9,6 +9,7 @@ line and exit 2, before anything runs.
 """
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import subprocess
@@ -75,13 +76,14 @@ def v7(tmp_path_factory) -> str:
 
 @pytest.fixture(scope="module")
 def logs(tmp_path_factory) -> str:
-    """5 files: 3 JSONL (one GZIP-free, REST bodies of two signatures), one one-body
-    .json and a PredictionLog TFRecord; 1,000 requests in all."""
+    """5 files: 3 JSONL of REST bodies for two signatures (one GZIP), a one-body .json
+    and a PredictionLog TFRecord; 1,000 requests in all."""
     from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
 
     d = tmp_path_factory.mktemp("dask-logs")
     for f in range(3):
-        with open(d / f"req-{f}.jsonl", "w") as out:
+        name = str(d / f"req-{f}.jsonl") + (".gz" if f == 2 else "")
+        with (gzip.open(name, "wt") if f == 2 else open(name, "w")) as out:
             for i in range(f * 300, f * 300 + 300):
                 body = ({"instances": [{"x": [i, f, 0.5], "ids": list(range(1 + i % 5)), "tag": f"t{i % 9}"}
                                        for _ in range(1 + i % 3)]} if i % 4 else
@@ -100,24 +102,22 @@ def logs(tmp_path_factory) -> str:
 @pytest.fixture(scope="module")
 def cluster(logs):
     """A 2-process LocalCluster on 127.0.0.1 (one thread each), always closed."""
+    from contextlib import ExitStack
+
     from distributed import Client, LocalCluster
 
-    try:
-        lc = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                          dashboard_address=None, timeout=CLUSTER_START_S)
-    except Exception as e:  # no sockets, no processes, a timeout: say so, do not fail
-        pytest.skip(f"dask.distributed could not start a 2-process LocalCluster on 127.0.0.1: "
-                    f"{type(e).__name__}: {e}")
-    try:
-        client = Client(lc, timeout=CLUSTER_START_S)
+    with ExitStack() as stack:
         try:
+            lc = stack.enter_context(LocalCluster(
+                n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                dashboard_address=None, timeout=CLUSTER_START_S))
+            client = stack.enter_context(Client(lc, timeout=CLUSTER_START_S))
             client.wait_for_workers(2, timeout=CLUSTER_START_S)
-            client.register_plugin(TrafficOpens(logs))
-            yield client, lc.scheduler_address
-        finally:
-            client.close()
-    finally:
-        lc.close()
+        except Exception as e:  # no sockets, no processes, a timeout: say so, do not fail
+            pytest.skip(f"dask.distributed could not start a 2-process LocalCluster on 127.0.0.1: "
+                        f"{type(e).__name__}: {e}")
+        client.register_plugin(TrafficOpens(logs))
+        yield client, lc.scheduler_address
 
 
 def _opens(client) -> dict[str, list[tuple[str, str]]]:
@@ -151,7 +151,7 @@ def test_python_api_runner_dask_equals_local_selection(v7, logs, cluster):
     from tfwarm_export.beam import run_selection
     from tfwarm_export.traffic import sample_traffic, traffic_plan
 
-    pattern = os.path.join(logs, "req-*.jsonl")
+    pattern = os.path.join(logs, "req-*.jsonl*")
     model = tw.read_signatures(v7)
     files, spec, source = traffic_plan(model.signatures, sorted(model.signatures), (), pattern, None,
                                        k=5, seed=1)

@@ -228,27 +228,22 @@ class ReadTraffic(beam.PTransform):
 # --------------------------------------------------------------------------- runners and options
 
 DASK_RUNNER = "apache_beam.runners.dask.dask_runner.DaskRunner"
-RUNNER_NAMES = {"DaskRunner": DASK_RUNNER}
-"""Short names Beam's own list lacks."""
+RUNNER_NAMES = {"daskrunner": DASK_RUNNER, "dask": DASK_RUNNER}
+"""Short names (any case, as Beam takes its own) that Beam's list lacks."""
 
 LOCAL_RUNNERS = frozenset({"DirectRunner", "BundleBasedDirectRunner", "SwitchingDirectRunner",
                            "FnApiRunner", "InteractiveRunner", "TestDirectRunner"})
 """Runners whose workers share this machine's disk (a local temp dir returns the result)."""
 
-RUNNERS_HELP = ("offline: DirectRunner, DaskRunner (with --beam-arg dask_client_address=tcp://HOST:8786), "
-                "PortableRunner (with --beam-arg job_endpoint=HOST:PORT of a running job service); "
-                "need a cloud or a pre-staged job server: DataflowRunner, FlinkRunner, SparkRunner "
-                "(a job-server jar), PrismRunner (a binary)")
-
-
 def resolve_runner(name: str | None) -> str:
     """A runner name as Beam takes it: ``DaskRunner`` -> its full path, others as given."""
     name = (name or "DirectRunner").strip()
-    return RUNNER_NAMES.get(name, name)
+    return RUNNER_NAMES.get(name.lower(), name)
 
 
 def _short(runner: str) -> str:
-    return runner.rsplit(".", 1)[-1]
+    """The runner's class name (``direct`` -> ``SwitchingDirectRunner``), once it imports."""
+    return type(_runner_instance(runner)).__name__
 
 
 def _runner_instance(runner: str):
@@ -412,7 +407,7 @@ def _select_on_runner(export_dir, config: WarmupConfig, files: Sequence[TrafficF
             if isinstance(e, DatasetError):
                 raise
             first = (str(e).strip().splitlines() or [type(e).__name__])[-1][:400]
-            raise DatasetError(f"the Beam pipeline on {_short(runner)} failed: {first}. Check the "
+            raise DatasetError(f"the Beam pipeline on {config.runner} failed: {first}. Check the "
                                "runner options (--beam-arg) and that workers have tfwarm_export "
                                "installed (setup_file=./setup.py).") from None
     finally:

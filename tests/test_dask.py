@@ -177,3 +177,10 @@ def test_bad_dask_option_is_one_line_before_anything_runs(v7, logs, tmp_path, ca
     assert 1 <= len(err.strip().splitlines()) <= 3, err
     assert "--dask_npartitions" in err and "'abc'" in err and "Discarding" not in err
     assert not os.path.exists(warmup_path(model))
+    # a misspelt option is an error too, not Beam's "Discarding unparseable args" and a run without it
+    code = main(["add", model, "--traffic", os.path.join(logs, "*.jsonl"), "--runner", "DaskRunner",
+                 "--beam-arg", "dask_npartition=3"])
+    err = capfd.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert "unknown Beam pipeline option(s) for DaskRunner: --dask_npartition=3" in err
+    assert not os.path.exists(warmup_path(model))

@@ -278,7 +278,10 @@ def pipeline_options(runner: str | None, beam_args: Iterable[str] = (),
     args = [a if a.startswith("--") else f"--{a}" for a in map(str, beam_args)]
     args += [f"--{k}={v}" for k, v in (defaults or {}).items() if not _given(args, k)]
     opts = PipelineOptions([f"--runner={runner}", *args])
-    usage = io.StringIO()
+    usage, unknown = io.StringIO(), _Unparsed()
+    beam_log = logging.getLogger("apache_beam.options.pipeline_options")
+    beam_log.addHandler(unknown)
+    propagate, beam_log.propagate = beam_log.propagate, False  # said once, below, as an error
     try:  # Beam parses lazily, with argparse: a bad value would print its whole usage and exit
         with contextlib.redirect_stderr(usage):
             opts.get_all_options()
@@ -286,7 +289,28 @@ def pipeline_options(runner: str | None, beam_args: Iterable[str] = (),
         why = (usage.getvalue().strip().splitlines() or ["invalid pipeline option"])[-1]
         why = why.split("error: ", 1)[-1]
         raise PlanError(f"a Beam pipeline option (--runner/--beam-arg) is invalid: {why}") from None
+    finally:
+        beam_log.removeHandler(unknown)
+        beam_log.propagate = propagate
+    name = _short(runner)
+    if unknown.args and (name in LOCAL_RUNNERS or name == "DaskRunner"):
+        raise PlanError(f"unknown Beam pipeline option(s) for {name}: {' '.join(unknown.args)}; "
+                        "check the spelling (Beam would ignore them).")
     return opts
+
+
+class _Unparsed(logging.Handler):
+    """Collects the options Beam's parser did not know ("Discarding unparseable args").
+    Only runners that run here make them an error: a remote service may take options
+    this SDK does not know (Dataflow keeps them)."""
+
+    def __init__(self):
+        super().__init__(logging.WARNING)
+        self.args: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if str(record.msg).startswith("Discarding unparseable args") and record.args:
+            self.args += [str(a) for a in record.args[0]]
 
 
 def _runner_defaults(runner: str, beam_args: Sequence[str], n_shards: int) -> dict[str, Any]:

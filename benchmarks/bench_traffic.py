@@ -22,9 +22,13 @@ burst of load on shared CPUs hits both sides alike):
 * **Peak memory across a 10x larger log**: each pass in a fresh process, peak RSS
   during the pass minus RSS before it (``VmHWM`` reset via ``/proc/self/clear_refs``).
 
+* **Dask** (``--dask``, a section of its own): the local path vs the DirectRunner vs
+  Beam's DaskRunner on a 2-process ``LocalCluster``, at 20,000 and 200,000 requests,
+  with the bytes the workers sent each other (pre-combined accumulators vs rows).
+
 Run: ``python benchmarks/bench_traffic.py``. Writes the ``traffic`` section of
 ``benchmarks/RESULTS.md`` and copies its ``readme-traffic`` block into the README
-(``--no-write`` to only print).
+(``--no-write`` to only print); ``--dask`` writes only the ``traffic-dask`` section.
 """
 from __future__ import annotations
 
@@ -227,6 +231,200 @@ def peak(model: str, path: str, warm: str, k: int) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+# --------------------------------------------------------------------------- Dask (--dask)
+
+
+class ReadTasks:
+    """A ``distributed.WorkerPlugin`` (duck-typed: setup/name) recording, per worker,
+    which task opened which traffic file (an audit hook in the worker process)."""
+
+    name = "bench-read-tasks"
+
+    def __init__(self, root: str):
+        self.root, self.opened = root, []
+
+    def setup(self, worker):
+        from distributed.worker import thread_state
+
+        root, opened = self.root, self.opened
+        sys.addaudithook(lambda event, a: opened.append((str(getattr(thread_state, "key", None)), a[0]))
+                         if event == "open" and isinstance(a[0], str) and a[0].startswith(root) else None)
+
+
+class RowCombineFn:
+    """The selection as a plain ``CombineGlobally`` over rows: what ran before the
+    per-bundle pre-combine. Dask's overrides do not lift combiners, so every row
+    is shuffled; kept here only to measure that."""
+
+    def __new__(cls, combiner):
+        import apache_beam as beam
+
+        class _Rows(beam.CombineFn):
+            def create_accumulator(self):
+                return combiner.create_accumulator()
+
+            def add_input(self, acc, element):
+                acc.add(element)
+                return acc
+
+            def merge_accumulators(self, accs):
+                return combiner.merge_accumulators(accs)
+
+            def extract_output(self, acc):
+                return combiner.extract_output(acc)
+
+        return _Rows()
+
+
+def _worker_sent(client) -> int:
+    """Bytes the workers sent each other so far (dask.distributed's own counter)."""
+    return sum(client.run(lambda dask_worker: dask_worker.transfer_outgoing_bytes_total).values())
+
+
+def _rows_shuffled_run(model: str, pattern: str, address: str) -> None:
+    import apache_beam as beam
+    from apache_beam.runners.runner import create_runner
+
+    import tfwarm_export as tw
+    from tfwarm_export.beam import DASK_RUNNER, ReadTraffic, pipeline_options, traffic_shards
+    from tfwarm_export.traffic import SelectionCombiner, traffic_plan
+
+    sigs = tw.read_signatures(model).signatures
+    files, spec, source = traffic_plan(sigs, sorted(sigs), (), pattern, None, k=256, seed=0)
+    shards = traffic_shards(files)
+    opts = pipeline_options(DASK_RUNNER, [f"dask_client_address={address}"], {"dask_npartitions": len(shards)})
+    p = beam.Pipeline(runner=create_runner(DASK_RUNNER), options=opts)
+    _ = (p | ReadTraffic(shards=shards)
+         | beam.CombineGlobally(RowCombineFn(SelectionCombiner(spec, source)))
+         | beam.Map(lambda selection: selection.records))
+    result = p.run()
+    try:
+        result.wait_until_finish()
+    finally:
+        result.client.close()
+
+
+def _same(a, b) -> bool:
+    return (a.records == b.records and a.dropped == b.dropped and sorted(a.samples) == sorted(b.samples)
+            and all(a.samples[n].to_dict() == b.samples[n].to_dict() for n in a.samples))
+
+
+def dask_size(client, address: str, model: str, tmp: str, n: int, files: int, repeats: int) -> dict:
+    """One size: local vs DirectRunner vs Dask (2 workers) timings, bytes shuffled, spread."""
+    from tfwarm_export.beam import run_selection, traffic_shards
+    from tfwarm_export.traffic import traffic_files
+
+    d = os.path.join(tmp, f"dask{n}")
+    os.makedirs(d)
+    for f in range(files):
+        write_traffic(d, n // files, 100 + f, f"part{f:02d}")
+    pattern = os.path.join(d, "*.tfrecord")
+    runs = {"local": lambda: select(model, pattern),
+            "direct": lambda: run_selection(model, traffic=pattern, runner="DirectRunner"),
+            "dask": lambda: run_selection(model, traffic=pattern, runner="DaskRunner",
+                                          beam_args=[f"dask_client_address={address}"])}
+    out = {name: fn() for name, fn in runs.items()}  # warm-up (workers import TF on first use)
+    same = _same(out["local"], out["direct"]) and _same(out["local"], out["dask"])
+    best = {name: float("inf") for name in runs}
+    for _ in range(repeats):
+        for name, fn in runs.items():
+            t = time.perf_counter()
+            fn()
+            best[name] = min(best[name], time.perf_counter() - t)
+        print(f"dask {n}: " + ", ".join(f"{k} {v:.2f}s" for k, v in best.items()), flush=True)
+    client.run(lambda dask_worker: dask_worker.plugins[ReadTasks.name].opened.clear())
+    before = _worker_sent(client)
+    runs["dask"]()
+    sent = _worker_sent(client) - before
+    opened = client.run(lambda dask_worker: list(dask_worker.plugins[ReadTasks.name].opened))
+    before = _worker_sent(client)
+    _rows_shuffled_run(model, pattern, address)
+    rows_sent = _worker_sent(client) - before
+    print(f"dask {n}: workers sent {sent} B (pre-combined) vs {rows_sent} B (rows)", flush=True)
+    return {"n": n, "files": files, "best_s": best, "same_selection": same,
+            "partitions": len(traffic_shards(traffic_files(pattern))),
+            "read_tasks": sorted(len({k for k, _ in got}) for got in opened.values()),
+            "sent_bytes": sent, "rows_sent_bytes": rows_sent,
+            "input_bytes": sum(os.path.getsize(os.path.join(d, x)) for x in os.listdir(d))}
+
+
+def dask_main(args) -> None:
+    from distributed import Client, LocalCluster
+
+    from models_traffic import traffic_model
+
+    t0 = time.perf_counter()
+    facts_start = results_doc.machine_facts()
+    with tempfile.TemporaryDirectory(prefix="bench_dask_") as tmp, \
+            LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                         dashboard_address=None) as cluster, Client(cluster) as client:
+        import distributed
+
+        client.register_plugin(type("Plugin", (ReadTasks, distributed.WorkerPlugin), {})(tmp))
+        model = traffic_model(os.path.join(tmp, "model", "7"), 7)
+        sizes = [dask_size(client, cluster.scheduler_address, model, tmp, n, args.dask_files, args.dask_repeats)
+                 for n in args.dask_n]
+    data = {"section": "traffic-dask", "args": {"dask_n": args.dask_n, "dask_files": args.dask_files,
+                                                "dask_repeats": args.dask_repeats},
+            "sizes": sizes, "wall_s": time.perf_counter() - t0, "facts_start": facts_start,
+            "facts_end": results_doc.machine_facts(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+    if args.no_write:
+        print("\n" + render(json.loads(json.dumps(data))))
+    else:
+        print("\n" + results_doc.publish("traffic-dask", data, render))
+
+
+def _mib(b: int) -> str:
+    return f"{b / 1024:.0f} KiB" if b < 1 << 20 else f"{b / (1 << 20):.1f} MiB"
+
+
+def render_dask(data: dict) -> str:
+    """The ``traffic-dask`` section of RESULTS.md, from the stored numbers."""
+    a = data["args"]
+    cmd = "python benchmarks/bench_traffic.py --dask"
+    if a["dask_n"] != [20_000, 200_000]:
+        cmd += " --dask-n " + " ".join(map(str, a["dask_n"]))
+    cmd += "".join(f" --{k.replace('_', '-')} {a[k]}" for k, v in (("dask_files", 8), ("dask_repeats", 2))
+                   if a[k] != v)
+    table = ["| requests (files) | local path | DirectRunner | Dask, 2 workers | throughput vs local "
+             "(Direct / Dask) | sent between workers: pre-combined / rows | read tasks per worker | "
+             "same selection |", "|---|---:|---:|---:|---:|---:|---:|---|"]
+    for s in data["sizes"]:
+        b = s["best_s"]
+        table.append(f"| {s['n']} ({s['files']}, {_mib(s['input_bytes'])}) | {b['local']:.2f} s "
+                     f"({s['n'] / b['local']:,.0f}/s) | {b['direct']:.2f} s | {b['dask']:.2f} s | "
+                     f"{b['local'] / b['direct']:.2f} / {b['local'] / b['dask']:.2f} | "
+                     f"{_mib(s['sent_bytes'])} / {_mib(s['rows_sent_bytes'])} | "
+                     f"{' + '.join(map(str, s['read_tasks']))} of {s['partitions']} partitions | "
+                     f"{'yes' if s['same_selection'] else 'NO'} |")
+    facts = data["facts_start"]
+    parts = sorted({s["partitions"] for s in data["sizes"]})
+    lines = [
+        "## Traffic selection on Dask (`benchmarks/bench_traffic.py --dask`)", "",
+        f"Generated by `{cmd}` on {data['date']} in {data['wall_s']:.0f} s. "
+        + results_doc.machine_sentence(facts, data["facts_end"]), "",
+        *table, "",
+        "PredictionLog TFRecords split over the files named; the same 256-row selection each way. "
+        "Times are the best of "
+        f"{a['dask_repeats']} interleaved runs after a warm-up run of each, and include everything a "
+        "user waits for (reading the signatures, listing files, building and running the pipeline, "
+        "the result coming back); throughput vs local is local time / runner time (higher is better). "
+        "DirectRunner is Beam's default (in-process) mode; Dask is a `LocalCluster` of 2 worker "
+        "processes with one thread each on 127.0.0.1, reached through `--beam-arg "
+        "dask_client_address`. \"Sent between workers\" is dask.distributed's own count of bytes "
+        "workers sent each other (`transfer_outgoing_bytes_total`) during one run: with the per-bundle "
+        "pre-combine only selection accumulators travel; \"rows\" is the same pipeline with a plain "
+        "`CombineGlobally` over rows, which Dask does not lift. \"Read tasks per worker\" counts, per "
+        "worker process, the tasks that opened a traffic file (an audit hook in each worker).", "",
+        f"Scaling past 2 workers cannot be measured here: this machine has {facts['usable_cpus']} usable "
+        f"CPUs, so 2 single-threaded workers already use all of them (and the client and scheduler share "
+        f"them too). The work is split into {', '.join(map(str, parts))} partition(s) here (one per input "
+        "file; uncompressed JSONL files over 64 MiB add one per byte range), and tests/test_dask.py "
+        "saw 5 partitions for its 5 files, spread over both workers; more workers than partitions "
+        "would sit idle.", ""]
+    return "\n".join(lines)
+
+
 # --------------------------------------------------------------------------- main
 
 
@@ -244,6 +442,11 @@ def main() -> None:
     ap.add_argument("--k", type=int, default=256, help=argparse.SUPPRESS)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--no-write", action="store_true")
+    ap.add_argument("--dask", action="store_true",
+                    help="only the Dask section: local vs DirectRunner vs a 2-worker Dask cluster")
+    ap.add_argument("--dask-n", type=int, nargs="+", default=[20_000, 200_000], metavar="N")
+    ap.add_argument("--dask-files", type=int, default=8, help="files the Dask section's traffic is split into")
+    ap.add_argument("--dask-repeats", type=int, default=2)
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--model", help=argparse.SUPPRESS)
     ap.add_argument("--path", help=argparse.SUPPRESS)
@@ -251,6 +454,9 @@ def main() -> None:
     args = ap.parse_args()
     if args.child:
         child(args)
+        return
+    if args.dask:
+        dask_main(args)
         return
     from models_traffic import traffic_model
 
@@ -308,7 +514,10 @@ def main() -> None:
 
 
 def render(data: dict) -> str:
-    """The ``traffic`` section of RESULTS.md, with the README's block, from the stored numbers."""
+    """The ``traffic`` section of RESULTS.md, with the README's block, from the stored numbers
+    (or the ``traffic-dask`` section, for numbers stored by ``--dask``)."""
+    if data.get("section") == "traffic-dask":
+        return render_dask(data)
     args = argparse.Namespace(**data["args"])
     rows, beam, mem, wall = data["rows"], data["beam"], data["mem"], data["wall_s"]
     facts_start, facts_end = data["facts_start"], data["facts_end"]

@@ -33,6 +33,7 @@ DATA_DIR = os.path.join(HERE, "results")
 README_BLOCKS = {"readme-suite": "benchmarks/run_suite.py", "readme-sampling": "benchmarks/bench_sampling.py",
                  "readme-traffic": "benchmarks/bench_traffic.py", "readme-fleet": "benchmarks/fleet_example.py"}
 SECTIONS = {"suite": "run_suite", "sampling": "bench_sampling", "traffic": "bench_traffic",
+            "traffic-dask": "bench_traffic",
             "xla-traffic": "bench_xla_traffic", "iterations": "bench_iterations", "fleet": "fleet_example",
             "budget": "bench_budget"}
 """Section of RESULTS.md -> the script (module in benchmarks/) that measures and renders it."""

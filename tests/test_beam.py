@@ -140,3 +140,45 @@ def test_cli_runner_and_beam_errors_are_clean(v7_src, traffic_dir, tmp_path, cap
                  "DirectRunner", "--beam-arg", "direct_running_mode=bogus"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--direct_running_mode: invalid choice: 'bogus'" in err
+
+
+def test_large_jsonl_is_read_in_byte_ranges_that_cover_every_line_once(v7_src, traffic_dir, tmp_path):
+    from tfwarm_export.beam import ReadTraffic, traffic_shards
+
+    big = tmp_path / "big.jsonl"
+    with open(big, "w") as f:  # lines of many lengths, so range ends fall inside lines
+        for i in range(400):
+            f.write(json.dumps(bodies(i)[i % 3]) + ("\n\n" if i % 7 == 0 else "\n"))
+    model = tw.read_signatures(v7_src)
+    files, spec, source = traffic_plan(model.signatures, sorted(model.signatures), (), str(big), None,
+                                       k=7, seed=2)
+    shards = traffic_shards(files, shard_bytes=997)
+    assert len(shards) > 20 and shards[0].start == 0 and shards[-1].end == big.stat().st_size
+    assert all(a.end == b.start for a, b in zip(shards, shards[1:]))
+    local = sample_traffic(files, spec, source)
+    opts = beam.options.pipeline_options.PipelineOptions(
+        ["--runner=DirectRunner", "--direct_running_mode=in_memory"])
+
+    def check(outputs):
+        (on_beam,) = outputs
+        assert on_beam.records == local.records == 400
+        assert_same_selection(local, on_beam)
+
+    from apache_beam.testing.util import assert_that
+
+    with beam.Pipeline(options=opts) as p:
+        assert_that(p | ReadTraffic(shards=shards) | SelectWarmupRequests(v7_src, source=source, spec=spec),
+                    check)
+
+
+def test_result_location_is_checked_before_a_pipeline_starts(v7_src, traffic_dir):
+    from tfwarm_export.errors import PlanError
+
+    pattern = str(traffic_dir / "req-0*.jsonl")
+    # a runner that is not local: the selection needs a place every worker and this machine reach
+    # (the job endpoint below is never contacted: the check comes first)
+    with pytest.raises(PlanError, match="temp_location=PATH that every worker and this machine"):
+        run_selection(v7_src, traffic=pattern, runner="PortableRunner", beam_args=["job_endpoint=localhost:1"])
+    with pytest.raises(PlanError, match="temp_location '/proc/no/such' is not writable from this machine"):
+        run_selection(v7_src, traffic=pattern, runner="PortableRunner",
+                      beam_args=["job_endpoint=localhost:1", "temp_location=/proc/no/such"])

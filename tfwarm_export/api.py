@@ -27,7 +27,6 @@ from tfwarm_export.serving.coverage import measure_coverage, merged_counts, traf
 from tfwarm_export.serving.load_cost import compile_ms, load_cost, record_costs
 from tfwarm_export.serving.replay import RecordResult, Replayer
 from tfwarm_export.report import CheckReport, WarmupReport, results_table
-from tfwarm_export.specs.durations import parse_duration
 from tfwarm_export.planning.requests import build_log
 from tfwarm_export.values.synth import PLANNED, SAFE, record_values
 from tfwarm_export.traffic import TrafficSelection

@@ -233,11 +233,17 @@ PLAN_FLAGS: list[Flag] = [
     Flag(("--from-version",), "previous_version", dict(
         metavar="DIR", help="reuse another version's warmup records that still fit; plan the rest")),
     Flag(("--runner",), "runner", dict(
-        metavar="RUNNER", help="select --traffic with an Apache Beam pipeline on this runner "
-                               "(DirectRunner, DataflowRunner, ...; needs tfwarm_export[beam])")),
+        metavar="RUNNER", help="select --traffic with an Apache Beam pipeline on this runner (needs "
+                               "tfwarm_export[beam]). Work offline: DirectRunner, DaskRunner (a Dask "
+                               "cluster: --beam-arg dask_client_address=tcp://HOST:8786), PortableRunner "
+                               "(a running job service: --beam-arg job_endpoint=HOST:PORT). Need a cloud "
+                               "or a pre-staged job server: DataflowRunner, FlinkRunner and SparkRunner "
+                               "(a job-server jar), PrismRunner (its binary). See docs/distributed.md")),
     Flag(("--beam-arg",), "beam_args", dict(
         action="append", default=[], metavar="KEY=VALUE",
-        help="Beam pipeline option for --runner (repeatable), e.g. project=my-project"), tuple),
+        help="Beam pipeline option for --runner (repeatable), e.g. dask_client_address=tcp://HOST:8786; "
+             "runners other than Direct and Dask return the selection through "
+             "temp_location=PATH, which every worker and this machine must reach"), tuple),
     Flag(("--privacy",), "privacy", dict(
         choices=["rows", "shapes_only"], default=None,
         help="rows (default): copy sampled rows into the warmup file; shapes_only: learn only "

@@ -24,8 +24,6 @@ from tfwarm_export.errors import DatasetError, PlanError, SignatureError
 from tfwarm_export.planning.feeds import COMPOSITE, EXAMPLES, TENSOR, FeedPlan, PlanItem
 from tfwarm_export.planning.records import InputPlan, PlannedRecord, WarmupPlan
 from tfwarm_export.planning.request_types import choose_request_type
-from tfwarm_export.specs.limits import MAX_RECORDS
-from tfwarm_export.specs.request_kinds import CLASSIFY, MULTI_INFERENCE, PREDICT, REGRESS
 from tfwarm_export.planning.tensor_inputs import input_shapes, tensor_domain
 from tfwarm_export.planning.xla_classes import exact_classes, fit_exact_to_cap, xla_compiles, xla_default_dims
 from tfwarm_export.planning.plan_inputs import (Skip, composite_batching_reason, composite_input,

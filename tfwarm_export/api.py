@@ -36,7 +36,36 @@ log = logging.getLogger("tfwarm_export")
 
 
 def plan(export_dir: str | os.PathLike, config: WarmupConfig | None = None, **options: Any) -> WarmupPlan:
-    """What ``add_warmup`` would write, without writing anything."""
+    """What ``add_warmup`` would write, without writing anything.
+
+    The signatures are read from ``saved_model.pb`` as TF Serving reads them, under the
+    server configuration the options name (batching file, platform config, the version's
+    ``batching_params.pbtxt``), and one record is planned per (signature, batch size, shape
+    variant). Nothing is loaded into a session and nothing is written.
+
+    Args:
+      export_dir: the SavedModel version directory (``base_path/<version>``).
+      config: the options; None means the defaults.
+      **options: ``WarmupConfig`` fields, merged over ``config`` (e.g. ``batch_sizes=[1, 8]``).
+
+    Returns:
+      The plan: its ``records``, the signatures ``skipped`` with their reasons, ``notes``
+      and ``summary()`` / ``to_json()`` for people and machines.
+
+    Raises:
+      SavedModelError: no SavedModel at ``export_dir``, or no MetaGraph with the tags.
+      OpLibraryError: the graph needs ops no installed package registers.
+      SignatureError: a signature named in ``signatures`` is not in the export.
+      BatchingError: the batch sizes or batching file are invalid.
+      ServingConfigError: the platform config or ``saved_model_config.pb`` is invalid.
+      ConfigKeyError: a key of ``overrides``/``dim_sizes``/``shapes``/a dataset names nothing.
+      PlanError: over 1000 records, or an input that cannot be planned (unknown rank).
+      DatasetError: the dataset or traffic does not fit the signatures it is meant to feed.
+
+    Example:
+        >>> plan = tfwarm_export.plan("export/1", batch_sizes=[1, 8])  # doctest: +SKIP
+        >>> print(plan.summary())  # doctest: +SKIP
+    """
     config = resolve_config(config, **options)
     export_dir = os.fspath(export_dir)
     server = resolve_server(export_dir, platform_config=config.platform_config,
@@ -59,7 +88,23 @@ def plan(export_dir: str | os.PathLike, config: WarmupConfig | None = None, **op
 
 
 def build_logs(warmup_plan: WarmupPlan, strategy: str = PLANNED) -> list[prediction_log_pb2.PredictionLog]:
-    """The PredictionLog records for a plan (values derive from ``plan.seed``)."""
+    """The PredictionLog records for a plan, without replaying or writing them.
+
+    Values derive from ``plan.seed`` (and the plan's sampled rows), so the same plan
+    always gives the same records: what ``add_warmup`` would write before replay.
+
+    Args:
+      warmup_plan: a plan from ``plan``.
+      strategy: ``"planned"`` (the values the plan chose) or ``"safe"`` (the fallback
+        values a failing record is retried with: zeros, empty strings, a domain's low end).
+
+    Returns:
+      One ``tensorflow_serving.apis.prediction_log_pb2.PredictionLog`` per planned record,
+      in plan order.
+
+    Raises:
+      PlanError: a planned value cannot be encoded as its input's dtype.
+    """
     return [build_log(r, _values(warmup_plan, r, strategy)[0], warmup_plan.model_name)
             for r in warmup_plan.records]
 
@@ -195,6 +240,33 @@ def add_warmup(export_dir: str | os.PathLike, config: WarmupConfig | None = None
     is retried once with safe values. Only when all pass is the file written to a
     temp name, read back byte for byte, and renamed into place. On any failure the
     directory is left as it was and the error names record, signature and cause.
+
+    Args:
+      export_dir: the SavedModel version directory (``base_path/<version>``).
+      config: the options; None means the defaults.
+      **options: ``WarmupConfig`` fields, merged over ``config``.
+
+    Returns:
+      The report: the plan, each record's replay result and first/second-run times,
+      ``path`` (where the file was written; None when ``replay`` found a failure),
+      ``ok``, the privacy note, and ``summary()`` / ``to_json()``.
+
+    Raises:
+      ReplayError: a record failed replay (``error.report`` holds the report); nothing written.
+      WarmupFileError: the file exists and ``overwrite`` is False, or cannot be written.
+      PlanError: the plan cannot be built, or ``load_budget`` is given with ``replay=False``.
+      ConfigKeyError: an option key names no signature, input or feature.
+      SavedModelError: no SavedModel, no MetaGraph with the tags, or the model fails to load.
+      OpLibraryError: the graph needs ops no installed package registers.
+      SignatureError: a signature named in ``signatures`` is not in the export.
+      BatchingError: the batch sizes or batching file are invalid.
+      ServingConfigError: the platform config or ``saved_model_config.pb`` is invalid.
+      DatasetError: the dataset or traffic does not fit, or a Beam run over it failed.
+
+    Example:
+        >>> report = tfwarm_export.add_warmup("export/1", batch_sizes=[1, 8, 32])  # doctest: +SKIP
+        >>> report.ok  # doctest: +SKIP
+        True
     """
     export_dir = os.fspath(export_dir)
     config = resolve_config(config, **options)
@@ -338,7 +410,37 @@ def xla_warnings(warmup_plan: WarmupPlan, results: list[RecordResult]) -> dict[s
 
 
 def check(export_dir: str | os.PathLike, **kwargs: Any) -> CheckReport:
-    """Validate an existing warmup file; see ``check_warmup_file``."""
+    """Validate an existing warmup file against TF Serving's rules, and replay it.
+
+    Broken rules (GZIP, no TFRecord framing, unknown signatures, wrong aliases, dtypes or
+    shapes, batches over ``max_batch_size``, allowed sizes left unwarmed, over 1000
+    records, a record that fails replay) are reported in ``problems``, not raised.
+
+    Args:
+      export_dir: the SavedModel version directory the file is for.
+      **kwargs: ``path`` (the file; default the model's own
+        ``assets.extra/tf_serving_warmup_requests``), ``batching_parameters``, ``tags``,
+        ``replay`` (default True), ``platform_config``, ``ignore_per_model_batching``,
+        ``op_libraries``, and ``traffic`` (any source ``add_warmup`` reads: the report
+        then says what share of its requests the file warms, in ``coverage``).
+
+    Returns:
+      A ``CheckReport``: ``ok`` is True when no rule is broken; ``problems`` has one line
+      per broken rule and ``warnings`` what does not fail the check.
+
+    Raises:
+      SavedModelError: no SavedModel at ``export_dir``, or no MetaGraph with the tags.
+      OpLibraryError: the graph needs ops no installed package registers.
+      BatchingError: the batching file is invalid.
+      ServingConfigError: the platform config is invalid.
+      DatasetError: the ``traffic`` cannot be read.
+
+    A missing or unreadable warmup file is not raised: it is the report's problem.
+
+    Example:
+        >>> tfwarm_export.check("export/1").ok  # doctest: +SKIP
+        True
+    """
     return check_warmup_file(os.fspath(export_dir), **kwargs)
 
 

@@ -96,6 +96,21 @@ class SelectWarmupRequests(beam.PTransform):
     Elements may be PredictionLog protos or bytes, REST JSON bodies (dict, str,
     bytes), serialized tf.Examples, or ``(kind, payload)`` pairs from
     ``ReadTraffic``. The export's signatures are read once, at construction.
+
+    Args:
+      export_dir: the version directory the requests must fit.
+      config: the options (``seed``, ``dataset_sample_size``, batching...).
+      source: how the input is named in the plan's notes.
+      spec: a prepared traffic spec (``run_selection`` passes its own); None: from ``export_dir``.
+      **options: ``WarmupConfig`` fields merged over ``config``.
+
+    Raises:
+      SavedModelError: no SavedModel at ``export_dir``.
+      BatchingError: the batching file is invalid.
+
+    Example:
+        >>> selection = (p | beam.io.ReadFromText("logs/requests.jsonl")
+        ...              | SelectWarmupRequests("export/8", WarmupConfig(seed=0)))  # doctest: +SKIP
     """
 
     def __init__(self, export_dir: str | os.PathLike, config: WarmupConfig | None = None, *,
@@ -122,6 +137,9 @@ class ReadTraffic(beam.PTransform):
     JSONL through ``ReadAllFromText``, one-body ``.json`` files through
     ``fileio``, PredictionLog and tf.Example TFRecords through
     ``ReadAllFromTFRecord``; compression as detected when the files were listed.
+
+    Args:
+      files: the traffic files, as the traffic planner listed and classified them.
     """
 
     def __init__(self, files: Sequence[TrafficFile]):
@@ -190,7 +208,23 @@ def run_selection(export_dir: str | os.PathLike, config: WarmupConfig | None = N
     as a Beam pipeline on ``config.runner`` and return its ``TrafficSelection``.
 
     The result travels back through a file under the pipeline's
-    ``temp_location`` (a local temp dir for the DirectRunner)."""
+    ``temp_location`` (a local temp dir for the DirectRunner).
+
+    Args:
+      export_dir: the version directory the requests must fit.
+      config: the options; ``runner``, ``beam_args`` and ``traffic`` or
+        ``previous_version`` are used.
+      **options: ``WarmupConfig`` fields merged over ``config``.
+
+    Returns:
+      The ``TrafficSelection``, to pass as ``add_warmup(export_dir, traffic=selection)``.
+
+    Raises:
+      PlanError: neither ``traffic`` nor ``previous_version`` is given, or a pipeline
+        option is invalid.
+      DatasetError: the pipeline failed on its runner, or produced no selection.
+      SavedModelError: no SavedModel at ``export_dir``.
+    """
     config = resolve_config(config, **options)
     if config.traffic is None and config.previous_version is None:
         raise PlanError("a Beam runner selects from traffic: pass traffic=... (CLI --traffic) "

@@ -29,7 +29,8 @@ def pins(series: str) -> list[str]:
 
 
 OLDEST_PINS = pins(OLDEST)
-COMPAT_TEST_DEPS = ["pytest>=7", "hypothesis>=6"]
+COMPAT_TEST_DEPS = ["pytest>=7", "hypothesis>=6", "sybil>=6"]
+"""The compat sessions install no extra; sybil because conftest.py hands docs/ to it at collection."""
 
 VERSIONS = ("from importlib.metadata import version; print(', '.join(f'{p} {version(p)}' for p in "
             "('tensorflow', 'tensorflow-serving-api', 'keras', 'tf-keras', 'protobuf', 'numpy')))")

@@ -1,12 +1,14 @@
-"""Generated benchmark documents: RESULTS.md sections and the README blocks copied from them.
+"""Generated benchmark documents: RESULTS.md sections and the doc-page blocks copied from them.
 
-Every figure in ``benchmarks/RESULTS.md`` and in the README's benchmark blocks is
-written by the run that measured it. Each benchmark script owns one section of
+Every figure in ``benchmarks/RESULTS.md`` and in the documentation's benchmark blocks
+(``readme-*``, in the docs/ pages ``BLOCK_PAGES`` names) is written by the run that
+measured it. Each benchmark script owns one section of
 RESULTS.md (between ``<!-- BEGIN name -->`` and ``<!-- END name -->``, the one
 marker scheme) and rewrites only that one, so the scripts can run separately
 without erasing each other. A section may hold a ``readme-*`` block;
-``sync_readme`` copies those blocks verbatim into the README's matching markers,
-so the README never carries a hand-copied number. Machine facts (CPU model and
+``sync_readme`` copies those blocks verbatim into the matching markers of the docs
+pages, so no page carries a hand-copied number (the site's Results page includes
+RESULTS.md itself, with ``pymdownx.snippets``). Machine facts (CPU model and
 count, GPUs, load) are measured, never assumed (``machine_facts``).
 
 ``publish`` stores the numbers a section is written from in
@@ -14,8 +16,8 @@ count, GPUs, load) are measured, never assumed (``machine_facts``).
 ``render(data)``; ``tests/test_benchmark_docs.py`` renders every section again
 from its stored numbers (without running anything) and fails on any difference.
 
-    python benchmarks/results_doc.py --sync-readme   # re-copy the blocks into README.md
-    python benchmarks/results_doc.py --check         # exit 1 if README and RESULTS.md differ
+    python benchmarks/results_doc.py --sync-readme   # re-copy the blocks into the docs pages
+    python benchmarks/results_doc.py --check         # exit 1 if a page and RESULTS.md differ
 """
 from __future__ import annotations
 
@@ -28,7 +30,12 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 RESULTS = os.path.join(HERE, "RESULTS.md")
-README = os.path.join(ROOT, "README.md")
+BLOCK_PAGES = {"readme-suite": "docs/benchmarks/index.md", "readme-sampling": "docs/data.md",
+               "readme-traffic": "docs/data.md", "readme-fleet": "docs/fleets.md"}
+"""``readme-*`` block -> the documentation page (relative to the repository) that shows it.
+(The blocks are named ``readme-*`` because the README held them before the docs site.)"""
+README = "the docs pages (" + ", ".join(sorted(set(BLOCK_PAGES.values()))) + ")"
+"""Where ``sync_readme`` copies the blocks, in words (the benchmark scripts print it)."""
 DATA_DIR = os.path.join(HERE, "results")
 README_BLOCKS = {"readme-suite": "benchmarks/run_suite.py", "readme-sampling": "benchmarks/bench_sampling.py",
                  "readme-traffic": "benchmarks/bench_traffic.py", "readme-fleet": "benchmarks/fleet_example.py"}
@@ -125,37 +132,49 @@ def write_section(path: str, name: str, body: str, title: str = "# Benchmark res
     return path
 
 
-def sync_readme(results_path: str = RESULTS, readme_path: str = README) -> list[str]:
-    """Copy every ``readme-*`` block of RESULTS.md into the README's markers; returns those copied."""
+def block_pages() -> list[str]:
+    """The docs pages that hold ``readme-*`` blocks (absolute paths)."""
+    return [os.path.join(ROOT, p) for p in sorted(set(BLOCK_PAGES.values()))]
+
+
+def sync_readme(results_path: str = RESULTS, readme_path: str | None = None) -> list[str]:
+    """Copy every ``readme-*`` block of RESULTS.md into the markers of ``readme_path`` (default:
+    every page of ``BLOCK_PAGES``); returns the blocks copied."""
     with open(results_path) as f:
         results = f.read()
-    with open(readme_path) as f:
-        readme = f.read()
     copied = []
-    for name in README_BLOCKS:
-        if read_section(readme, name) is None:
-            continue
-        body = read_section(results, name)
-        readme = replace_section(readme, name, placeholder(name) if body is None else body)
-        if body is not None:
-            copied.append(name)
-    tmp = readme_path + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(readme)
-    os.replace(tmp, readme_path)
+    for page in [readme_path] if readme_path else block_pages():
+        with open(page) as f:
+            text = f.read()
+        for name in README_BLOCKS:
+            if read_section(text, name) is None:
+                continue
+            body = read_section(results, name)
+            text = replace_section(text, name, placeholder(name) if body is None else body)
+            if body is not None and name not in copied:
+                copied.append(name)
+        tmp = page + ".tmp"
+        with open(tmp, "w") as f:
+            f.write(text)
+        os.replace(tmp, page)
     return copied
 
 
-def readme_differs(results_path: str = RESULTS, readme_path: str = README) -> list[str]:
-    """README blocks whose text is not exactly RESULTS.md's (hand-edited or stale); a block
-    RESULTS.md lacks must be the placeholder, which holds no figure. (Blocks the README
-    lacks are not compared; the test requires every one of them.)"""
+def readme_differs(results_path: str = RESULTS, readme_path: str | None = None) -> list[str]:
+    """Blocks of ``readme_path`` (default: every page of ``BLOCK_PAGES``) whose text is not
+    exactly RESULTS.md's (hand-edited or stale); a block RESULTS.md lacks must be the
+    placeholder, which holds no figure. (Blocks a page lacks are not compared; the test
+    requires every one of them on its page.)"""
     with open(results_path) as f:
         results = f.read()
-    with open(readme_path) as f:
-        readme = f.read()
-    return [name for name in README_BLOCKS if read_section(readme, name) is not None
-            and read_section(readme, name) != (read_section(results, name) or placeholder(name))]
+    differ = []
+    for page in [readme_path] if readme_path else block_pages():
+        with open(page) as f:
+            text = f.read()
+        differ += [name for name in README_BLOCKS if read_section(text, name) is not None
+                   and read_section(text, name) != (read_section(results, name) or placeholder(name))
+                   and name not in differ]
+    return differ
 
 
 def _cpu_model() -> str:
@@ -212,18 +231,18 @@ def machine_line(start: dict, end: dict | None = None) -> str:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--sync-readme", action="store_true", help="copy RESULTS.md's blocks into README.md")
-    ap.add_argument("--check", action="store_true", help="exit 1 if the README blocks differ")
+    ap.add_argument("--sync-readme", action="store_true", help="copy RESULTS.md's blocks into the docs pages")
+    ap.add_argument("--check", action="store_true", help="exit 1 if the docs pages' blocks differ")
     args = ap.parse_args(argv)
     if args.sync_readme:
         print("copied:", ", ".join(sync_readme()) or "nothing")
     if args.check:
         stale = readme_differs()
         if stale:
-            print(f"README.md blocks differ from {RESULTS}: {stale}; run "
+            print(f"blocks in {README} differ from {RESULTS}: {stale}; run "
                   "`python benchmarks/results_doc.py --sync-readme`", file=sys.stderr)
             return 1
-        print("README.md blocks match RESULTS.md")
+        print(f"the blocks in {README} match RESULTS.md")
     return 0
 
 

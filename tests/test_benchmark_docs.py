@@ -3,7 +3,7 @@
 No timing here (machines are noisy) and no benchmark is run: every section of
 RESULTS.md is rendered again by its script's ``render`` from the numbers the run
 stored (benchmarks/results/NAME.json) and must be exactly the text in the file;
-the README's blocks must be exactly RESULTS.md's; one marker scheme.
+the docs pages' blocks must be exactly RESULTS.md's; one marker scheme.
 """
 from __future__ import annotations
 
@@ -66,11 +66,12 @@ def test_section_is_what_its_script_writes_from_the_stored_numbers(name):
     assert "Machine (measured by the run)" in body
 
 
-def test_readme_blocks_are_copied_from_results_md():
-    """A hand-edited README figure (or a RESULTS.md not copied over) fails here."""
-    readme = pathlib.Path(results_doc.README).read_text()
-    for name in results_doc.README_BLOCKS:
-        assert results_doc.read_section(readme, name) is not None, f"README lacks the {name} block"
+def test_doc_page_blocks_are_copied_from_results_md():
+    """A hand-edited figure on a docs page (or a RESULTS.md not copied over) fails here."""
+    assert sorted(results_doc.BLOCK_PAGES) == sorted(results_doc.README_BLOCKS)
+    for name, page in results_doc.BLOCK_PAGES.items():
+        text = (pathlib.Path(results_doc.ROOT) / page).read_text()
+        assert results_doc.read_section(text, name) is not None, f"{page} lacks the {name} block"
     assert results_doc.readme_differs() == []
 
 

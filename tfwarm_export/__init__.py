@@ -16,7 +16,7 @@ from tfwarm_export.serving.batching import BatchingConfig, load_batching_paramet
 from tfwarm_export.config import WarmupConfig
 from tfwarm_export.specs.domains import Domain
 from tfwarm_export.errors import (BatchingError, ConfigKeyError, DatasetError, ModelConfigError,
-                                  OpLibraryError, PlanError, ReplayError, SavedModelError,
+                                  OpLibraryError, OptionError, PlanError, ReplayError, SavedModelError,
                                   ServingConfigError, SignatureError, TfwarmError,
                                   WarmupFileError)
 from tfwarm_export.planning.records import WarmupPlan
@@ -32,7 +32,7 @@ __all__ = [
     "BatchingConfig", "load_batching_parameters", "parse_batching_parameters",
     "TfwarmError", "SavedModelError", "SignatureError", "BatchingError", "PlanError",
     "DatasetError", "WarmupFileError", "ReplayError", "ConfigKeyError", "ModelConfigError",
-    "OpLibraryError", "ServingConfigError",
+    "OpLibraryError", "ServingConfigError", "OptionError",
 ]
 
 

@@ -36,7 +36,37 @@ log = logging.getLogger("tfwarm_export")
 
 
 def plan(export_dir: str | os.PathLike, config: WarmupConfig | None = None, **options: Any) -> WarmupPlan:
-    """What ``add_warmup`` would write, without writing anything."""
+    """What ``add_warmup`` would write, without writing anything.
+
+    The signatures are read from ``saved_model.pb`` as TF Serving reads them, under the
+    server configuration the options name (batching file, platform config, the version's
+    ``batching_params.pbtxt``), and one record is planned per (signature, batch size, shape
+    variant). Nothing is loaded into a session and nothing is written.
+
+    Args:
+      export_dir: the SavedModel version directory (``base_path/<version>``).
+      config: the options; None means the defaults.
+      **options: ``WarmupConfig`` fields, merged over ``config`` (e.g. ``batch_sizes=[1, 8]``).
+
+    Returns:
+      The plan: its ``records``, the signatures ``skipped`` with their reasons, ``notes``
+      and ``summary()`` / ``to_json()`` for people and machines.
+
+    Raises:
+      SavedModelError: no SavedModel at ``export_dir``, or no MetaGraph with the tags.
+      OpLibraryError: the graph needs ops no installed package registers.
+      SignatureError: a signature named in ``signatures`` is not in the export.
+      BatchingError: the batch sizes or batching file are invalid.
+      ServingConfigError: the platform config or ``saved_model_config.pb`` is invalid.
+      ConfigKeyError: a key of ``overrides``/``dim_sizes``/``shapes``/a dataset names nothing.
+      OptionError: options that contradict each other or a value out of range.
+      PlanError: over 1000 records, or an input that cannot be planned (unknown rank).
+      DatasetError: the dataset or traffic does not fit the signatures it is meant to feed.
+
+    Example:
+        >>> plan = tfwarm_export.plan("export/1", batch_sizes=[1, 8])  # doctest: +SKIP
+        >>> print(plan.summary())  # doctest: +SKIP
+    """
     return plan_context(resolve(resolve_config(config, **options), export_dir))
 
 
@@ -56,7 +86,23 @@ def plan_context(context: Context) -> WarmupPlan:
 
 
 def build_logs(warmup_plan: WarmupPlan, strategy: str = PLANNED) -> list[prediction_log_pb2.PredictionLog]:
-    """The PredictionLog records for a plan (values derive from ``plan.seed``)."""
+    """The PredictionLog records for a plan, without replaying or writing them.
+
+    Values derive from ``plan.seed`` (and the plan's sampled rows), so the same plan
+    always gives the same records: what ``add_warmup`` would write before replay.
+
+    Args:
+      warmup_plan: a plan from ``plan``.
+      strategy: ``"planned"`` (the values the plan chose) or ``"safe"`` (the fallback
+        values a failing record is retried with: zeros, empty strings, a domain's low end).
+
+    Returns:
+      One ``tensorflow_serving.apis.prediction_log_pb2.PredictionLog`` per planned record,
+      in plan order.
+
+    Raises:
+      PlanError: a planned value cannot be encoded as its input's dtype.
+    """
     return [build_log(r, _values(warmup_plan, r, strategy)[0], warmup_plan.model_name)
             for r in warmup_plan.records]
 
@@ -225,6 +271,38 @@ def add_warmup(export_dir: str | os.PathLike, config: WarmupConfig | None = None
     directory is left as it was and the error names record, signature and cause.
 
     One pipeline: plan -> build -> replay and retry -> budget -> write.
+
+    Args:
+      export_dir: the SavedModel version directory (``base_path/<version>``).
+      config: the options; None means the defaults.
+      context: an already resolved ``Context`` (``tfwarm_export.context.resolve``); None
+        resolves one from ``export_dir`` and the options.
+      **options: ``WarmupConfig`` fields, merged over ``config``.
+
+    Returns:
+      The report: the plan, each record's replay result and first/second-run times,
+      ``path`` (where the file was written; None when ``replay`` found a failure),
+      ``ok``, the privacy note, and ``summary()`` / ``to_json()``.
+
+    Raises:
+      ReplayError: a record failed replay (``error.report`` holds the report); nothing written.
+      WarmupFileError: the file exists and ``overwrite`` is False, or cannot be written.
+      OptionError: options that contradict each other (``load_budget`` with ``replay=False``)
+        or a value out of range.
+      PlanError: the plan cannot be built, or it leaves an allowed batch size cold, so the
+        file would fail ``check``.
+      ConfigKeyError: an option key names no signature, input or feature.
+      SavedModelError: no SavedModel, no MetaGraph with the tags, or the model fails to load.
+      OpLibraryError: the graph needs ops no installed package registers.
+      SignatureError: a signature named in ``signatures`` is not in the export.
+      BatchingError: the batch sizes or batching file are invalid.
+      ServingConfigError: the platform config or ``saved_model_config.pb`` is invalid.
+      DatasetError: the dataset or traffic does not fit, or a Beam run over it failed.
+
+    Example:
+        >>> report = tfwarm_export.add_warmup("export/1", batch_sizes=[1, 8, 32])  # doctest: +SKIP
+        >>> report.ok  # doctest: +SKIP
+        True
     """
     if context is None:
         context = resolve(resolve_config(config, **options), export_dir)
@@ -378,7 +456,43 @@ def xla_warnings(warmup_plan: WarmupPlan, results: list[RecordResult]) -> dict[s
 
 
 def check(export_dir: str | os.PathLike, config: WarmupConfig | None = None, **kwargs: Any) -> CheckReport:
-    """Validate an existing warmup file; see ``check_warmup_file``."""
+    """Validate an existing warmup file against TF Serving's rules, and replay it.
+
+    Broken rules (GZIP, no TFRecord framing, unknown signatures, wrong aliases, dtypes or
+    shapes, batches over ``max_batch_size``, allowed sizes left unwarmed, over 1000
+    records, a record that fails replay) are reported in ``problems``, not raised.
+    The server is resolved exactly as ``add_warmup`` resolves it (``context.resolve``),
+    so ``check`` passes every file ``add_warmup`` keeps.
+
+    Args:
+      export_dir: the SavedModel version directory the file is for.
+      config: the options (``batching_parameters``, ``tags``, ``platform_config``,
+        ``ignore_per_model_batching``, ``op_libraries``, ``replay``, ``traffic``...);
+        None means the defaults.
+      **kwargs: ``WarmupConfig`` fields merged over ``config``, plus ``path`` (the file;
+        default the model's own ``assets.extra/tf_serving_warmup_requests``) and
+        ``context`` (an already resolved ``Context``). With ``traffic`` (any source
+        ``add_warmup`` reads) the report says what share of its requests the file warms,
+        in ``coverage``.
+
+    Returns:
+      A ``CheckReport``: ``ok`` is True when no rule is broken; ``problems`` has one line
+      per broken rule and ``warnings`` what does not fail the check.
+
+    Raises:
+      SavedModelError: no SavedModel at ``export_dir``, or no MetaGraph with the tags.
+      OpLibraryError: the graph needs ops no installed package registers.
+      BatchingError: the batching file is invalid.
+      ServingConfigError: the platform config is invalid.
+      OptionError: options that contradict each other or a value out of range.
+      DatasetError: the ``traffic`` cannot be read.
+
+    A missing or unreadable warmup file is not raised: it is the report's problem.
+
+    Example:
+        >>> tfwarm_export.check("export/1").ok  # doctest: +SKIP
+        True
+    """
     return check_warmup_file(export_dir, config, **kwargs)
 
 

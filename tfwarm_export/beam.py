@@ -123,6 +123,21 @@ class SelectWarmupRequests(beam.PTransform):
     bytes), serialized tf.Examples, or ``(kind, payload)`` pairs from
     ``ReadTraffic``. The export's signatures are read once, at construction.
     Each bundle is pre-combined, so only accumulators are shuffled.
+
+    Args:
+      export_dir: the version directory the requests must fit.
+      config: the options (``seed``, ``dataset_sample_size``, batching...).
+      source: how the input is named in the plan's notes.
+      spec: a prepared traffic spec (``run_selection`` passes its own); None: from ``export_dir``.
+      **options: ``WarmupConfig`` fields merged over ``config``.
+
+    Raises:
+      SavedModelError: no SavedModel at ``export_dir``.
+      BatchingError: the batching file is invalid.
+
+    Example:
+        >>> selection = (p | beam.io.ReadFromText("logs/requests.jsonl")
+        ...              | SelectWarmupRequests("export/8", WarmupConfig(seed=0)))  # doctest: +SKIP
     """
 
     def __init__(self, export_dir: str | os.PathLike, config: WarmupConfig | None = None, *,
@@ -150,7 +165,16 @@ SHARD_BYTES = 64 << 20
 class TrafficShard:
     """One unit of reading: a whole file, or a byte range of an uncompressed JSONL
     file (a line belongs to the range its first byte is in, as Beam's text source
-    splits). ``end`` None reads to the end."""
+    splits), so that each worker reads its share.
+
+    Attributes:
+      path: the file (any ``tf.io.gfile`` path).
+      kind: the traffic reader the file is for (REST JSON, PredictionLog or tf.Example TFRecord).
+      compression: ``"GZIP"`` when detected at listing, else ``""``.
+      single_body: the file is one REST body (a ``.json`` file), read whole.
+      start: first byte of the range.
+      end: byte after the range; None reads to the end.
+    """
 
     path: str
     kind: str
@@ -162,7 +186,19 @@ class TrafficShard:
 
 def traffic_shards(files: Sequence[TrafficFile], shard_bytes: int = SHARD_BYTES) -> list[TrafficShard]:
     """Files -> shards, in a stable order. TFRecords and GZIP files have no sync
-    points a reader could start from, so each is one shard."""
+    points a reader could start from, so each is one shard.
+
+    Args:
+      files: the traffic files, as the traffic planner listed and classified them.
+      shard_bytes: an uncompressed JSONL file larger than this is cut into byte ranges of
+        about this size.
+
+    Returns:
+      The shards, file by file and range by range.
+
+    Raises:
+      tf.errors.NotFoundError: a file vanished since it was listed (``tf.io.gfile.stat``).
+    """
     shards = []
     for f in files:
         single = f.kind == REST_JSON and is_single_body_file(f.path)
@@ -204,6 +240,11 @@ class ReadTraffic(beam.PTransform):
     JSONL lines through Beam's text source (by byte range when large), one-body
     ``.json`` files whole, PredictionLog and tf.Example TFRecords through Beam's
     TFRecord source; compression as detected when the files were listed.
+
+    Args:
+      files: the traffic files, as the traffic planner listed and classified them; each is
+        cut into shards (``traffic_shards``) so that workers read their share.
+      shards: shards already cut (``run_selection`` passes its own); overrides ``files``.
     """
 
     def __init__(self, files: Sequence[TrafficFile] = (), *, shards: Sequence[TrafficShard] | None = None):
@@ -388,7 +429,24 @@ def run_selection(export_dir: str | os.PathLike | None = None, config: WarmupCon
     ``add_warmup`` passes it; without one it is resolved from ``export_dir`` and ``config``.
     The selection then pads, drops and selects exactly as the local path does. On Dask the
     result comes back through the pipeline result; on a local runner through a local temp
-    dir; elsewhere through ``temp_location``."""
+    dir; elsewhere through ``temp_location``.
+
+    Args:
+      export_dir: the version directory the requests must fit (when ``context`` is None).
+      config: the options; ``runner``, ``beam_args`` and ``traffic`` or
+        ``previous_version`` are used.
+      context: an already resolved ``Context``; its config and server are used.
+      **options: ``WarmupConfig`` fields merged over ``config``.
+
+    Returns:
+      The ``TrafficSelection``, to pass as ``add_warmup(export_dir, traffic=selection)``.
+
+    Raises:
+      PlanError: neither ``traffic`` nor ``previous_version`` is given, or a pipeline
+        option is invalid (an unknown option, or a bad value).
+      DatasetError: the pipeline failed on its runner, or produced no selection.
+      SavedModelError: no SavedModel at ``export_dir``.
+    """
     if context is None:
         context = resolve(resolve_config(config, **options), export_dir)
     config = context.config

@@ -56,7 +56,17 @@ def _join(base: str, *parts: str) -> str:
 
 
 def resolve_model_dir(model_uri: str) -> str:
-    """The SavedModel directory inside ``model_uri`` (itself, ``Format-Serving/``, or its newest version)."""
+    """The SavedModel directory inside ``model_uri`` (itself, ``Format-Serving/``, or its newest version).
+
+    Args:
+      model_uri: a SavedModel directory, a TFX ``Model`` artifact or a TF Serving base path.
+
+    Returns:
+      The directory holding ``saved_model.pb``.
+
+    Raises:
+      SavedModelError: none of the three layouts holds a SavedModel.
+    """
     model_uri = os.fspath(model_uri)
     if is_saved_model(model_uri):
         return model_uri
@@ -77,7 +87,18 @@ def resolve_model_dir(model_uri: str) -> str:
 
 
 def resolve_examples(examples_uri: str, split: str = "train") -> list[str]:
-    """TFRecord files for ``examples_uri``: a file, a directory of files, or a TFX ``Examples`` artifact."""
+    """TFRecord files for ``examples_uri``: a file, a directory of files, or a TFX ``Examples`` artifact.
+
+    Args:
+      examples_uri: a TFRecord file, a directory of them, or an ``Examples`` artifact.
+      split: the artifact's split to read (``Split-<split>/``).
+
+    Returns:
+      The files' paths, sorted.
+
+    Raises:
+      TfwarmError: ``examples_uri`` does not exist or holds no files.
+    """
     examples_uri = os.fspath(examples_uri)
     if not tf.io.gfile.exists(examples_uri):
         raise TfwarmError(f"examples_uri {examples_uri} does not exist.")
@@ -96,7 +117,15 @@ def resolve_examples(examples_uri: str, split: str = "train") -> list[str]:
 
 
 def copy_tree(src: str, dst: str) -> None:
-    """Copy a directory tree with ``tf.io.gfile`` (works across local, gs://, ram://...)."""
+    """Copy a directory tree with ``tf.io.gfile`` (works across local, gs://, ram://...).
+
+    Args:
+      src: the directory to copy.
+      dst: where to copy it (created; existing files are overwritten).
+
+    Raises:
+      tf.errors.OpError: a file cannot be read or written.
+    """
     for root, dirs, files in tf.io.gfile.walk(src):
         rel = os.path.relpath(root, src) if "://" not in src else root[len(src.rstrip("/")):].strip("/")
         dest = dst if rel in ("", ".") else _join(dst, rel)
@@ -120,6 +149,25 @@ def run_warmup_component(model_uri: str, output_uri: str, *, examples_uri: str |
     the Unix time in seconds, like TFX's Pusher.
     Raises the ``TfwarmError`` (``ReplayError`` with ``.report``) after writing
     the report JSON, so the pipeline step fails with the reason on record.
+
+    Args:
+      model_uri: a SavedModel directory, a TFX ``Model`` artifact or a TF Serving base path.
+      output_uri: where the warmed model goes (a base path, or a TFX ``Model`` artifact).
+      examples_uri: TFRecord examples to warm with (a file, a directory, an ``Examples`` artifact).
+      examples_split: the ``Examples`` artifact's split.
+      layout: ``"serving"`` (``output_uri/<version>/``) or ``"tfx"`` (``output_uri/Format-Serving/``).
+      version: the version directory's number (serving layout; default: Unix time).
+      config: the warmup options.
+      **options: ``WarmupConfig`` fields merged over ``config``.
+
+    Returns:
+      The ``WarmupReport`` (also written to ``output_uri/tfwarm_report.json``).
+
+    Raises:
+      SavedModelError: no SavedModel at ``model_uri``.
+      ReplayError: a record failed replay; the report JSON is written, the model is not.
+      TfwarmError: any other refusal (see ``add_warmup``), after writing the report JSON.
+      ValueError: ``layout`` is not ``"serving"`` or ``"tfx"``.
     """
     if layout not in LAYOUTS:
         raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
@@ -161,7 +209,17 @@ def _write_json(path: str, payload: dict) -> None:
 
 
 def options_from_json(options_json: str) -> dict[str, Any]:
-    """Parse a component's ``options_json`` parameter; JSON lists become tuples where configs expect them."""
+    """Parse a component's ``options_json`` parameter (other ``WarmupConfig`` fields as JSON).
+
+    Args:
+      options_json: a JSON object, or empty.
+
+    Returns:
+      The options, by field name.
+
+    Raises:
+      ValueError: the text is not a JSON object.
+    """
     options = json.loads(options_json or "{}")
     if not isinstance(options, dict):
         raise ValueError(f"options_json must be a JSON object, got {options_json!r}")
@@ -266,6 +324,19 @@ def kfp_warmup_component(base_image: str = "python:3.11", packages_to_install: S
     (other ``WarmupConfig`` fields as JSON). The image must have TensorFlow,
     tfwarm_export and kfp installed (e.g. ``pip install tfwarm_export[kfp]``),
     which is why nothing is pip-installed at run time by default.
+
+    Args:
+      base_image: the component's container image.
+      packages_to_install: pip packages installed when the step starts.
+      install_kfp_package: let KFP install itself at run time.
+      **component_kwargs: other ``kfp.dsl.component`` arguments.
+
+    Returns:
+      component (kfp.dsl.base_component.BaseComponent): the component (call it inside a
+        ``@dsl.pipeline``).
+
+    Raises:
+      ImportError: kfp is not installed (``pip install tfwarm_export[kfp]``).
     """
     if _kfp_dsl is None:
         raise ImportError("kfp is not installed; `pip install tfwarm_export[kfp]` (kfp>=2.7) to build "

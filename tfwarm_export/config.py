@@ -69,12 +69,14 @@ class WarmupConfig:
       shapes: full shapes for inputs of unknown rank, ``{"alias": (None, 12)}``; None
         or -1 marks the batch dimension.
       dataset: user data to sample instead of synthesising values.
-      dataset_sample_size / dataset_max_scan: rows kept per stratum (the smallest
-        hash(seed, row); also for traffic) and rows scanned at most (datasets only:
-        a traffic scan reads every request, so its drop counts are complete).
-      max_buckets / bucket_quantiles: sizes warmed per variable dimension seen in
-        the data: every distinct size when there are at most ``max_buckets``,
-        else the sizes at these quantiles (default evenly spaced, max included).
+      dataset_sample_size: rows kept per stratum (the smallest hash(seed, row); also
+        for traffic).
+      dataset_max_scan: rows scanned at most (datasets only: a traffic scan reads every
+        request, so its drop counts are complete).
+      max_buckets: sizes warmed per variable dimension seen in the data: every distinct
+        size when there are at most ``max_buckets``, else the sizes at ``bucket_quantiles``.
+      bucket_quantiles: the quantiles of the sizes seen that are warmed when there are
+        more than ``max_buckets`` (default evenly spaced, max included).
       traffic: logged requests to warm from: paths, globs or directories of REST JSON
         bodies (``.json``/``.jsonl``), PredictionLog TFRecords (request logs, warmup
         files) or tf.Example TFRecords, any mix, any ``tf.io.gfile`` scheme, GZIP
@@ -82,9 +84,9 @@ class WarmupConfig:
         that no longer fit the export are dropped and counted by reason.
       previous_version: another version directory whose warmup file is read as
         traffic: records that still validate are reused, the rest is planned.
-      runner / beam_args: run the traffic selection as an Apache Beam pipeline on
-        this runner (e.g. "DirectRunner", "DataflowRunner") with these pipeline
-        options (``"project=p"`` or ``"--project=p"``); None selects in-process.
+      runner: run the traffic selection as an Apache Beam pipeline on this runner
+        (e.g. "DirectRunner", "DataflowRunner"); None selects in-process.
+      beam_args: the pipeline's options (``"project=p"`` or ``"--project=p"``).
       privacy: "rows" copies sampled rows into the file; "shapes_only" learns only
         shapes, lengths, ranges and vocabularies and synthesises the values.
       replay: replay every record in-process before the file is kept.
@@ -159,7 +161,17 @@ class WarmupConfig:
         return None if self.load_budget is None else parse_duration(self.load_budget, "load_budget")
 
     def replace(self, **changes: Any) -> "WarmupConfig":
-        """A copy with ``changes`` applied; unknown names raise TypeError."""
+        """A copy with ``changes`` applied (the config itself is immutable).
+
+        Args:
+          **changes: fields to change, by name.
+
+        Returns:
+          The new ``WarmupConfig``.
+
+        Raises:
+          TypeError: a name is not a ``WarmupConfig`` field.
+        """
         return dataclasses.replace(self, **changes)
 
 

@@ -45,7 +45,15 @@ class WarmupFileError(TfwarmError):
 
 
 class ReplayError(TfwarmError):
-    """A warmup record failed when replayed the way TF Serving replays it."""
+    """A warmup record failed when replayed the way TF Serving replays it.
+
+    Args:
+      message: what failed: the record, the signature, the input and the TensorFlow error.
+      report (WarmupReport | None): the report with every record's result, when there is one.
+
+    Attributes:
+      report (WarmupReport | None): the report passed in.
+    """
 
     def __init__(self, message: str, report=None):
         super().__init__(message)

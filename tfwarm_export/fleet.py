@@ -60,7 +60,16 @@ log = logging.getLogger("tfwarm_export.fleet")
 
 @dataclass(frozen=True)
 class ServedModel:
-    """One ``config { ... }`` entry of the model config list."""
+    """One ``config { ... }`` entry of the model config list.
+
+    Attributes:
+      name: the model's name.
+      base_path: its base path (local or any ``tf.io.gfile`` scheme).
+      platform: its ``model_platform`` (only ``"tensorflow"`` is warmed).
+      policy: the version policy: ``"latest"``, ``"all"`` or ``"specific"``.
+      num_versions: how many of the newest versions ``latest`` serves.
+      versions: the versions ``specific`` serves.
+    """
 
     name: str
     base_path: str
@@ -71,7 +80,19 @@ class ServedModel:
 
 
 def parse_model_config(text: str, source: str = "<string>") -> list[ServedModel]:
-    """Parse a text ``ModelServerConfig`` with the serving protos; list its models."""
+    """Parse a text ``ModelServerConfig`` with the serving protos; list its models.
+
+    Args:
+      text: the contents of a ``--model_config_file``.
+      source: its name, for messages.
+
+    Returns:
+      One ``ServedModel`` per ``config`` entry, in file order.
+
+    Raises:
+      ModelConfigError: the text is not a valid ModelServerConfig, has no
+        ``model_config_list``, or an entry lacks a name or a base path.
+    """
     from google.protobuf import text_format
     from tensorflow_serving.config import model_server_config_pb2
 
@@ -111,7 +132,17 @@ def parse_model_config(text: str, source: str = "<string>") -> list[ServedModel]
 
 
 def load_model_config(path: str | os.PathLike) -> list[ServedModel]:
-    """Read a model config file (a path, ``gs://...``, ``-`` or a pipe; read once)."""
+    """Read a model config file (a path, ``gs://...``, ``-`` or a pipe; read once).
+
+    Args:
+      path: the file given to ``tensorflow_model_server --model_config_file``.
+
+    Returns:
+      Its models, as ``parse_model_config`` lists them.
+
+    Raises:
+      ModelConfigError: the file does not exist, cannot be read, or is invalid.
+    """
     try:
         text = fileargs.read_text(path)
     except FileNotFoundError:
@@ -122,7 +153,17 @@ def load_model_config(path: str | os.PathLike) -> list[ServedModel]:
 
 
 def parse_version(name: str) -> int | None:
-    """The version number of a child directory name, as ``strings::safe_strto64`` reads it."""
+    """The version number of a child directory name, as ``strings::safe_strto64`` reads it.
+
+    Args:
+      name: a directory name in a base path.
+
+    Returns:
+      The version (``"00000123"`` is 123); None for a name TF Serving does not take as
+      a version (not all digits, or outside int64).
+
+    Never raises.
+    """
     if not _VERSION_RE.fullmatch(name):
         return None
     value = int(name)
@@ -134,7 +175,20 @@ def parse_version(name: str) -> int | None:
 
 @dataclass
 class VersionResult:
-    """One row of the fleet table."""
+    """One row of the fleet table: a version, what was done and how it went.
+
+    Attributes:
+      model: the model's name.
+      version: the version number (None for a row about the model as a whole).
+      path: the version directory.
+      status: ``warmed``, ``kept``, ``checked``... or ``FAILED``.
+      records: records in the version's warmup file.
+      seconds: how long the version took.
+      error: why it failed (the full message).
+      notes: notes of its plan and report.
+      warnings: its warnings (e.g. warmup disabled in the platform config).
+      log: log lines the worker captured for it.
+    """
 
     model: str
     version: int | None
@@ -152,6 +206,11 @@ class VersionResult:
         return self.status in OK_STATUSES
 
     def to_dict(self) -> dict:
+        """The row as plain JSON-able data.
+
+        Returns:
+          dict: every field, plus ``ok``.
+        """
         d = dataclasses.asdict(self)
         d["ok"] = self.ok
         return d
@@ -159,7 +218,13 @@ class VersionResult:
 
 @dataclass(frozen=True)
 class VersionTarget:
-    """A version directory TF Serving would load, and what to do with it."""
+    """A version directory TF Serving would load.
+
+    Attributes:
+      model: the model's name.
+      version: the version number.
+      path: the version directory.
+    """
 
     model: str
     version: int
@@ -168,7 +233,18 @@ class VersionTarget:
 
 def servable_versions(model: ServedModel) -> tuple[list[VersionTarget], list[VersionResult]]:
     """The version directories TF Serving would load for ``model``, plus failed rows for
-    what it would look for and not find."""
+    what it would look for and not find.
+
+    Args:
+      model: one model of the config.
+
+    Returns:
+      ``(targets, failed)``: the versions its policy serves, and rows for what cannot be
+      served (a missing base path, a version the policy names that is absent, a numeric
+      directory without ``saved_model.pb``, another platform).
+
+    Never raises: what TF Serving could not load becomes a failed row.
+    """
     import tensorflow as tf
 
     base = model.base_path
@@ -255,13 +331,21 @@ def run_version(target: VersionTarget, action: str, config: Any, per_model_batch
     The same options give the same result as ``tfwarm add/check DIR`` on that version:
     the check that decides whether an existing file is kept is the full ``check``
     under the same server settings (platform config included).
-    """
-    import tensorflow as tf
 
+    Args:
+      target: the version directory.
+      action: ``"add"`` or ``"check"``.
+      config: the resolved ``WarmupConfig`` applied to every version.
+      per_model_batching: use the version's ``batching_params.pbtxt`` (without a platform config).
+
+    Returns:
+      The version's row; a failure is its ``status`` and ``error``.
+
+    Never raises: every ``TfwarmError`` (and any other error) becomes the row's error.
+    """
     from tfwarm_export import api
     from tfwarm_export.context import resolve
     from tfwarm_export.model.signatures import is_saved_model
-    from tfwarm_export.serving.warmup_file import warmup_path
 
     row = VersionResult(target.model, target.version, target.path)
     start = time.perf_counter()
@@ -295,24 +379,7 @@ def run_version(target: VersionTarget, action: str, config: Any, per_model_batch
                 raise TfwarmError("\n".join(report.problems))
             row.status = CHECKED
         else:
-            status = WARMED
-            if not config.overwrite and tf.io.gfile.exists(warmup_path(target.path)):
-                try:
-                    report = check()
-                except TfwarmError as e:
-                    problems = [str(e)]
-                else:
-                    if report.ok:
-                        row.status, row.records = KEPT, report.num_records
-                        row.notes.append("existing warmup file passes check (--overwrite redoes it)")
-                        return row
-                    problems = report.problems
-                row.notes.append(f"existing warmup file failed check ({problems[0]}); replaced")
-                status = REWARMED
-            report = api.add_warmup(target.path, context=context.with_config(overwrite=True))
-            row.warnings = list(report.warnings)
-            server_notes(report.plan.server)
-            row.status, row.records = status, len(report.plan.records) * report.plan.copies
+            _add_version(target, config, context, row, check, server_notes)
     except TfwarmError as e:
         row.status, row.error = FAILED, str(e)
     except Exception as e:  # a bug or a TF crash surfaced as Python: still only this row fails
@@ -320,6 +387,34 @@ def run_version(target: VersionTarget, action: str, config: Any, per_model_batch
     finally:
         row.seconds = round(time.perf_counter() - start, 3)
     return row
+
+
+def _add_version(target: VersionTarget, config: Any, context: Any, row: VersionResult,
+                 check: Callable[[], Any], server_notes: Callable[[Any], None]) -> None:
+    """``add`` for one version: keep an existing file that passes ``check``, else (re)warm."""
+    import tensorflow as tf
+
+    from tfwarm_export import api
+    from tfwarm_export.serving.warmup_file import warmup_path
+
+    status = WARMED
+    if not config.overwrite and tf.io.gfile.exists(warmup_path(target.path)):
+        try:
+            report = check()
+        except TfwarmError as e:
+            problems = [str(e)]
+        else:
+            if report.ok:
+                row.status, row.records = KEPT, report.num_records
+                row.notes.append("existing warmup file passes check (--overwrite redoes it)")
+                return
+            problems = report.problems
+        row.notes.append(f"existing warmup file failed check ({problems[0]}); replaced")
+        status = REWARMED
+    report = api.add_warmup(target.path, context=context.with_config(overwrite=True))
+    row.warnings = list(report.warnings)
+    server_notes(report.plan.server)
+    row.status, row.records = status, len(report.plan.records) * report.plan.copies
 
 
 class _ListHandler(logging.Handler):
@@ -366,7 +461,14 @@ def _worker(conn, action: str, config: Any, per_model_batching: bool) -> None:
 
 @dataclass
 class FleetReport:
-    """Every version of every model: what was done and how it went."""
+    """Every version of every model: what was done and how it went.
+
+    Attributes:
+      source: the model config it came from.
+      action: ``"add"`` or ``"check"``.
+      results: one row per version (and per model that could not be listed).
+      wall_s: the run's wall time.
+    """
 
     source: str
     action: str
@@ -382,13 +484,28 @@ class FleetReport:
         return [r for r in self.results if not r.ok]
 
     def to_dict(self) -> dict:
+        """The report as plain JSON-able data (what ``--json`` prints).
+
+        Returns:
+          dict: ``ok``, the action, the source and every row.
+        """
         return {"model_config": self.source, "action": self.action, "ok": self.ok,
                 "wall_s": self.wall_s, "versions": [r.to_dict() for r in self.results]}
 
     def to_json(self) -> str:
+        """The report as JSON.
+
+        Returns:
+          str: ``to_dict()`` as indented JSON.
+        """
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
     def table(self) -> list[str]:
+        """The fleet table: one line per version.
+
+        Returns:
+          list[str]: a header and a row per version (model, version, records, status, time).
+        """
         rows = [("MODEL", "VERSION", "RECORDS", "STATUS", "TIME")]
         for r in self.results:
             rows.append((r.model, "-" if r.version is None else str(r.version),
@@ -400,6 +517,14 @@ class FleetReport:
                 for row in rows]
 
     def summary(self, verbose: bool = False) -> str:
+        """The report for people: the table, each failure in full, the totals.
+
+        Args:
+          verbose: also each version's notes and captured log lines.
+
+        Returns:
+          str: several lines, as ``tfwarm add --model-config-file`` prints them.
+        """
         lines = [f"tfwarm {self.action} --model-config-file {self.source}", ""] + self.table()
         for r in self.results:
             if r.notes:
@@ -434,6 +559,30 @@ def run_fleet(models: Sequence[ServedModel] | str | os.PathLike, action: str = A
     ``batching_params.pbtxt`` instead, as ``--enable_per_model_batching_params`` does. Up to ``jobs`` worker processes
     run versions at once, each version in a fresh graph and session. Existing files that pass ``check`` are kept
     unless ``overwrite``. Never raises for one version: its row says why it failed.
+
+    Args:
+      models: a model config file path, or the ``parse_model_config`` list.
+      action: ``"add"`` (warm) or ``"check"``.
+      config: ``WarmupConfig`` for every version; None: the defaults.
+      jobs: worker processes (each version in a fresh process, graph and session).
+      per_model_batching: use each version's ``batching_params.pbtxt``.
+      source: the config's name in the report (default: the path).
+      on_result: called with each row as it completes (progress).
+      **options: ``WarmupConfig`` fields merged over ``config``.
+
+    Returns:
+      The ``FleetReport``: one row per version; ``ok`` when every one succeeded.
+
+    Raises:
+      ModelConfigError: the model config cannot be read or is invalid.
+      BatchingError: the batching file is invalid.
+      TfwarmError: ``per_model_batching`` given with a platform config, or with
+        ``ignore_per_model_batching``.
+      ValueError: ``action`` is not ``"add"``/``"check"``, or ``jobs`` < 1.
+
+    Example:
+        >>> report = fleet.run_fleet("models.config", "add", batch_sizes=[1, 8], jobs=2)  # doctest: +SKIP
+        >>> print(report.summary())  # doctest: +SKIP
     """
     if action not in (ADD, CHECK):
         raise ValueError(f"action must be {ADD!r} or {CHECK!r}, got {action!r}")

@@ -49,7 +49,17 @@ _MAX_MODE_HINTS = ("acc", "auc", "fmeasure", "precision", "recall", "f1")
 
 
 def list_versions(base_dir: str | os.PathLike) -> list[int]:
-    """The all-digit version directories in ``base_dir``, ascending (what TF Serving would see)."""
+    """The all-digit version directories in ``base_dir``, ascending (what TF Serving would see).
+
+    Args:
+      base_dir: a model's base path (local or any ``tf.io.gfile`` scheme).
+
+    Returns:
+      The version numbers; empty when ``base_dir`` does not exist.
+
+    Raises:
+      tf.errors.OpError: the file system cannot be listed (e.g. no access to a bucket).
+    """
     base_dir = os.fspath(base_dir)
     if not tf.io.gfile.isdir(base_dir):
         return []
@@ -67,7 +77,16 @@ def clean_staging(base_dir: str | os.PathLike) -> list[str]:
     An ``.old-`` directory whose version is missing was set aside just before
     the new one would have been renamed in; it is renamed back rather than
     deleted (an interrupted prune of an old version is restored the same way;
-    the next prune removes it again). Returns the names removed or restored.
+    the next prune removes it again).
+
+    Args:
+      base_dir: a model's base path.
+
+    Returns:
+      The names removed or restored.
+
+    Raises:
+      OSError: a leftover cannot be renamed back.
     """
     base_dir = os.fspath(base_dir)
     if not tf.io.gfile.isdir(base_dir):
@@ -90,7 +109,17 @@ def clean_staging(base_dir: str | os.PathLike) -> list[str]:
 
 
 def callback_base(module: ModuleType) -> type:
-    """``module.callbacks.Callback``: the base a ``fit`` of that Keras accepts."""
+    """``module.callbacks.Callback``: the base a ``fit`` of that Keras accepts.
+
+    Args:
+      module: a Keras package (``keras`` or ``tf_keras``).
+
+    Returns:
+      Its ``Callback`` class.
+
+    Raises:
+      AttributeError: ``module`` is not a Keras package.
+    """
     return module.callbacks.Callback
 
 
@@ -122,9 +151,12 @@ class WarmupExport:
       base_dir: the model's base path as given to TF Serving (``--model_base_path``).
       warmup: the ``WarmupConfig`` for every version.
       save_freq: ``"epoch"`` or an integer number of batches between exports.
-      monitor, mode, save_best_only, initial_value_threshold: as in
-        ``keras.callbacks.ModelCheckpoint``; ``mode="auto"`` maximises metrics
-        whose name suggests accuracy/AUC/precision/recall and minimises the rest.
+      monitor: the metric ``save_best_only`` compares, as in
+        ``keras.callbacks.ModelCheckpoint``.
+      mode: ``"min"``, ``"max"`` or ``"auto"`` (maximises metrics whose name suggests
+        accuracy/AUC/precision/recall and minimises the rest).
+      save_best_only: export only when ``monitor`` improved.
+      initial_value_threshold: the value ``monitor`` must beat first.
       export_on_train_end: also export when training ends, unless the last
         export already holds the final weights (with ``save_best_only`` only
         if the final value is the best).
@@ -254,7 +286,11 @@ class WarmupExport:
         self.export_version()
 
     def export_version(self) -> int | None:
-        """Publish the model's current weights as the next version; returns it (None if skipped)."""
+        """Publish the model's current weights as the next version.
+
+        Returns:
+          The version published; None if the export failed with ``on_failure="warn"``.
+        """
         version = max([self._last_version, *list_versions(self.base_dir)]) + 1
         path = os.path.join(self.base_dir, str(version))
         def write(staged: str) -> None:

@@ -45,7 +45,27 @@ def results_table(results: list[RecordResult]) -> list[str]:
 
 @dataclass
 class WarmupReport:
-    """Result of ``add_warmup``: the plan, the file, and the replay of every record."""
+    """Result of ``add_warmup`` (and ``save``/``export``): the plan, the file, and the replay of every record.
+
+    Attributes:
+      export_dir: the version directory warmed.
+      path: where the warmup file was written; None when nothing was written.
+      plan: the ``WarmupPlan`` the file was built from.
+      results: one replay result per record (first/second-run ms, ``ok``, ``error``).
+      replayed: whether the records were replayed (False with ``replay=False``).
+      load_ms: how long loading the model for replay took.
+      data_source: what the values came from (dataset, traffic), when not synthetic.
+      privacy: the privacy note: whether user rows were copied into the file.
+      file_bytes: the size of the file written.
+      warnings: what deserves attention but did not fail (e.g. warmup disabled in the
+        platform config).
+      xla_warnings: signature -> the warning for XLA signatures warmed at one shape only.
+      replay_runs: runs per record in replay (2: TF Serving's first request, then warm).
+      replay_threads: threads the file was replayed on (``num_model_warmup_threads``).
+      load_cost: what replaying the file adds to each load (per-record first runs, wall time).
+      budget: what ``load_budget`` kept and cut, when it was given.
+      coverage: the share of the data's requests the file warms, with traffic or a dataset.
+    """
 
     export_dir: str
     path: str | None
@@ -82,6 +102,11 @@ class WarmupReport:
         return sum(r.second_ms or 0 for r in self.results)
 
     def to_dict(self) -> dict:
+        """The report as plain JSON-able data (what ``--json`` prints).
+
+        Returns:
+          A dict with ``ok``, ``path``, the plan, every record's result and the notes.
+        """
         return {
             "export_dir": self.export_dir,
             "path": self.path,
@@ -106,9 +131,19 @@ class WarmupReport:
         }
 
     def to_json(self) -> str:
+        """The report as JSON.
+
+        Returns:
+          str: ``to_dict()`` as indented JSON with sorted keys (what ``--json`` prints).
+        """
         return json.dumps(self.to_dict(), indent=2, sort_keys=True, default=str)
 
     def summary(self) -> str:
+        """The report for people: what was written, the replay table, notes, warnings, privacy.
+
+        Returns:
+          str: several lines, as ``tfwarm add`` prints them.
+        """
         head = "wrote" if self.path else "did NOT write"
         copies = f" x {self.plan.copies} copies" if self.plan.copies > 1 else ""
         lines = [f"tfwarm: {head} {len(self.plan.records)} warmup record(s){copies} "
@@ -145,7 +180,21 @@ class WarmupReport:
 
 @dataclass
 class CheckReport:
-    """Result of ``check``: one problem string per rule broken, plus replay results."""
+    """Result of ``check``: one problem string per rule broken, plus replay results.
+
+    Attributes:
+      export_dir: the version directory the file was checked against.
+      path: the warmup file checked.
+      num_records: records in the file.
+      problems: one line per TF Serving rule the file breaks; empty when ``ok``.
+      results: each record's replay result (when replayed).
+      batch_sizes: signature -> the (padded) batch sizes the file warms.
+      replayed: whether the records were replayed.
+      warnings: worth acting on, but the file is valid (warmup disabled, XLA at one shape).
+      server: the TF Serving settings the check ran under (batching, platform config).
+      coverage: with ``traffic=``, the share of its requests the file warms.
+      load_cost: what replaying the file adds to each load, after replay.
+    """
 
     export_dir: str
     path: str
@@ -164,6 +213,11 @@ class CheckReport:
         return not self.problems
 
     def to_dict(self) -> dict:
+        """The report as plain JSON-able data.
+
+        Returns:
+          dict: ``ok``, ``problems``, ``warnings``, batch sizes, coverage and each record's result.
+        """
         return {"export_dir": self.export_dir, "path": self.path, "ok": self.ok,
                 "num_records": self.num_records, "problems": self.problems,
                 "batch_sizes": self.batch_sizes, "replayed": self.replayed, "warnings": self.warnings,
@@ -173,9 +227,19 @@ class CheckReport:
                 "results": [r.to_dict() for r in self.results]}
 
     def to_json(self) -> str:
+        """The report as JSON.
+
+        Returns:
+          str: ``to_dict()`` as indented JSON with sorted keys (what ``--json`` prints).
+        """
         return json.dumps(self.to_dict(), indent=2, sort_keys=True, default=str)
 
     def summary(self) -> str:
+        """The report for people: OK or the problems, batch sizes, replay table, warnings.
+
+        Returns:
+          str: several lines, as ``tfwarm check`` prints them.
+        """
         verdict = "OK" if self.ok else f"{len(self.problems)} problem(s)"
         if self.ok and not self.replayed:
             verdict += " (static checks only; not replayed)"

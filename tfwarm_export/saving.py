@@ -60,10 +60,33 @@ def save(obj: Any, export_dir: str | os.PathLike, signatures: Any = None, option
          warmup: WarmupConfig | None = None) -> WarmupReport:
     """``tf.saved_model.save`` that also writes and replays the warmup file.
 
-    Same arguments as ``tf.saved_model.save``; ``warmup`` configures the warmup
-    file (default ``WarmupConfig()``). Returns the report of the published
-    model; raises the ``TfwarmError`` (``ReplayError`` carries ``.report``) and
-    leaves ``export_dir`` untouched if anything fails.
+    Same arguments as ``tf.saved_model.save``. The model is written to a hidden staging
+    directory next to ``export_dir``, warmed and replayed there, and renamed into place
+    only when everything passed; ``export_dir`` is untouched if anything fails.
+
+    Args:
+      obj: the trackable object to save (a ``tf.Module``, a Keras model...).
+      export_dir: the version directory to publish (``base_path/<version>``); a
+        ``gs://`` path is staged locally and copied in with ``saved_model.pb`` last.
+      signatures: as for ``tf.saved_model.save``.
+      options: a ``tf.saved_model.SaveOptions``.
+      warmup: the warmup options (default ``WarmupConfig()``).
+
+    Returns:
+      The ``WarmupReport`` of the published model.
+
+    Raises:
+      ReplayError: a record failed replay (``error.report`` holds the report); nothing published.
+      SavedModelError: the saved model cannot be read back or loaded.
+      PlanError: the warmup plan cannot be built (see ``plan`` for its other errors:
+        ``ConfigKeyError``, ``SignatureError``, ``BatchingError``, ``ServingConfigError``,
+        ``DatasetError``, ``OpLibraryError``).
+      WarmupFileError: the staged warmup file cannot be written.
+      TfwarmError: ``tf.saved_model.save`` wrote no ``saved_model.pb``.
+
+    Example:
+        >>> tfwarm_export.save(module, "models/ranker/8", signatures={"serving_default": module.score},
+        ...                    warmup=tfwarm_export.WarmupConfig(batch_sizes=[1, 8]))  # doctest: +SKIP
     """
     def write(path: str) -> None:
         tf.saved_model.save(obj, path, signatures=signatures, options=options)
@@ -98,6 +121,26 @@ def export(model: Any, filepath: str | os.PathLike, *, format: str = "tf_saved_m
     The warmup plan then covers the ``serve`` endpoint like any other
     signature, and replay runs the XLA-compiled function, so the compile cost
     of each warmed batch size moves from the first requests to model load.
+
+    Args:
+      model: a ``keras.Model`` or ``keras.export.ExportArchive`` (Keras 3 or Keras 2).
+      filepath: the version directory to publish (``base_path/<version>``).
+      format: Keras 3's export format; only ``"tf_saved_model"`` is servable.
+      warmup: the warmup options (default ``WarmupConfig()``).
+      **export_kwargs: passed to ``model.export`` / ``archive.write_out``
+        (e.g. ``input_signature=``).
+
+    Returns:
+      The ``WarmupReport`` of the published model.
+
+    Raises:
+      ReplayError: a record failed replay (``error.report`` holds the report); nothing published.
+      SavedModelError: the export cannot be read back or loaded.
+      PlanError: the warmup plan cannot be built (see ``plan`` for its other errors).
+      WarmupFileError: the staged warmup file cannot be written.
+      TfwarmError: the export wrote no ``saved_model.pb``.
+      TypeError: a Keras 3 keyword (such as ``input_signature=``) given to a Keras 2 model.
+      ValueError: a ``format`` other than ``"tf_saved_model"``.
     """
     kwargs = dict(export_kwargs)
     if _is_export_archive(model):

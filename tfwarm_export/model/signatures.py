@@ -268,7 +268,23 @@ def select_meta_graph(proto: saved_model_pb2.SavedModel, tags: Sequence[str], ex
 
 
 def read_signatures(export_dir: str, tags: Sequence[str] = DEFAULT_TAGS) -> ModelSignatures:
-    """Read every servable SignatureDef of ``export_dir`` for the MetaGraph ``tags``."""
+    """Read every servable SignatureDef of ``export_dir`` for the MetaGraph ``tags``.
+
+    Statically, from ``saved_model.pb``, as TF Serving sees them: nothing is loaded into
+    a session. Legacy TF1 exports get their missing shapes and dtypes from the graph.
+
+    Args:
+      export_dir: the SavedModel version directory.
+      tags: the MetaGraph tag set (TF Serving loads ``("serve",)``).
+
+    Returns:
+      The model's signatures (``ModelSignatures``: inputs with aliases, tensor names,
+      dtypes and shapes; method names; defaults) and its MetaGraph.
+
+    Raises:
+      SavedModelError: no SavedModel at ``export_dir``, a corrupt one, or no MetaGraph
+        with ``tags``.
+    """
     export_dir = os.fspath(export_dir)
     tags = tuple(tags) or DEFAULT_TAGS
     proto = read_saved_model_proto(export_dir)

@@ -105,7 +105,25 @@ class PlannedRecord:
 
 @dataclass(frozen=True)
 class WarmupPlan:
-    """What will be written, and why anything is left out."""
+    """What will be written, and why anything is left out (from ``plan``).
+
+    Attributes:
+      export_dir: the version directory planned for.
+      tags: the MetaGraph tag set read.
+      model_name: ``model_spec.name`` of every request.
+      seed: the seed every value derives from.
+      batch_sizes: the batch sizes warmed (after TF Serving's padding).
+      batching: the batching configuration planned under; None without batching.
+      records: the planned records, in file order.
+      skipped: signature -> why it is not warmed (and the fix).
+      notes: what the plan changed or assumed, one line each.
+      samples: signature -> the rows sampled from a dataset or traffic.
+      privacy: ``"rows"`` or ``"shapes_only"``.
+      server: the TF Serving settings the model is loaded with (platform config).
+      copies: each record is written this many times (``iterations``).
+      xla: XLA signature -> inputs warmed only at the default dimension size.
+      xla_compiles: XLA signature -> the distinct shapes it warms (one compile each).
+    """
 
     export_dir: str
     tags: tuple[str, ...]
@@ -124,25 +142,47 @@ class WarmupPlan:
     xla_compiles: Mapping[str, int] = field(default_factory=dict)  # XLA sig -> distinct shapes it warms
 
     def classes(self) -> list[RequestClass]:
-        """Each record's request class, in file order."""
+        """Each record's request class, in file order.
+
+        Returns:
+          One ``RequestClass`` (signature, request type, padded batch, exact sizes) per record.
+        """
         return [r.request_class(self.batching) for r in self.records]
 
     def duplicates(self) -> list[tuple[int, int]]:
-        """``(record, earlier record)`` pairs of the same class: the later warms nothing new."""
+        """``(record, earlier record)`` pairs of the same class: the later warms nothing new.
+
+        Returns:
+          The pairs, by record index.
+        """
         return nothing_new(self.classes())
 
     def load_estimate(self) -> dict:
         """What loading the file will cost, known before anything runs: XLA compiles (one per
-        distinct shape of an XLA signature) and records that repeat an earlier one's class."""
+        distinct shape of an XLA signature) and records that repeat an earlier one's class.
+
+        Returns:
+          ``{"xla_compiles": int, "duplicates": [...]}``.
+        """
         return {"xla_compiles": sum(self.xla_compiles.values()),
                 "xla_compiles_by_signature": dict(sorted(self.xla_compiles.items())),
                 "duplicate_records": [{"index": i, "same_class_as": j} for i, j in self.duplicates()]}
 
     @property
     def signatures(self) -> list[str]:
+        """The signatures the plan warms.
+
+        Returns:
+          Their names, sorted (MultiInference records not counted apart).
+        """
         return sorted({r.signature for r in self.records if r.request_type != MULTI_INFERENCE})
 
     def to_dict(self) -> dict:
+        """The plan as plain JSON-able data (what ``tfwarm inspect --json`` prints).
+
+        Returns:
+          dict: the records, skipped signatures, notes and batching.
+        """
         return {
             "export_dir": self.export_dir,
             "tags": list(self.tags),
@@ -163,9 +203,19 @@ class WarmupPlan:
         }
 
     def to_json(self) -> str:
+        """The plan as JSON.
+
+        Returns:
+          str: ``to_dict()`` as indented JSON with sorted keys.
+        """
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
     def summary(self) -> str:
+        """The plan for people.
+
+        Returns:
+          str: records per signature and batch size, skipped signatures, notes (``tfwarm inspect``).
+        """
         lines = [f"Warmup plan for {self.export_dir}: {len(self.records)} record(s), "
                  f"batch sizes {list(self.batch_sizes)}"]
         by_sig: dict[str, list[PlannedRecord]] = {}

@@ -61,7 +61,16 @@ BatchingParameters = _batching_parameters_class()
 
 @dataclass(frozen=True)
 class BatchingConfig:
-    """The parts of BatchingParameters that decide which shapes TF Serving runs."""
+    """The parts of TF Serving's ``BatchingParameters`` that decide which shapes it runs.
+
+    Attributes:
+      max_batch_size: the largest batch TF Serving forms.
+      allowed_batch_sizes: the sizes batches are padded up to (strictly increasing, the
+        last equal to ``max_batch_size``); empty: batches are not padded.
+      pad_variable_length_inputs: whether variable-length inputs are padded to a common length.
+      max_execution_batch_size: the largest batch executed (large-batch splitting), if set.
+      source: where the parameters were read from (for messages).
+    """
 
     max_batch_size: int
     allowed_batch_sizes: tuple[int, ...] = ()
@@ -84,14 +93,35 @@ class BatchingConfig:
         return BatchRule(allowed, self.max_batch_size, allowed[-1] if splits else None)
 
     def padded_size(self, n: int) -> int:
-        """The size TF Serving pads a batch of ``n`` up to (``BatchRule.padded``)."""
+        """The size TF Serving pads a batch of ``n`` up to (``BatchRule.padded``).
+
+        Args:
+          n: a batch size.
+
+        Returns:
+          The first allowed size >= ``n``; above the last one, that last size when large
+          batches are split, else ``n`` itself (a request TF Serving refuses, see ``rejects``).
+        """
         return self.rule.padded(n)
 
     def runs_at(self, n: int) -> tuple[int, ...]:
-        """Every batch size a request of ``n`` rows runs in once merged (``BatchRule.runs_at``)."""
+        """Every batch size a request of ``n`` rows runs in once merged (``BatchRule.runs_at``).
+
+        Args:
+          n: the request's batch size.
+
+        Returns:
+          The allowed sizes, ascending, from the one ``n`` pads to up to the largest;
+          ``(n,)`` without allowed sizes, ``()`` for a request TF Serving refuses.
+        """
         return self.rule.runs_at(n)
 
     def to_dict(self) -> dict:
+        """The parameters as plain JSON-able data.
+
+        Returns:
+          dict: every field, by name.
+        """
         return {
             "source": self.source,
             "max_batch_size": self.max_batch_size,
@@ -102,7 +132,27 @@ class BatchingConfig:
 
 
 def parse_batching_parameters(text: str, source: str = "<string>") -> BatchingConfig:
-    """Parse and validate text-format BatchingParameters as TF Serving would."""
+    """Parse and validate text-format BatchingParameters as TF Serving would.
+
+    As strictly as TF Serving's ``ParseProtoTextFile``: an unknown or misspelt field, a
+    field given twice or a mistyped value is refused, naming the line. Allowed sizes
+    must be strictly increasing and the last must equal ``max_batch_size``.
+
+    Args:
+      text: the file's contents.
+      source: the file's name, for messages.
+
+    Returns:
+      The validated ``BatchingConfig``.
+
+    Raises:
+      BatchingError: the text is not a valid BatchingParameters, or breaks TF Serving's rules.
+
+    Example:
+        >>> parse_batching_parameters("max_batch_size { value: 8 } allowed_batch_sizes: 4 "
+        ...                           "allowed_batch_sizes: 8").batch_sizes
+        (4, 8)
+    """
     proto = parse_text_proto(
         text, BatchingParameters(), source, error=BatchingError,
         example="'max_batch_size { value: 32 }' and 'allowed_batch_sizes: 8'")
@@ -141,7 +191,17 @@ def parse_batching_parameters(text: str, source: str = "<string>") -> BatchingCo
 
 
 def load_batching_parameters(path: str | os.PathLike) -> BatchingConfig:
-    """Read a ``--batching_parameters_file`` (a path, ``-`` or a pipe; read once)."""
+    """Read a ``--batching_parameters_file`` (a path, ``-`` or a pipe; read once).
+
+    Args:
+      path: the file TF Serving is given as ``--batching_parameters_file``.
+
+    Returns:
+      The parsed and validated ``BatchingConfig``.
+
+    Raises:
+      BatchingError: the file cannot be read, or breaks a rule ``parse_batching_parameters`` checks.
+    """
     path = os.fspath(path)
     try:
         text = fileargs.read_text(path)

@@ -26,6 +26,20 @@ class Domain:
     strings (e.g. a decoder's smallest valid encoding); None: the generic rule.
     ``encoding`` (a ``specs/encodings.py`` type) says the input is bytes a
     graph decoder reads (a JPEG, a CSV line...); it takes precedence over the rest.
+
+    Attributes:
+      low: the range's low end (inclusive).
+      high: the range's high end (exclusive).
+      choices: values drawn from uniformly.
+      constant: the one value used.
+      fn: ``fn(rng, shape)`` returning the value (a NumPy array or nested list).
+      source: why this domain, shown in the plan.
+      user: the user gave it (kept on the safe-value retry).
+      safe: the domain the safe-value retry uses; None: zeros / empty strings.
+      encoding: a graph decoder's encoding (image, CSV line, number string...).
+
+    Example:
+        ``overrides={"ids": tfwarm_export.Domain(low=0, high=1000)}`` keeps ids in range.
     """
 
     low: float | int | None = None
@@ -57,6 +71,11 @@ class Domain:
         return cls(constant=value, source=source, user=True)
 
     def describe(self) -> str:
+        """The domain in words, as the plan and report show it.
+
+        Returns:
+          str: e.g. ``range [0, 100) (GatherV2 on 'emb' (100 rows))``.
+        """
         if self.encoding is not None:
             return self.source or self.encoding.describe()
         if self.constant is not None:

@@ -36,7 +36,17 @@ _FLUSH_ROWS = 4096  # rows of one layout buffered before they are scanned as one
 def to_element(item: Any) -> "tuple[str, Any] | RecordBatch":
     """What the combiner takes, from whatever a pipeline holds: a ``(kind, payload)``
     pair or ``RecordBatch``, a PredictionLog (proto or bytes), a REST body (dict or
-    JSON text), or a serialized tf.Example."""
+    JSON text), or a serialized tf.Example.
+
+    Args:
+      item: one element of a PCollection.
+
+    Returns:
+      A ``(kind, payload)`` pair (or a ``RecordBatch``) the selection combiner takes.
+
+    Raises:
+      TypeError: the element is none of those.
+    """
     if isinstance(item, tuple) and len(item) == 2 and item[0] in (REST_JSON, PREDICTION_LOG, TF_EXAMPLE):
         return item
     if isinstance(item, RecordBatch):

@@ -27,33 +27,12 @@ distributed = pytest.importorskip("distributed", reason="dask.distributed is not
 import tfwarm_export as tw  # noqa: E402
 from tfwarm_export.serving.warmup_file import warmup_path  # noqa: E402
 
+from dask_audit import TrafficOpens  # noqa: E402  (its own module: workers unpickle it by name)
+
 CLUSTER_START_S = 60
 """Most seconds the cluster may take to start (else the tests skip, saying why)."""
 RUN_S = 240
 """Most seconds one CLI run may take."""
-
-
-class TrafficOpens(distributed.WorkerPlugin):
-    """Records, in each worker process, every open() of a file under ``root`` and
-    the Dask task that made it (``sys.addaudithook``; the workers are ours and
-    are stopped with the cluster)."""
-
-    name = "tfwarm-traffic-opens"
-
-    def __init__(self, root: str):
-        self.root = root
-        self.opened: list[tuple[str, str]] = []
-
-    def setup(self, worker):
-        from distributed.worker import thread_state
-
-        root, opened = self.root, self.opened
-
-        def hook(event, args):
-            if event == "open" and isinstance(args[0], str) and args[0].startswith(root):
-                opened.append((str(getattr(thread_state, "key", None)), args[0]))
-
-        sys.addaudithook(hook)
 
 
 def _env() -> dict:

@@ -60,3 +60,17 @@ def test_fresh_processes_write_byte_identical_files(cond_model, tmp_path):
     (log,) = read_logs(warmup_path(dirs[0]))
     (image,) = tf.make_ndarray(log.predict_log.request.inputs["image"]).ravel()
     assert bool(tf.io.is_jpeg(image)), image[:8]
+
+
+@pytest.mark.parametrize("height,width,channels", [(224, 224, 3), (10, 10, 3), (1, 1, 3), (300, 199, 1), (37, 513, 4)])
+def test_noise_image_is_tf_bilinear_resize_bit_for_bit(height, width, channels):
+    """The numpy upsampling keeps the pixels ``tf.image.resize`` gave (so every image's bytes stay)."""
+    import numpy as np
+
+    from tfwarm_export.values.encoders import noise_image
+
+    got = noise_image(height, width, channels, np.random.default_rng(3))
+    rng = np.random.default_rng(3)
+    grid = rng.integers(0, 256, size=(max(2, -(-height // 16)), max(2, -(-width // 16)), channels)).astype(np.float32)
+    want = tf.image.resize(grid[None], (height, width), method="bilinear")[0].numpy()
+    np.testing.assert_array_equal(got, np.clip(np.round(want), 0, 255).astype(np.uint8))

@@ -138,7 +138,7 @@ def _composite_functions(meta_graph: meta_graph_pb2.MetaGraphDef) -> dict[str, l
         if mg is meta_graph:
             return found
     out = {}
-    for fname, cf in meta_graph.object_graph_def.concrete_functions.items():
+    for fname, cf in sorted(meta_graph.object_graph_def.concrete_functions.items()):  # upb map order is per process
         flat = _Flat()
         _flatten(cf.canonicalized_input_signature, "", flat)
         if any(spec is not None for spec, _ in flat.specs):

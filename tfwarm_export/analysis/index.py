@@ -116,6 +116,16 @@ def _attr_or_default(node_def, op_def, name: str):
     return None
 
 
+def _attrs_in_op_def_order(node_def) -> list:
+    """``node_def.attr`` items in a fixed order: the OpDef's (``then_branch`` before ``else_branch``),
+    then the rest by name. Python protobuf (upb) iterates map fields in an order seeded per
+    process, and the first branch's decoder picks an image format, so raw map order made the
+    same model give different bytes in different runs."""
+    op_def = op_def_registry.get(node_def.op)
+    rank = {a.name: i for i, a in enumerate(op_def.attr)} if op_def is not None else {}
+    return sorted(node_def.attr.items(), key=lambda kv: (rank.get(kv[0], len(rank)), kv[0]))
+
+
 def _count_for_arg(arg, node_def, op_def) -> int:
     """How many tensors one (possibly list-valued) OpDef arg stands for in a NodeDef."""
     if arg.number_attr:
@@ -188,7 +198,7 @@ class GraphIndex:
                 if ref is not None:
                     self.ret_index.setdefault(ref, []).append((fname, i))
             self.returns[fname] = rets
-            self.control_returns[fname] = [(fname, n) for n in fdef.control_ret.values()]
+            self.control_returns[fname] = [(fname, n) for _, n in sorted(fdef.control_ret.items())]
 
     # ---------------------------------------------------------------- building
     def _add(self, node: Node) -> None:
@@ -235,7 +245,7 @@ class GraphIndex:
         calls = []
         if nd.op in self.functions:
             calls.append(_Call(nd.op, 0, True))
-        for attr_name, value in nd.attr.items():
+        for attr_name, value in _attrs_in_op_def_order(nd):
             names = []
             if value.HasField("func") and value.func.name in self.functions:
                 names.append(value.func.name)

@@ -33,16 +33,36 @@ JPEG_QUALITY = 75
 # --------------------------------------------------------------------------- images
 
 
+def _bilinear_taps(out_size: int, in_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Source rows (low, high) and weights of a half-pixel-centred bilinear resize, step for step in
+    float32 as TensorFlow's ResizeBilinear kernel computes them (scale, floor, clamp, lerp)."""
+    scale = np.float32(in_size) / np.float32(out_size)
+    x = (np.arange(out_size, dtype=np.float32) + np.float32(0.5)) * scale - np.float32(0.5)
+    floor = np.floor(x)
+    low = np.maximum(floor, 0).astype(np.int64)
+    high = np.minimum(np.ceil(x), in_size - 1).astype(np.int64)
+    return low, high, (x - floor).astype(np.float32)
+
+
 def noise_image(height: int, width: int, channels: int, rng: np.random.Generator) -> np.ndarray:
     """Smooth seeded noise, uint8 [h, w, c]: a coarse random grid upsampled bilinearly.
 
     Smooth pixels compress like photos do (a 224x224 JPEG is a few KB) while
     still exercising every decoder path (IDCT, filtering, colour conversion).
+    The upsampling is numpy's, one IEEE float32 operation at a time, so the pixels
+    do not depend on which CPU kernels TensorFlow picks on the machine (a Beam
+    worker); it reproduces ``tf.image.resize(..., "bilinear")`` bit for bit, so the
+    bytes are the ones that call gave.
     """
     gh, gw = max(2, -(-height // 16)), max(2, -(-width // 16))
     grid = rng.integers(0, 256, size=(gh, gw, channels)).astype(np.float32)
-    img = tf.image.resize(grid[None], (height, width), method="bilinear")[0]
-    return np.clip(np.round(img.numpy()), 0, 255).astype(np.uint8)
+    y0, y1, wy = _bilinear_taps(height, gh)
+    x0, x1, wx = _bilinear_taps(width, gw)
+    wx, wy = wx[None, :, None], wy[:, None, None]
+    top = grid[y0][:, x0] + (grid[y0][:, x1] - grid[y0][:, x0]) * wx
+    bottom = grid[y1][:, x0] + (grid[y1][:, x1] - grid[y1][:, x0]) * wx
+    img = top + (bottom - top) * wy
+    return np.clip(np.round(img), 0, 255).astype(np.uint8)
 
 
 def _pillow(fmt: str, what: str):

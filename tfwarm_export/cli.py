@@ -16,7 +16,8 @@ import sys
 import traceback
 from typing import Sequence
 
-from tfwarm_export._cli import cli_args, fileargs, option_rules
+from tfwarm_export._cli import cli_args, option_rules
+from tfwarm_export._support import fileargs
 
 DESCRIPTION = """\
 Ship TensorFlow SavedModels with a correct TF Serving warmup file.

@@ -11,10 +11,17 @@ protobuf and Unicode), ``guards`` (regex, length and membership checks an input 
 ``rejections`` (the op a failing value met, and the inputs that reach it), ``xla`` (XLA
 compilation per shape),
 ``composites`` (which flat aliases form one ragged/sparse tensor), ``tensor_facts``
-(dtype/shape the graph gives a fed tensor). A new input kind is a new module here.
+(dtype/shape the graph gives a fed tensor), ``graph_eval`` (numpy evaluation of shapes and small
+values for one request), ``assert_conditions``/``windows``/``input_relations`` (the rules Asserts,
+constant windows and ops combining inputs state) and ``constraint_solver`` (sizes and values
+that satisfy them). A new input kind is a new module here.
 """
 from tfwarm_export.analysis.composites import Component, CompositeSpec, find_composites
+from tfwarm_export.analysis.constraint_solver import InputVar, Solved, explain as explain_constraint
+from tfwarm_export.analysis.constraint_solver import solve as solve_constraints
 from tfwarm_export.analysis.consumer_shapes import ConsumerShape, find_consumer_shape
+from tfwarm_export.analysis.input_relations import (INDEX, ROW_LENGTHS, ROW_SPLITS, SEGMENT_IDS, SPARSE,
+                                                    VALUE_ROWIDS, Role)
 from tfwarm_export.analysis.decoders import (find_decoder_domain, find_encoding,
                                              find_feature_decoder_domains)
 from tfwarm_export.analysis.guards import GuardEncoding, find_guard_domain
@@ -32,4 +39,6 @@ __all__ = ["GraphIndex", "index_for", "find_example_spec", "find_value_domains",
            "find_feature_decoder_domains", "find_xla_compilation", "xla_shape_warning",
            "Component", "CompositeSpec", "find_composites", "find_guard_domain", "GuardEncoding",
            "find_consumer_shape", "ConsumerShape", "OpClass", "StringUse", "classify",
-           "find_string_uses", "find_unsupported_use", "Rejection", "find_rejection"]
+           "find_string_uses", "find_unsupported_use", "Rejection", "find_rejection",
+           "InputVar", "Solved", "solve_constraints", "explain_constraint", "Role", "ROW_SPLITS",
+           "ROW_LENGTHS", "VALUE_ROWIDS", "SEGMENT_IDS", "INDEX", "SPARSE"]

@@ -22,7 +22,7 @@ from tfwarm_export.errors import DatasetError, PlanError, SignatureError
 from tfwarm_export.planning.keys import validate_keys
 from tfwarm_export.planning.records import MAX_RECORDS, InputPlan, PlannedRecord, WarmupPlan
 from tfwarm_export.planning.request_types import CLASSIFY, MULTI_INFERENCE, PREDICT, REGRESS, choose_request_type
-from tfwarm_export.planning.tensor_inputs import input_shapes, tensor_domain
+from tfwarm_export.planning.tensor_inputs import input_shapes, solve_constraints, solved_input, tensor_domain
 from tfwarm_export.planning.xla_classes import exact_classes, fit_exact_to_cap, xla_compiles, xla_default_dims
 from tfwarm_export.planning.plan_inputs import (Skip, composite_batching_reason, composite_input,
                                        composite_part_shape, logical_signature, lookup)
@@ -237,6 +237,8 @@ def _plan_feeds(model: ModelSignatures, sig: SignatureInfo, feeds: list[TensorSp
     else:
         sizes = batch_sizes
 
+    # issue 26: sizes/values the graph's checks and input relations need (per batch size)
+    solved = solve_constraints(model, sig, per_input, sizes, batching, notes) if sample is None else {}
     n_variants = max(len(p["variants"]) for p in per_input.values())
     data_variants: list[dict[tuple[str, int], int]] = [{}]
     if sample is not None:
@@ -262,12 +264,15 @@ def _plan_feeds(model: ModelSignatures, sig: SignatureInfo, feeds: list[TensorSp
                     rest[axis - 1] = size
                     defaulted.discard(axis)
             shape = ((batch_size,) + tuple(rest)) if ranks[alias] >= 1 else ()
+            domain = p["domain"]
+            if p["kind"] == "tensor" and ranks[alias] >= 1:  # issue 26 hook
+                shape, domain, defaulted = solved_input(solved, batch_size, v, alias, shape, domain, defaulted)
             composite = None
             if p["kind"] == "composite":
                 composite = dataclasses.replace(p["component"], sizes=(batch_size,) + tuple(rest))
                 shape, defaulted = composite_part_shape(composite), set()
             inputs.append(InputPlan(alias=alias, tensor=p["spec"].name, dtype=p["spec"].dtype,
-                                    shape=shape, kind=p["kind"], domain=p["domain"],
+                                    shape=shape, kind=p["kind"], domain=domain,
                                     example_spec=p["example_spec"],
                                     feature_domains=p["feature_domains"],
                                     defaulted_axes=tuple(sorted(defaulted)) if ranks[alias] >= 1 else (),

@@ -113,3 +113,64 @@ def refuse_unsupported_use(model, signature: str, spec) -> None:
                     f"the tool writes is known to work there; give values that do with "
                     f"overrides={{'{key}': [b'...']}} (CLI --value '{key}=[\"...\"]'), or leave the "
                     "signature out with signatures=[...] (CLI --signatures).")
+
+
+# ---------------------------------------------------------------- issue 26: rules the graph states
+def solve_constraints(model: ModelSignatures, sig: SignatureInfo, per_input: Mapping[str, dict],
+                      sizes: tuple, batching, notes: list[str]) -> dict:
+    """Per batch size, what ``analysis.constraint_solver`` makes of the signature's checks.
+
+    Runs when something is not fixed by the signature or the user: a defaulted axis, or an
+    integer input (ragged row_splits, segment ids, gather indices, sparse indices). Returns
+    ``{batch_size: Solved}``; the plan note names the node each size or role comes from.
+    """
+    tensors = {a: p for a, p in per_input.items() if p["kind"] == "tensor"}
+    if not tensors or not any(p["defaulted"] or p["spec"].dtype.is_integer for p in tensors.values()):
+        return {}
+    inputs = []
+    for alias, p in sorted(tensors.items()):
+        if p["domain"] is not None and p["domain"].user:
+            continue  # the user's values stay as given
+        shape = p["shape"]
+        planned = ((shape[0],) + tuple(p["variants"][0])) if len(shape) >= 1 else ()
+        inputs.append(analysis.InputVar(alias, p["spec"].name, p["spec"].dtype, planned, tuple(p["defaulted"])))
+    outputs = [s.name for s in sig.outputs.values()]
+    solved = {}
+    for b in sizes:
+        if b is None:
+            continue
+        solved[b] = analysis.solve_constraints(model.meta_graph, outputs, inputs, int(b))
+    first = next(iter(solved.values()), None)
+    if first is None:
+        return {}
+    moved = [r for r in first.roles if r.kind in (analysis.ROW_SPLITS, analysis.ROW_LENGTHS,
+                                                   analysis.VALUE_ROWIDS, analysis.SPARSE)]
+    if moved and batching is not None:
+        raise Skip(f"{moved[0].describe()}: the parts' 0th dimensions differ by construction, and TF "
+                   "Serving's batching session refuses inputs whose 0th dimensions differ. Serve it "
+                   "without batching, or feed one dense (padded) input")
+    notes.extend(f"{sig.name}: {n}" for n in first.notes)
+    notes.extend(f"{sig.name}: no size satisfies {u}; the record keeps the planned size" for u in first.unsolved)
+    return solved
+
+
+def solved_input(solved: Mapping, batch_size, variant: int, alias: str, shape: tuple,
+                 domain: Domain | None, defaulted: set) -> tuple[tuple, Domain | None, set]:
+    """An input's shape, value domain and defaulted axes after the solver (unchanged without one)."""
+    s = solved.get(batch_size)
+    if s is None or variant or alias not in s.shapes or (domain is not None and domain.user):
+        return shape, domain, defaulted
+    new_shape = tuple(s.shapes[alias])
+    role = next((r for r in s.roles if alias in (r.alias,) + tuple(x for x in r.extra if isinstance(x, str))
+                 or (r.target == alias and r.kind != analysis.INDEX)), None)
+    if alias in s.values:
+        domain = Domain(constant=s.values[alias], source=role.describe() if role else "planned with its parts")
+    elif alias in s.bounds:
+        low, high = s.bounds[alias]
+        if domain is not None and domain.high is not None:
+            high = min(high, domain.high)
+        domain = Domain(low=low, high=high, source=role.describe() if role else "index bound")
+    left = set(defaulted) - set(s.changed.get(alias, ()))
+    if role is not None and role.kind != analysis.INDEX:
+        left = set()
+    return new_shape, domain, left

@@ -21,6 +21,7 @@ from tfwarm_export.model.oplibs import ensure_ops
 from tfwarm_export.planning.budget import choose_within_budget, parse_duration
 from tfwarm_export.planning.plan import make_plan
 from tfwarm_export.planning.records import PlannedRecord, WarmupPlan
+from tfwarm_export.planning.tensor_inputs import solve_failed_record
 from tfwarm_export.serving.coverage import measure_coverage, traffic_classes
 from tfwarm_export.serving.load_cost import load_cost, record_costs
 from tfwarm_export.serving.replay import RecordResult, Replayer
@@ -160,6 +161,9 @@ def _replay_with_retry(replayer: Replayer, warmup_plan: WarmupPlan, logs: list, 
             continue
         record = records[i]
         attempts = [(record, SAFE, "safe values (zeros/empty/defaults)")]
+        solved = solve_failed_record(replayer.meta_graph, record)  # issue 26: solve the failing check first
+        if solved is not None:
+            attempts.insert(0, (solved, PLANNED, "sizes and values solved from the graph's checks"))
         bigger = _with_retry_dims(record)
         if bigger is not None:
             attempts += [(bigger, PLANNED, f"unknown dims at {RETRY_DIM_SIZE}"),

@@ -31,6 +31,7 @@ from tfwarm_export.analysis.op_catalogue import (OpClass, StringUse, classify, f
 from tfwarm_export.analysis.parse_specs import find_example_spec
 from tfwarm_export.analysis.rejections import Rejection, find_rejection
 from tfwarm_export.analysis.stateful import find_stateful_ops, is_stateful_op
+from tfwarm_export.analysis.unservable import UNSERVABLE_OPS, find_unservable_op
 from tfwarm_export.analysis.value_domains import find_value_domains
 from tfwarm_export.analysis.xla import find_xla_compilation, xla_shape_warning
 
@@ -41,4 +42,5 @@ __all__ = ["GraphIndex", "index_for", "find_example_spec", "find_value_domains",
            "find_consumer_shape", "ConsumerShape", "OpClass", "StringUse", "classify",
            "find_string_uses", "find_unsupported_use", "Rejection", "find_rejection",
            "InputVar", "Solved", "solve_constraints", "explain_constraint", "Role", "ROW_SPLITS",
-           "ROW_LENGTHS", "VALUE_ROWIDS", "SEGMENT_IDS", "INDEX", "SPARSE"]
+           "ROW_LENGTHS", "VALUE_ROWIDS", "SEGMENT_IDS", "INDEX", "SPARSE", "find_unservable_op",
+           "UNSERVABLE_OPS"]

@@ -19,6 +19,7 @@ from typing import Callable, Mapping
 import numpy as np
 import tensorflow as tf
 
+from tfwarm_export.analysis.consumer_shapes import static_shape
 from tfwarm_export.analysis.index import IDENTITY_OPS, GraphIndex, Node, Ref
 from tfwarm_export.analysis.slicing import node_index, shrink_out_of_range, strided_slice
 
@@ -304,8 +305,6 @@ class Evaluator:
         if op in UNARY_SAME_SHAPE:
             return s(0)
         if op in ("ReadVariableOp", "VarHandleOp"):
-            from tfwarm_export.analysis.consumer_shapes import static_shape
-
             got = static_shape(self.idx, ref)
             return None if got is None or None in got else got
         if op in _BINARY and len(node.inputs) == 2:

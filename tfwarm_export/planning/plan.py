@@ -22,7 +22,8 @@ from tfwarm_export.errors import DatasetError, PlanError, SignatureError
 from tfwarm_export.planning.keys import validate_keys
 from tfwarm_export.planning.records import MAX_RECORDS, InputPlan, PlannedRecord, WarmupPlan
 from tfwarm_export.planning.request_types import CLASSIFY, MULTI_INFERENCE, PREDICT, REGRESS, choose_request_type
-from tfwarm_export.planning.tensor_inputs import input_shapes, solve_constraints, solved_input, tensor_domain
+from tfwarm_export.planning.tensor_inputs import (input_shapes, refuse_unservable, solve_constraints,
+                                                 solved_input, tensor_domain)
 from tfwarm_export.planning.xla_classes import exact_classes, fit_exact_to_cap, xla_compiles, xla_default_dims
 from tfwarm_export.planning.plan_inputs import (Skip, composite_batching_reason, composite_input,
                                        composite_part_shape, logical_signature, lookup)
@@ -60,6 +61,7 @@ def _plan_signature(model: ModelSignatures, sig: SignatureInfo, config: WarmupCo
         if stateful:
             raise Skip(f"it mutates model state ({', '.join(stateful[:3])}); replaying it at every "
                         "load would change the model. Pass include_stateful=True to warm it anyway")
+    refuse_unservable(model, sig)  # issue 26: tf.py_function and the like fail every request
     problems = [f"input {s.alias!r} ({s.name}): {s.problem}" for s in sig.inputs.values() if s.problem]
     if problems:
         raise Skip("; ".join(problems) + ". Re-export the model so the SignatureDef records each "

@@ -7,6 +7,7 @@ can satisfy is refused here, before anything runs.
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import Mapping
 
 import tensorflow as tf
@@ -174,3 +175,42 @@ def solved_input(solved: Mapping, batch_size, variant: int, alias: str, shape: t
     if role is not None and role.kind != analysis.INDEX:
         left = set()
     return new_shape, domain, left
+
+
+def refuse_unservable(model: ModelSignatures, sig: SignatureInfo) -> None:
+    """Skip a signature that runs an op no model server can run (``tf.py_function``)."""
+    found = analysis.find_unservable_op(model.meta_graph, [s.name for s in sig.outputs.values()])
+    if found is not None:
+        op, node, why = found
+        raise Skip(f"it runs {op} (node {node}), an op that {why}: every request fails, so no "
+                   f"warmup record can pass. Re-export it without {op}")
+
+
+def solve_failed_record(meta_graph, record):
+    """A failed record re-planned by the solver from its own shapes (data buckets, user dims
+    and retries skip the plan-time solve), or None when the solver changes nothing.
+
+    The failing check is among the rules solved; when no size satisfies it, None, and the
+    error names the node and its condition (``analysis.Rejection.condition``).
+    """
+    sig = meta_graph.signature_def.get(record.signature) if meta_graph is not None else None
+    tensors = [i for i in record.inputs if i.kind == "tensor" and len(i.shape) >= 1
+               and not (i.domain is not None and i.domain.user)]
+    if sig is None or not tensors or record.batch_size is None:
+        return None
+    inputs = [analysis.InputVar(i.alias, i.tensor, i.dtype, (None,) + tuple(i.shape[1:]), tuple(i.defaulted_axes))
+              for i in tensors]
+    solved = analysis.solve_constraints(meta_graph, [t.name for t in sig.outputs.values()], inputs,
+                                        int(record.batch_size))
+    if solved.unsolved or not (solved.changed or solved.values or solved.bounds):
+        return None
+    new, changed = [], False
+    solvable = {i.alias for i in tensors}
+    for i in record.inputs:
+        if i.alias not in solvable:
+            new.append(i)
+            continue
+        shape, domain, left = solved_input({0: solved}, 0, 0, i.alias, i.shape, i.domain, set(i.defaulted_axes))
+        changed = changed or tuple(shape) != tuple(i.shape) or domain is not i.domain
+        new.append(dataclasses.replace(i, shape=shape, domain=domain, defaulted_axes=tuple(sorted(left))))
+    return dataclasses.replace(record, inputs=tuple(new)) if changed else None

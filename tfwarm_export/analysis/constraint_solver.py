@@ -35,6 +35,27 @@ _MAX_CONE = 400
 _HYPOTHESIS_ROWS = (2, 3)  # a role must hold at two row counts (no coincidence of lengths)
 
 
+RULES = {
+    # rule -> (ops it reads, what it needs): the op catalogue test wants a test model for each
+    "assert condition": (("Assert", "If"), "an Assert's condition on shapes/values holds"),
+    "slice window": (("Slice",), "begin + size within the dimension"),
+    "strided index": (("StridedSlice",), "a constant index inside the dimension"),
+    "reshape divisibility": (("Reshape",), "the element count fits the constant target"),
+    "matmul inner": (("MatMul", "BatchMatMulV2"), "inner dimensions equal across inputs"),
+    "concat other axes": (("ConcatV2",), "dimensions off the concat axis equal"),
+    "broadcast": (("Mul", "AddV2"), "element-wise operands broadcast"),
+    "ragged row_splits": (("Assert",), "from 0, non-decreasing, ending at len(values)"),
+    "ragged row_lengths": (("Assert",), "non-negative, summing to len(values)"),
+    "ragged value_rowids": (("Assert",), "sorted, non-negative, one per value"),
+    "ragged nested": (("Assert",), "each level's row_splits end at the next level's rows"),
+    "sparse parts": (("SparseToDense", "SparseReorder", "SparseTensorDenseMatMul"),
+                     "indices sorted, unique, inside dense_shape; one value each"),
+    "segment ids": (tuple(sorted(rel.SORTED_SEGMENT_OPS | rel.UNSORTED_SEGMENT_OPS)),
+                    "sorted, non-negative, as long as the data"),
+    "gather index": (tuple(sorted(rel.GATHER_OPS)), "below the other input's size on the axis"),
+}
+
+
 @dataclass(frozen=True)
 class InputVar:
     """One plain tensor input: its planned shape (axis 0 is the batch) and the axes the solver may size."""
@@ -208,22 +229,45 @@ def _candidates(consts: list[int], base: int) -> list[int]:
     return [base] + cands
 
 
+def _aliases(ctx: _Context, deps) -> set[str]:
+    by_ref = {r: a for a, r in ctx.refs.items()}
+    return {by_ref[r] for _, r in deps if r in by_ref}
+
+
+def _components(ctx: _Context, failing: list) -> list[list]:
+    """Failing rules grouped by the inputs they read: independent groups are solved apart."""
+    groups: list[tuple[set, list]] = []
+    for item in failing:
+        names, members = _aliases(ctx, item[2]), [item]
+        for g in [g for g in groups if g[0] & names]:
+            groups.remove(g)
+            names |= g[0]
+            members = g[1] + members
+        groups.append((names, members))
+    return [members for _, members in groups]
+
+
+def _combos(lists: list[list[int]]):
+    """Index tuples in order of increasing rank sum, capped to _MAX_TRIES * 8 before sorting."""
+    n = len(lists)
+    cap = max(2, int((_MAX_TRIES * 8) ** (1.0 / n)))
+    sizes = [min(len(x), cap) for x in lists]
+    return sorted(itertools.product(*[range(k) for k in sizes]), key=lambda c: (sum(c), c))[:_MAX_TRIES]
+
+
 def _search(ctx, inputs, dims, roles, batch, failing: list, everything: list):
     """New dims making ``failing`` hold without breaking ``everything``, or None."""
     free = {i.alias: i.free for i in inputs}
-    deps = {a for c, _, d in failing for kind, r in d for a, ref in ctx.refs.items() if ref == r}
+    deps = set().union(*(_aliases(ctx, d) for _, _, d in failing))
     variables = [(a, ax) for a in sorted(deps) for ax in free.get(a, ()) if ax > 0]
     if not variables:
         return None
     fixed = {i.alias: tuple(d for ax, d in enumerate(i.shape) if ax > 0 and ax not in i.free and d)
              for i in inputs}
     consts = _cone_constants(ctx, [c.node for c, _, _ in failing], fixed)
-    lists = [_candidates(consts, dims[a][ax])[:(64 if len(variables) <= 2 else 16)] for a, ax in variables]
-    combos = sorted(itertools.product(*[range(len(x)) for x in lists]), key=lambda c: (sum(c), c))
+    lists = [_candidates(consts, dims[a][ax]) for a, ax in variables]
     wanted = [c for c, _, _ in failing]
-    for tries, combo in enumerate(combos):
-        if tries >= _MAX_TRIES:
-            break
+    for combo in _combos(lists):
         trial = {a: list(s) for a, s in dims.items()}
         for (a, ax), lst, k in zip(variables, lists, combo):
             trial[a][ax] = lst[k]
@@ -234,6 +278,29 @@ def _search(ctx, inputs, dims, roles, batch, failing: list, everything: list):
             continue
         return trial
     return None
+
+
+def _solve_groups(ctx, inputs, dims, roles, batch, failing, relevant, out: Solved) -> dict:
+    """Each independent group of failing rules solved in turn; the dims after all of them."""
+    still = {id(c) for c, _, _ in failing}
+    for group in _components(ctx, failing):
+        mine = {id(c) for c, _, _ in group}
+        others = [c for c in relevant if id(c) not in still or id(c) in mine]
+        trial = _search(ctx, inputs, dims, roles, batch, group, others)
+        if trial is None:
+            out.unsolved += [c.describe() for c, _, _ in group]
+            continue
+        for i in inputs:
+            axes = tuple(ax for ax in range(1, len(dims[i.alias])) if trial[i.alias][ax] != dims[i.alias][ax])
+            if axes:
+                out.changed[i.alias] = tuple(sorted(set(out.changed.get(i.alias, ())) | set(axes)))
+                why = "; ".join(dict.fromkeys(c.describe() for c, _, d in group
+                                              if ("s", ctx.refs.get(i.alias)) in d))
+                out.notes.append(f"input {i.alias!r} axes {list(axes)} sized "
+                                 f"{[trial[i.alias][a] for a in axes]} to satisfy {why}")
+        still -= mine
+        dims = trial
+    return dims
 
 
 def solve(meta_graph, outputs: Sequence[str], inputs: Sequence[InputVar], batch: int) -> Solved:
@@ -253,19 +320,7 @@ def _solve(meta_graph, outputs, inputs, batch) -> Solved:
     failing = [x for x in checked if x[1] is False]
     out = Solved(roles=roles)
     if failing:
-        trial = _search(ctx, inputs, dims, roles, batch, failing, relevant)
-        if trial is None:
-            out.unsolved = [c.describe() for c, _, _ in failing]
-        else:
-            for i in inputs:
-                axes = tuple(ax for ax in range(1, len(dims[i.alias])) if trial[i.alias][ax] != dims[i.alias][ax])
-                if axes:
-                    out.changed[i.alias] = axes
-                    why = "; ".join(dict.fromkeys(c.describe() for c, _, d in failing
-                                                  if ("s", ctx.refs.get(i.alias)) in d))
-                    out.notes.append(f"input {i.alias!r} axes {list(axes)} sized "
-                                     f"{[trial[i.alias][a] for a in axes]} to satisfy {why}")
-            dims = trial
+        dims = _solve_groups(ctx, inputs, dims, roles, batch, failing, relevant, out)
     _, shapes, values, bounds = _world(ctx, inputs, dims, roles, batch)
     out.shapes, out.values, out.bounds = shapes, values, bounds
     out.notes += [f"{r.describe()}: planned together" for r in roles]
@@ -282,4 +337,4 @@ def explain(meta_graph, node_name: str, inputs: Sequence[InputVar], outputs: Seq
     return None
 
 
-__all__ = ["InputVar", "Solved", "solve", "explain", "MAX_SIZE"]
+__all__ = ["RULES", "InputVar", "Solved", "solve", "explain", "MAX_SIZE"]

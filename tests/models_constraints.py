@@ -152,3 +152,15 @@ def related(export_dir) -> str:
 
 
 ALL = {"shapes": shapes, "agree": agree, "related": related}
+
+RULE_MODELS = {
+    # every rule of analysis.constraint_solver.RULES -> (model in ALL, signature exercising it)
+    "assert condition": ("shapes", "assert12"), "slice window": ("shapes", "window"),
+    "strided index": ("shapes", "strided"), "reshape divisibility": ("shapes", "divisible"),
+    "matmul inner": ("shapes", "concat5"), "concat other axes": ("agree", "concat"),
+    "broadcast": ("agree", "elementwise"), "ragged row_splits": ("related", "ragged_splits"),
+    "ragged row_lengths": ("related", "ragged_lengths"), "ragged value_rowids": ("related", "ragged_rowids"),
+    "ragged nested": ("related", "ragged_nested"), "sparse parts": ("related", "sparse"),
+    "segment ids": ("related", "segment"), "gather index": ("related", "gather"),
+}
+CLASSES = {"shapes": Shapes, "agree": Agree, "related": Related}

@@ -162,15 +162,7 @@ def test_a_failed_record_is_solved_from_its_own_shapes(built):
 
 def test_every_rule_has_a_test_model(built):
     """Each rule the solver applies is exercised by a signature of models_constraints."""
-    covered = {
-        "assert condition": ("shapes", "assert12"), "slice window": ("shapes", "window"),
-        "strided index": ("shapes", "strided"), "reshape divisibility": ("shapes", "divisible"),
-        "matmul inner": ("shapes", "concat5"), "concat other axes": ("agree", "concat"),
-        "broadcast": ("agree", "elementwise"), "ragged row_splits": ("related", "ragged_splits"),
-        "ragged row_lengths": ("related", "ragged_lengths"), "ragged value_rowids": ("related", "ragged_rowids"),
-        "ragged nested": ("related", "ragged_nested"), "sparse parts": ("related", "sparse"),
-        "segment ids": ("related", "segment"), "gather index": ("related", "gather"),
-    }
+    covered = models_constraints.RULE_MODELS
     assert set(analysis.constraint_solver.RULES) == set(covered), "a rule without a test model"
     for rule, (name, signature) in covered.items():
         model = read_signatures(built[name])

@@ -24,13 +24,14 @@ from tfwarm_export.analysis import input_relations as rel
 from tfwarm_export.analysis.assert_conditions import Constraint, assert_constraints
 from tfwarm_export.analysis.consumer_shapes import static_shape
 from tfwarm_export.analysis.graph_eval import Evaluator, deep_recursion
-from tfwarm_export.analysis.index import GraphIndex, Node, Ref, index_for
+from tfwarm_export.analysis.index import GraphIndex, Node, index_for
 from tfwarm_export.analysis.windows import window_constraints
 
 log = logging.getLogger("tfwarm_export.analysis")
 
 MAX_SIZE = 4096
 _MAX_TRIES = 4000
+_WORK = 200_000  # rule evaluations per group of rules (deterministic, unlike a clock): then unsolved
 _MAX_CONE = 400
 _HYPOTHESIS_ROWS = (2, 3)  # a role must hold at two row counts (no coincidence of lengths)
 
@@ -267,13 +268,19 @@ def _search(ctx, inputs, dims, roles, batch, failing: list, everything: list):
     consts = _cone_constants(ctx, [c.node for c, _, _ in failing], fixed)
     lists = [_candidates(consts, dims[a][ax]) for a, ax in variables]
     wanted = [c for c, _, _ in failing]
+    work = 0
     for combo in _combos(lists):
+        if work > _WORK:
+            log.debug("constraint search stopped after %d evaluations: %s", work, wanted[0].describe())
+            break
+        work += len(wanted)
         trial = {a: list(s) for a, s in dims.items()}
         for (a, ax), lst, k in zip(variables, lists, combo):
             trial[a][ax] = lst[k]
         ev = _world(ctx, inputs, trial, roles, batch)[0]
         if not all(ok for _, ok, _ in _check(ev, wanted)):
             continue
+        work += len(everything)
         if any(ok is False for _, ok, _ in _check(ev, everything)):
             continue
         return trial

@@ -52,6 +52,11 @@ class Shapes(tf.Module):
     def concat5(self, a, b):
         return {"y": tf.matmul(tf.concat([a, b], axis=1), self.w)}
 
+    @tf.function(input_signature=[_spec([None, None], F32, "x")])
+    def split(self, x):
+        a, b, c = tf.split(x, 3, axis=1)
+        return {"y": a * b + c}
+
     @tf.function(input_signature=[_spec([None, None, None], F32, "x")])
     def divisible(self, x):
         return {"y": tf.reduce_sum(tf.reshape(x, [-1, 6]), axis=1)}
@@ -77,6 +82,12 @@ class Agree(tf.Module):
     def attention(self, query, key, value):
         scores = tf.nn.softmax(tf.matmul(query, key, transpose_b=True) / 4.0, axis=-1)
         return {"out": tf.matmul(scores, value)}
+
+    @tf.function(input_signature=[_spec([None, None, 16], F32, "q"), _spec([None, None, 16], F32, "k"),
+                                  _spec([None, 10, 8], F32, "v")])
+    def einsum(self, q, k, v):
+        scores = tf.nn.softmax(tf.einsum("bqd,bkd->bqk", q, k), axis=-1)
+        return {"out": tf.einsum("bqk,bkv->bqv", scores, v)}
 
     @tf.function(input_signature=[_spec([None, None], F32, "x"), _spec([None, 6, None], F32, "y")])
     def assert_shapes(self, x, y):
@@ -130,6 +141,20 @@ class Related(tf.Module):
             return {"n": tf.strings.length(country)}
 
 
+def keras_crop(export_dir) -> str:
+    """A Keras 3 model (``model.export``) cropping a fixed window out of an image of any size,
+    then split into 4 channel groups: the image must be at least 16 + 64 pixels each way."""
+    import keras
+
+    img = keras.Input((None, None, 3), name="image")
+    crop = keras.layers.Lambda(lambda x: tf.image.crop_to_bounding_box(x, 16, 16, 64, 64))(img)
+    out = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(4, 3)(crop))
+    model = keras.Model(img, out)
+    export_dir = os.fspath(export_dir)
+    model.export(export_dir, verbose=False)
+    return export_dir
+
+
 def _save(module: tf.Module, export_dir) -> str:
     export_dir = os.fspath(export_dir)
     fns = {name: getattr(module, name) for name in sorted(dir(type(module)))
@@ -151,13 +176,14 @@ def related(export_dir) -> str:
     return _save(Related(), export_dir)
 
 
-ALL = {"shapes": shapes, "agree": agree, "related": related}
+ALL = {"shapes": shapes, "agree": agree, "related": related, "keras_crop": keras_crop}
 
 RULE_MODELS = {
     # every rule of analysis.constraint_solver.RULES -> (model in ALL, signature exercising it)
     "assert condition": ("shapes", "assert12"), "slice window": ("shapes", "window"),
     "strided index": ("shapes", "strided"), "reshape divisibility": ("shapes", "divisible"),
     "matmul inner": ("shapes", "concat5"), "concat other axes": ("agree", "concat"),
+    "einsum subscripts": ("agree", "einsum"), "split divisibility": ("shapes", "split"),
     "broadcast": ("agree", "elementwise"), "ragged row_splits": ("related", "ragged_splits"),
     "ragged row_lengths": ("related", "ragged_lengths"), "ragged value_rowids": ("related", "ragged_rowids"),
     "ragged nested": ("related", "ragged_nested"), "sparse parts": ("related", "sparse"),

@@ -78,6 +78,9 @@ KINDS = [
     ("shapes", "strided", "input 'x' axes [1] sized [10] to satisfy StridedSlice index within x"),
     ("shapes", "concat5", "input 'a' axes [1] sized [5] to satisfy MatMul(ConcatV2(a, b, 1)"),
     ("shapes", "divisible", "sized [6] to satisfy Reshape element count fits x"),
+    ("shapes", "split", "input 'x' axes [1] sized [3] to satisfy Split axis divides by num_split x"),
+    ("agree", "einsum", "input 'k' axes [1] sized [10] to satisfy Einsum(Softmax(Einsum(q, k)), v): subscripts agree"),
+    ("keras_crop", "serve", "input 'image' axes [1, 2] sized [80, 80] to satisfy GreaterEqual(Unpack(shape(image)), 80)"),
     ("agree", "matmul", "shape (?, ?, 7) from its consumers (BatchMatMulV2 with a [None, 7, 5] operand"),
     ("agree", "concat", "shape (?, 5, ?) from its consumers (ConcatV2 on axis 2"),
     ("agree", "elementwise", "input 'x' axes [1] sized [6] to satisfy Mul(x, y): shapes broadcast"),
@@ -94,7 +97,7 @@ KINDS = [
 ]
 
 
-@pytest.mark.parametrize("model, signature, says", KINDS, ids=[k[1] for k in KINDS])
+@pytest.mark.parametrize("model, signature, says", KINDS, ids=[f"{k[0]}-{k[1]}" for k in KINDS])
 def test_no_options_plan_names_the_rule(warmed, model, signature, says):
     stdout = warmed[model][0]
     assert says in stdout, stdout[-4000:]
@@ -107,8 +110,10 @@ def test_sizes_fed_satisfy_the_checks(warmed):
     assert max(fed["pad"]["img"].shape[1:3]) <= 2
     assert fed["window"]["x"].shape[1] >= 15 and fed["strided"]["x"].shape[1] > 9
     assert fed["concat5"]["a"].shape[1] == 5
-    assert np.prod(fed["divisible"]["x"].shape) % 6 == 0
+    assert np.prod(fed["divisible"]["x"].shape) % 6 == 0 and fed["split"]["x"].shape[1] % 3 == 0
+    assert min(warmed["keras_crop"][1]["serve"]["image"].shape[1:3]) >= 80
     agree = warmed["agree"][1]
+    assert agree["einsum"]["k"].shape[1] == 10
     assert agree["attention"]["key"].shape[1] == 10 and agree["elementwise"]["x"].shape == agree["elementwise"]["y"].shape
 
 

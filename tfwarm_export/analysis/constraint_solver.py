@@ -43,6 +43,8 @@ RULES = {
     "strided index": (("StridedSlice",), "a constant index inside the dimension"),
     "reshape divisibility": (("Reshape",), "the element count fits the constant target"),
     "matmul inner": (("MatMul", "BatchMatMulV2"), "inner dimensions equal across inputs"),
+    "einsum subscripts": (("Einsum",), "one size per subscript letter across the operands"),
+    "split divisibility": (("Split", "SplitV"), "the axis divides by num_split (or size_splits add up)"),
     "concat other axes": (("ConcatV2",), "dimensions off the concat axis equal"),
     "broadcast": (("Mul", "AddV2"), "element-wise operands broadcast"),
     "ragged row_splits": (("Assert",), "from 0, non-decreasing, ending at len(values)"),

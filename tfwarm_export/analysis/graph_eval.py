@@ -364,6 +364,8 @@ class Evaluator:
             return (int(np.ravel(v(2))[0]),) + data[len(ids):]
         if op in ("Fill", "BroadcastTo"):
             return tuple(int(d) for d in np.ravel(v(0 if op == "Fill" else 1)))
+        if op == "Einsum":
+            return _einsum_shape(node, [s(i) for i in range(len(node.inputs))])
         return None
 
     def _window_shape(self, node: Node, s, v):
@@ -400,6 +402,21 @@ class deep_recursion:
 
     def __exit__(self, *exc):
         sys.setrecursionlimit(self.old)
+
+
+def _einsum_shape(node: Node, shapes: list) -> tuple | None:
+    eq = node.attr("equation")
+    text = eq.s.decode().replace(" ", "") if eq is not None else ""
+    if "->" not in text or "." in text:
+        return None
+    ins, out = text.split("->")
+    sizes: dict[str, int] = {}
+    for sub, shape in zip(ins.split(","), shapes):
+        if len(sub) != len(shape):
+            return None
+        for ch, d in zip(sub, shape):
+            sizes[ch] = max(sizes.get(ch, 1), d) if sizes.get(ch, d) in (1, d) or d == 1 else -1
+    return None if any(sizes.get(ch, -1) < 0 for ch in out) else tuple(sizes[ch] for ch in out)
 
 
 class _Unknown(Exception):

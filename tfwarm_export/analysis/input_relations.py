@@ -3,7 +3,7 @@
 Two kinds of rule, both read from the graph:
 
 * **Equal dimensions across inputs** (``relation_constraints``): ``MatMul``/``BatchMatMul``
-  inner dimensions, ``ConcatV2`` on another axis, broadcasting element-wise ops
+  inner dimensions, ``Einsum`` subscripts, ``ConcatV2`` on another axis, broadcasting element-wise ops
   (attention's key and value share a length the same way). Each is a ``Constraint``
   the solver makes hold by choosing the unknown sizes together.
 * **Values rebuilt from several inputs** (``find_roles``): a ragged value from flat
@@ -40,7 +40,7 @@ UNSORTED_SEGMENT_OPS = frozenset({"UnsortedSegmentSum", "UnsortedSegmentMax", "U
 SPARSE_SEGMENT_OPS = frozenset({"SparseSegmentSum", "SparseSegmentMean", "SparseSegmentSqrtN"})
 GATHER_OPS = frozenset({"GatherV2", "Gather", "ResourceGather"})
 MATMUL_OPS = frozenset({"MatMul", "BatchMatMul", "BatchMatMulV2", "BatchMatMulV3"})
-RELATION_OPS = MATMUL_OPS | {"ConcatV2"} | BINARY_ELEMENTWISE
+RELATION_OPS = MATMUL_OPS | {"ConcatV2", "Einsum"} | BINARY_ELEMENTWISE
 ROLE_OPS = SORTED_SEGMENT_OPS | UNSORTED_SEGMENT_OPS | SPARSE_SEGMENT_OPS | GATHER_OPS
 
 
@@ -109,6 +109,34 @@ def _broadcast_ok(ev: Evaluator, node: Node) -> tuple:
     return broadcast_shapes(a, b) is not None, da | db
 
 
+def einsum_letters(node: Node) -> tuple[list[str], str] | None:
+    """An Einsum's input subscripts and output, or None with an ellipsis (broadcast dims)."""
+    eq = node.attr("equation")
+    text = eq.s.decode() if eq is not None else ""
+    if "->" not in text or "." in text:
+        return None
+    ins, out = text.replace(" ", "").split("->")
+    return ins.split(","), out
+
+
+def _einsum_ok(ev: Evaluator, node: Node) -> tuple:
+    """Every subscript letter has one size across the operands (Keras attention's einsums)."""
+    letters = einsum_letters(node)
+    deps: frozenset = frozenset()
+    if letters is None:
+        return None, deps
+    sizes: dict[str, int] = {}
+    for sub, ref in zip(letters[0], node.inputs):
+        shape, d = ev.shape(ref)
+        deps = deps | d
+        if shape is None or len(shape) != len(sub):
+            return None, deps
+        for ch, dim in zip(sub, shape):
+            if sizes.setdefault(ch, dim) != dim:
+                return False, deps
+    return True, deps
+
+
 def relation_constraints(idx: GraphIndex, nodes: Iterable[Node], names: dict) -> list[Constraint]:
     """Equal-dimension rules of the ops among ``nodes`` that combine tensors."""
     out = []
@@ -119,6 +147,8 @@ def relation_constraints(idx: GraphIndex, nodes: Iterable[Node], names: dict) ->
             fn, what = _concat_ok, "other dimensions equal"
         elif node.op in BINARY_ELEMENTWISE and len(node.inputs) == 2:
             fn, what = _broadcast_ok, "shapes broadcast"
+        elif node.op == "Einsum" and len(node.inputs) >= 2:
+            fn, what = _einsum_ok, "subscripts agree"
         else:
             continue
         args = ", ".join(render(idx, r, names, 4) for r in node.inputs[:2])

@@ -20,7 +20,9 @@ from typing import Sequence
 import numpy as np
 import tensorflow as tf
 
-from tfwarm_export.analysis import input_relations as rel
+from tfwarm_export.analysis.input_relations import (GATHER_OPS, INDEX, RAGGED_KINDS, SORTED_SEGMENT_OPS,
+                                                    UNSORTED_SEGMENT_OPS, Role, build_parts, index_bound,
+                                                    relation_constraints, structural_roles)
 from tfwarm_export.analysis.assert_conditions import Constraint, assert_constraints
 from tfwarm_export.analysis.consumer_shapes import static_shape
 from tfwarm_export.analysis.graph_eval import Evaluator, deep_recursion
@@ -53,9 +55,9 @@ RULES = {
     "ragged nested": (("Assert",), "each level's row_splits end at the next level's rows"),
     "sparse parts": (("SparseToDense", "SparseReorder", "SparseTensorDenseMatMul"),
                      "indices sorted, unique, inside dense_shape; one value each"),
-    "segment ids": (tuple(sorted(rel.SORTED_SEGMENT_OPS | rel.UNSORTED_SEGMENT_OPS)),
+    "segment ids": (tuple(sorted(SORTED_SEGMENT_OPS | UNSORTED_SEGMENT_OPS)),
                     "sorted, non-negative, as long as the data"),
-    "gather index": (tuple(sorted(rel.GATHER_OPS)), "below the other input's size on the axis"),
+    "gather index": (tuple(sorted(GATHER_OPS)), "below the other input's size on the axis"),
 }
 
 
@@ -104,9 +106,9 @@ def _context(meta_graph, outputs: Sequence[str], inputs: Sequence[InputVar]) -> 
     names = {r: a for a, r in refs.items()}
     nodes = [n for n, _ in idx.call_tree(outputs)]
     constraints = (assert_constraints(idx, nodes, names) + window_constraints(idx, nodes, names)
-                   + rel.relation_constraints(idx, nodes, names))
+                   + relation_constraints(idx, nodes, names))
     ints = {i.alias for i in inputs if i.dtype.is_integer and i.alias in refs}
-    roles = rel.structural_roles(idx, nodes, names, ints)
+    roles = structural_roles(idx, nodes, names, ints)
     ctx = _Context(idx, refs, constraints, roles)
     _CACHE.append((key, ctx))
     del _CACHE[:-8]
@@ -115,11 +117,11 @@ def _context(meta_graph, outputs: Sequence[str], inputs: Sequence[InputVar]) -> 
 
 def _world(ctx: _Context, inputs: Sequence[InputVar], dims: dict, roles: list, batch: int):
     shapes = {i.alias: tuple(dims[i.alias]) for i in inputs}
-    values = rel.build_parts(roles, shapes, batch)
+    values = build_parts(roles, shapes, batch)
     bounds = {}
     for r in roles:
-        if r.kind == rel.INDEX:
-            high = rel.index_bound(r, shapes)
+        if r.kind == INDEX:
+            high = index_bound(r, shapes)
             if high is not None and high >= 1:
                 bounds[r.alias] = (0, high)
                 n = int(np.prod(shapes[r.alias])) if shapes[r.alias] else 1
@@ -159,14 +161,14 @@ def _ragged_roles(ctx: _Context, inputs: Sequence[InputVar], dims: dict, roles: 
             mine = [c for c, _, deps in probed if ("v", ctx.refs[alias]) in deps]
             if not mine:
                 continue
-            partitions = {r.alias for r in roles if r.kind in rel.RAGGED_KINDS}
+            partitions = {r.alias for r in roles if r.kind in RAGGED_KINDS}
             targets = sorted((t for t in by_alias if t != alias and by_alias[t].shape),
                              key=lambda t: (t in partitions, by_alias[t].dtype.is_integer, t))
-            for target, kind in itertools.product(targets, rel.RAGGED_KINDS):
+            for target, kind in itertools.product(targets, RAGGED_KINDS):
                 if by_alias[target].dtype.is_integer and target not in partitions:
                     continue
                 judged = [c for c, _, deps in probed if ctx.refs[alias] in {r for _, r in deps}]
-                hyp = rel.Role(alias, kind, target, 0, "checked by " + ", ".join(
+                hyp = Role(alias, kind, target, 0, "checked by " + ", ".join(
                     sorted({c.node.qualified_name.rsplit("/", 1)[0] for c in mine}))[:200])
                 results = []
                 for rows in _HYPOTHESIS_ROWS:

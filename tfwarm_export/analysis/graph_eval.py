@@ -31,7 +31,7 @@ UNARY_SAME_SHAPE = frozenset({
     "Square", "Sqrt", "Rsqrt", "Floor", "Ceil", "Round", "Sign", "Softplus", "LeakyRelu", "Erf",
     "Softmax", "LogSoftmax", "LogicalNot", "ZerosLike", "OnesLike", "Cumsum", "Cumprod", "Gelu",
     "Reciprocal", "Sin", "Cos", "IsNan", "IsFinite", "Invert", "CheckNumerics", "BiasAdd",
-    "StringLength", "StringLower", "StringUpper", "StaticRegexReplace", "L2Loss",
+    "StringLength", "StringLower", "StringUpper", "StaticRegexReplace",
 }) | IDENTITY_OPS
 _BINARY = {
     "Add": np.add, "AddV2": np.add, "Sub": np.subtract, "Mul": np.multiply, "Maximum": np.maximum,

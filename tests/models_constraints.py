@@ -113,6 +113,15 @@ class Related(tf.Module):
         rt = tf.RaggedTensor.from_value_rowids(values, rowids, validate=True)
         return {"y": tf.reduce_sum(rt, axis=1)}
 
+    @tf.function(input_signature=[_spec([None], F32, "values"), _spec([None], I64, "row_starts")])
+    def ragged_starts(self, values, row_starts):
+        rt = tf.RaggedTensor.from_row_starts(values, row_starts, validate=True)
+        return {"y": tf.reduce_sum(rt, axis=1)}
+
+    @tf.function(input_signature=[_spec([None, 5, 2], F32, "grid"), _spec([None, 2], I32, "points")])
+    def gather_nd(self, grid, points):
+        return {"y": tf.gather_nd(grid, points)}
+
     @tf.function(input_signature=[_spec([None], F32, "flat"), _spec([None], I64, "outer"),
                                   _spec([None], I64, "inner")])
     def ragged_nested(self, flat, outer, inner):
@@ -186,7 +195,7 @@ RULE_MODELS = {
     "einsum subscripts": ("agree", "einsum"), "split divisibility": ("shapes", "split"),
     "broadcast": ("agree", "elementwise"), "ragged row_splits": ("related", "ragged_splits"),
     "ragged row_lengths": ("related", "ragged_lengths"), "ragged value_rowids": ("related", "ragged_rowids"),
-    "ragged nested": ("related", "ragged_nested"), "sparse parts": ("related", "sparse"),
+    "ragged nested": ("related", "ragged_nested"), "ragged row_starts": ("related", "ragged_starts"), "sparse parts": ("related", "sparse"),
     "segment ids": ("related", "segment"), "gather index": ("related", "gather"),
 }
 CLASSES = {"shapes": Shapes, "agree": Agree, "related": Related}

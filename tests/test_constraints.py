@@ -93,6 +93,8 @@ KINDS = [
     ("related", "sparse", "indices 'indices', values 'values' and dense_shape 'dense_shape' of one SparseTensor"),
     ("related", "segment", "'segment_ids' is the segment_ids of 'data' (SegmentSum"),
     ("related", "gather", "'ids' indexes axis 0 of 'table' (GatherV2"),
+    ("related", "ragged_starts", "'row_starts' is the row_starts of 'values'"),
+    ("related", "gather_nd", "'points' indexes axis 0 of 'grid' (GatherNd"),
     ("related", "membership", "one of ['AT', 'BE', 'CH']"),
 ]
 
@@ -133,6 +135,10 @@ def test_related_parts_agree(warmed):
     ids = fed["segment"]["segment_ids"]
     assert len(ids) == len(fed["segment"]["data"]) and ids[0] >= 0 and np.all(np.diff(ids) >= 0)
     assert np.all(fed["gather"]["ids"] < len(fed["gather"]["table"]))
+    starts = fed["ragged_starts"]["row_starts"]
+    assert starts[0] == 0 and np.all(np.diff(starts) >= 0) and starts[-1] < len(fed["ragged_starts"]["values"])
+    points, grid = fed["gather_nd"]["points"], fed["gather_nd"]["grid"]
+    assert np.all(points >= 0) and np.all(points < np.array(grid.shape[:2]))
     assert set(fed["membership"]["country"].tolist()) <= {b"AT", b"BE", b"CH"}
 
 
@@ -208,7 +214,7 @@ _WINDOWS = dict(oh=st.integers(0, 40), ow=st.integers(0, 40), th=st.integers(1, 
                 begin=st.integers(0, 30), size=st.integers(1, 30), k=st.integers(1, 64), d=st.integers(2, 12))
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(**_WINDOWS)
 def test_property_planned_sizes_satisfy_the_windows(oh, ow, th, tw, begin, size, k, d):
     _, meta, outputs = _window_graph(oh, ow, th, tw, begin, size, k, d)

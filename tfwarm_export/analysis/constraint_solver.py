@@ -52,6 +52,7 @@ RULES = {
     "ragged row_splits": (("Assert",), "from 0, non-decreasing, ending at len(values)"),
     "ragged row_lengths": (("Assert",), "non-negative, summing to len(values)"),
     "ragged value_rowids": (("Assert",), "sorted, non-negative, one per value"),
+    "ragged row_starts": (("Assert",), "from 0, non-decreasing, below len(values)"),
     "ragged nested": (("Assert",), "each level's row_splits end at the next level's rows"),
     "sparse parts": (("SparseToDense", "SparseReorder", "SparseTensorDenseMatMul"),
                      "indices sorted, unique, inside dense_shape; one value each"),

@@ -7,7 +7,8 @@ Two kinds of rule, both read from the graph:
   (attention's key and value share a length the same way). Each is a ``Constraint``
   the solver makes hold by choosing the unknown sizes together.
 * **Values rebuilt from several inputs** (``find_roles``): a ragged value from flat
-  values and row_splits / row_lengths / value_rowids (``from_nested_row_splits`` chains
+  values and row_splits / row_lengths / value_rowids / row_starts / row_limits
+  (``from_nested_row_splits`` chains
   them), a ``SparseTensor`` from indices, values and dense_shape, ``segment_*`` ids
   beside their data, a gather whose indices select from another input. A role says
   how to build consistent parts (``Role.build``): one row count drawn, shared where it
@@ -31,14 +32,15 @@ from tfwarm_export.analysis.graph_eval import BINARY_ELEMENTWISE, Evaluator, bro
 from tfwarm_export.analysis.index import GraphIndex, Node, Ref
 
 ROW_SPLITS, ROW_LENGTHS, VALUE_ROWIDS = "row_splits", "row_lengths", "value_rowids"
+ROW_STARTS, ROW_LIMITS = "row_starts", "row_limits"
 SEGMENT_IDS, INDEX, SPARSE = "segment_ids", "index", "sparse"
-RAGGED_KINDS = (ROW_SPLITS, ROW_LENGTHS, VALUE_ROWIDS)
+RAGGED_KINDS = (ROW_STARTS, ROW_SPLITS, ROW_LENGTHS, VALUE_ROWIDS, ROW_LIMITS)  # hypotheses, strictest first
 SORTED_SEGMENT_OPS = frozenset({"SegmentSum", "SegmentMean", "SegmentMax", "SegmentMin", "SegmentProd",
                                 "SegmentSumV2", "SegmentMaxV2", "SegmentMinV2", "SegmentProdV2"})
 UNSORTED_SEGMENT_OPS = frozenset({"UnsortedSegmentSum", "UnsortedSegmentMax", "UnsortedSegmentMin",
                                   "UnsortedSegmentProd"})
 SPARSE_SEGMENT_OPS = frozenset({"SparseSegmentSum", "SparseSegmentMean", "SparseSegmentSqrtN"})
-GATHER_OPS = frozenset({"GatherV2", "Gather", "ResourceGather"})
+GATHER_OPS = frozenset({"GatherV2", "Gather", "ResourceGather", "GatherNd"})
 MATMUL_OPS = frozenset({"MatMul", "BatchMatMul", "BatchMatMulV2", "BatchMatMulV3"})
 RELATION_OPS = MATMUL_OPS | {"ConcatV2", "Einsum"} | BINARY_ELEMENTWISE
 ROLE_OPS = SORTED_SEGMENT_OPS | UNSORTED_SEGMENT_OPS | SPARSE_SEGMENT_OPS | GATHER_OPS
@@ -196,6 +198,9 @@ def structural_roles(idx: GraphIndex, nodes: Iterable[Node], by_ref: Mapping[Ref
             ids, params = _input_of(idx, node.inputs[1], by_ref), _input_of(idx, node.inputs[0], by_ref)
             if ids in int_inputs and params is not None and params != ids:
                 axis = 0
+                if node.op == "GatherNd":  # indices[..., j] < params.shape[j]
+                    roles.setdefault(ids, Role(ids, INDEX, params, 0, where, ("nd",)))
+                    continue
                 if node.op == "GatherV2" and len(node.inputs) > 2:
                     a = idx.const_value(node.inputs[2])
                     if a is None or a.size != 1:
@@ -246,8 +251,9 @@ def build_parts(roles: Iterable[Role], shapes: dict[str, tuple], rng_rows: int) 
             seen.add(role.alias)
             lengths = _pattern_lengths(rows)
             nvals = int(lengths.sum())
-            if role.kind == ROW_SPLITS:
-                values[role.alias] = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+            splits = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+            if role.kind in (ROW_SPLITS, ROW_STARTS, ROW_LIMITS):
+                values[role.alias] = {ROW_SPLITS: splits, ROW_STARTS: splits[:-1], ROW_LIMITS: splits[1:]}[role.kind]
             elif role.kind == ROW_LENGTHS:
                 values[role.alias] = lengths
             else:
@@ -291,6 +297,10 @@ def _sparse_parts(role: Role, shapes: dict, values: dict, batch: int) -> None:
 def index_bound(role: Role, shapes: Mapping[str, tuple]) -> int | None:
     """The exclusive upper bound of an INDEX role's values: the target's size on the axis."""
     target = shapes.get(role.target)
+    if role.extra == ("nd",):  # GatherNd: every column of the indices below its own dim
+        depth = shapes.get(role.alias, ())[-1:] or (0,)
+        dims = target[:depth[0]] if target is not None else ()
+        return int(min(dims)) if dims else None
     if target is None or not -len(target) <= role.axis < len(target):
         return None
     return int(target[role.axis])
@@ -298,4 +308,4 @@ def index_bound(role: Role, shapes: Mapping[str, tuple]) -> int | None:
 
 __all__ = ["Role", "relation_constraints", "structural_roles", "build_parts", "index_bound",
            "ROW_SPLITS", "ROW_LENGTHS", "VALUE_ROWIDS", "SEGMENT_IDS", "INDEX", "SPARSE",
-           "RAGGED_KINDS", "RELATION_OPS", "ROLE_OPS"]
+           "ROW_STARTS", "ROW_LIMITS", "RAGGED_KINDS", "RELATION_OPS", "ROLE_OPS"]

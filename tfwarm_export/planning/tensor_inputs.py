@@ -144,8 +144,7 @@ def solve_constraints(model: ModelSignatures, sig: SignatureInfo, per_input: Map
     first = next(iter(solved.values()), None)
     if first is None:
         return {}
-    moved = [r for r in first.roles if r.kind in (analysis.ROW_SPLITS, analysis.ROW_LENGTHS,
-                                                   analysis.VALUE_ROWIDS, analysis.SPARSE)]
+    moved = [r for r in first.roles if r.kind != analysis.INDEX and r.kind != analysis.SEGMENT_IDS]
     if moved and batching is not None:
         raise Skip(f"{moved[0].describe()}: the parts' 0th dimensions differ by construction, and TF "
                    "Serving's batching session refuses inputs whose 0th dimensions differ. Serve it "

@@ -80,7 +80,8 @@ KINDS = [
     ("shapes", "divisible", "sized [6] to satisfy Reshape element count fits x"),
     ("shapes", "split", "input 'x' axes [1] sized [3] to satisfy Split axis divides by num_split x"),
     ("agree", "einsum", "input 'k' axes [1] sized [10] to satisfy Einsum(Softmax(Einsum(q, k)), v): subscripts agree"),
-    ("keras_crop", "serve", "input 'image' axes [1, 2] sized [80, 80] to satisfy GreaterEqual(Unpack(shape(image)), 80)"),
+    ("keras_crop", "serve",
+     "input 'image' axes [1, 2] sized [80, 80] to satisfy GreaterEqual(Unpack(shape(image)), 80)"),
     ("agree", "matmul", "shape (?, ?, 7) from its consumers (BatchMatMulV2 with a [None, 7, 5] operand"),
     ("agree", "concat", "shape (?, 5, ?) from its consumers (ConcatV2 on axis 2"),
     ("agree", "elementwise", "input 'x' axes [1] sized [6] to satisfy Mul(x, y): shapes broadcast"),
@@ -116,7 +117,8 @@ def test_sizes_fed_satisfy_the_checks(warmed):
     assert min(warmed["keras_crop"][1]["serve"]["image"].shape[1:3]) >= 80
     agree = warmed["agree"][1]
     assert agree["einsum"]["k"].shape[1] == 10
-    assert agree["attention"]["key"].shape[1] == 10 and agree["elementwise"]["x"].shape == agree["elementwise"]["y"].shape
+    assert agree["attention"]["key"].shape[1] == 10
+    assert agree["elementwise"]["x"].shape == agree["elementwise"]["y"].shape
 
 
 def test_related_parts_agree(warmed):

@@ -219,7 +219,9 @@ class Evaluator:
             return None if np.prod(dims) > _MAX_ELEMENTS else np.full(dims, v(1))
         if op == "Range":
             start, limit, delta = (np.ravel(v(i))[0] for i in range(3))
-            return None if delta == 0 or abs((limit - start) / delta) > _MAX_ELEMENTS else np.arange(start, limit, delta)
+            if delta == 0 or abs((limit - start) / delta) > _MAX_ELEMENTS:
+                return None
+            return np.arange(start, limit, delta)
         if op == "Cumsum":
             x, axis = v(0), int(np.ravel(v(1))[0])
             ex, rev = node.attr("exclusive"), node.attr("reverse")

@@ -281,7 +281,8 @@ def build_parts(roles: Iterable[Role], shapes: dict[str, tuple], rng_rows: int) 
 
 def _sparse_parts(role: Role, shapes: dict, values: dict, batch: int) -> None:
     vals, dense = role.extra
-    rank = shapes[role.alias][1] if len(shapes[role.alias]) > 1 and shapes[role.alias][1] else len(shapes.get(dense, (2,)))
+    own = shapes[role.alias]
+    rank = own[1] if len(own) > 1 and own[1] else len(shapes.get(dense, (2,)))
     rank = int(shapes[dense][0]) if dense in shapes and shapes[dense] and shapes[dense][0] else rank
     dims = (max(1, batch),) + (4,) * (rank - 1)
     total = int(np.prod(dims))

@@ -3,18 +3,18 @@
 Two kinds of rule, both read from the graph:
 
 * **Equal dimensions across inputs** (``relation_constraints``): ``MatMul``/``BatchMatMul``
-  inner dimensions, ``Einsum`` subscripts, ``ConcatV2`` on another axis, broadcasting element-wise ops
-  (attention's key and value share a length the same way). Each is a ``Constraint``
-  the solver makes hold by choosing the unknown sizes together.
-* **Values rebuilt from several inputs** (``find_roles``): a ragged value from flat
-  values and row_splits / row_lengths / value_rowids / row_starts / row_limits
-  (``from_nested_row_splits`` chains
-  them), a ``SparseTensor`` from indices, values and dense_shape, ``segment_*`` ids
-  beside their data, a gather whose indices select from another input. A role says
-  how to build consistent parts (``Role.build``): one row count drawn, shared where it
-  must be; row_splits from 0, non-decreasing, ending at ``len(values)``; sorted
-  non-negative segment ids as long as the data; indices below the other input's size;
-  sparse indices sorted, unique and inside ``dense_shape``.
+  inner dimensions, ``Einsum`` subscripts, ``ConcatV2`` on another axis, broadcasting
+  element-wise ops (attention's key and value share a length the same way). Each is a
+  ``Constraint`` the solver makes hold by choosing the unknown sizes together.
+* **Values rebuilt from several inputs** (``structural_roles``; ragged ones are judged in
+  ``constraint_solver``): a ragged value from flat values and row_splits / row_lengths /
+  value_rowids / row_starts / row_limits (``from_nested_row_splits`` chains them), a
+  ``SparseTensor`` from indices, values and dense_shape, ``segment_*`` ids beside their
+  data, a gather whose indices select from another input. A role says how to build
+  consistent parts (``build_parts``): one row count drawn, shared where it must be;
+  row_splits from 0, non-decreasing, ending at ``len(values)``; sorted non-negative
+  segment ids as long as the data; indices below the other input's size; sparse indices
+  sorted, unique and inside ``dense_shape``.
 
 Ragged roles are hypotheses judged by the graph's own validation Asserts: a role is kept
 only when the Asserts that read the input's values pass with the values it builds.

@@ -181,3 +181,22 @@ def test_every_decoder_in_the_catalogue_has_a_rule_that_writes_its_bytes():
     assert promised, "the catalogue lists no decoder at all"
     assert promised - DECODER_OPS - PARSER_OPS == set()
     assert DECODER_OPS - promised == set(), "a decoder rule for an op the catalogue does not call a decoder"
+
+
+# ------------------------------------------------------------------ shape and relation rules (issue 26)
+
+
+def test_ops_with_a_shape_or_relation_rule_each_have_a_test_model():
+    """The solver's rules and the ops they read; a rule without a test model fails here
+    (tests/test_constraints.py then checks each model's graph really runs those ops)."""
+    import models_constraints
+    from tfwarm_export.analysis.constraint_solver import RULES
+
+    ops = sorted({op for rule_ops, _ in RULES.values() for op in rule_ops})
+    print(f"ops with a shape or relation rule: {ops}")
+    assert ops and all(op_def_registry.get(op) is not None for op in ops), ops
+    missing = sorted(set(RULES) - set(models_constraints.RULE_MODELS))
+    assert not missing, f"rules without a test model in tests/models_constraints.py: {missing}"
+    for rule, (model, signature) in models_constraints.RULE_MODELS.items():
+        assert rule in RULES, f"stale entry {rule!r}"
+        assert hasattr(models_constraints.CLASSES[model], signature), (rule, model, signature)

@@ -25,6 +25,7 @@ from tfwarm_export.planning.records import PlannedRecord, WarmupPlan
 from tfwarm_export.specs.request_kinds import MULTI_INFERENCE
 from tfwarm_export.serving.coverage import measure_coverage, merged_counts, traffic_classes
 from tfwarm_export.serving.load_cost import compile_ms, load_cost, record_costs
+from tfwarm_export.planning.tensor_inputs import solve_failed_record
 from tfwarm_export.serving.replay import RecordResult, Replayer
 from tfwarm_export.report import CheckReport, WarmupReport, results_table
 from tfwarm_export.planning.requests import build_log
@@ -216,10 +217,14 @@ def _build(warmup_plan: WarmupPlan) -> list[Built]:
 
 def _retry(replayer: Replayer, warmup_plan: WarmupPlan, item: Built, result: RecordResult,
            iterations: int) -> tuple[Built, RecordResult] | None:
-    """A failed record retried with safe values, then with larger default dims; on failure
-    ``result.error`` gathers every attempt and the fix to try."""
+    """A failed record retried with sizes and values solved from the graph's checks (issue 26),
+    then safe values, then larger default dims; on failure ``result.error`` gathers every
+    attempt and the fix to try."""
     record = item.record
     attempts = [(record, SAFE, "safe values (zeros/empty/defaults)")]
+    solved = solve_failed_record(replayer.meta_graph, record)  # solve the failing check first
+    if solved is not None:
+        attempts.insert(0, (solved, PLANNED, "sizes and values solved from the graph's checks"))
     bigger = _with_retry_dims(record)
     if bigger is not None:
         attempts += [(bigger, PLANNED, f"unknown dims at {RETRY_DIM_SIZE}"),

@@ -11,7 +11,10 @@ protobuf and Unicode), ``guards`` (regex, length and membership checks an input 
 ``rejections`` (the op a failing value met, and the inputs that reach it), ``xla`` (XLA
 compilation per shape),
 ``composites`` (which flat aliases form one ragged/sparse tensor), ``tensor_facts``
-(dtype/shape the graph gives a fed tensor). A new input kind is a new module here.
+(dtype/shape the graph gives a fed tensor), ``graph_eval`` (numpy evaluation of shapes and small
+values for one request), ``assert_conditions``/``windows``/``input_relations`` (the rules Asserts,
+constant windows and ops combining inputs state) and ``constraint_solver`` (sizes and values
+that satisfy them). A new input kind is a new module here.
 
 Results are facts in the shared types of ``specs/`` (``Domain``, ``ExampleSpec``, the
 encodings of ``specs/encodings.py``); this package imports only the leaves (today, only
@@ -22,7 +25,11 @@ registered for that type in ``values/`` (``@register_encoder``); no ``isinstance
 to extend.
 """
 from tfwarm_export.analysis.composites import Component, CompositeSpec, find_composites
+from tfwarm_export.analysis.constraint_solver import InputVar, Solved, explain as explain_constraint
+from tfwarm_export.analysis.constraint_solver import solve as solve_constraints
 from tfwarm_export.analysis.consumer_shapes import ConsumerShape, find_consumer_shape
+from tfwarm_export.analysis.input_relations import (INDEX, ROW_LENGTHS, ROW_SPLITS, SEGMENT_IDS, SPARSE,
+                                                    VALUE_ROWIDS, Role)
 from tfwarm_export.analysis.decoders import (find_decoder_domain, find_encoding,
                                              find_feature_decoder_domains)
 from tfwarm_export.analysis.guards import find_guard_domain
@@ -32,6 +39,7 @@ from tfwarm_export.analysis.op_catalogue import (OpClass, StringUse, classify, f
 from tfwarm_export.analysis.parse_specs import find_example_spec
 from tfwarm_export.analysis.rejections import Rejection, find_rejection
 from tfwarm_export.analysis.stateful import find_stateful_ops, is_stateful_op
+from tfwarm_export.analysis.unservable import UNSERVABLE_OPS, find_unservable_op
 from tfwarm_export.analysis.value_domains import find_value_domains
 from tfwarm_export.analysis.xla import find_xla_compilation, xla_shape_warning
 
@@ -40,4 +48,7 @@ __all__ = ["GraphIndex", "index_for", "find_example_spec", "find_value_domains",
            "find_feature_decoder_domains", "find_xla_compilation", "xla_shape_warning",
            "Component", "CompositeSpec", "find_composites", "find_guard_domain",
            "find_consumer_shape", "ConsumerShape", "OpClass", "StringUse", "classify",
-           "find_string_uses", "find_unsupported_use", "Rejection", "find_rejection"]
+           "find_string_uses", "find_unsupported_use", "Rejection", "find_rejection",
+           "InputVar", "Solved", "solve_constraints", "explain_constraint", "Role", "ROW_SPLITS",
+           "ROW_LENGTHS", "VALUE_ROWIDS", "SEGMENT_IDS", "INDEX", "SPARSE", "find_unservable_op",
+           "UNSERVABLE_OPS"]

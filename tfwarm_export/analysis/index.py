@@ -25,6 +25,8 @@ from tensorflow.core.framework import node_def_pb2
 from tensorflow.core.protobuf import meta_graph_pb2
 from tensorflow.python.framework import op_def_registry
 
+from tfwarm_export.analysis.slicing import node_index, strided_slice
+
 log = logging.getLogger("tfwarm_export.analysis")
 
 
@@ -453,6 +455,12 @@ class GraphIndex:
         try:
             if op == "Const":
                 return tf.make_ndarray(node.attr("value").tensor)
+            if op == "StridedSlice" and len(node.inputs) == 4:  # known[None, :], shape[1:]
+                parts = [self.const_value(i, depth + 1) for i in node.inputs]
+                if any(p is None for p in parts):
+                    return None
+                index = node_index(node.attr, *parts[1:])
+                return None if index is None else strided_slice(parts[0], index)
             if op in ("Reshape", "ExpandDims", "Squeeze", "Cast", "Pack", "ConcatV2", "Fill"):
                 if op == "Pack":
                     parts = [self.const_value(i, depth + 1) for i in node.inputs]

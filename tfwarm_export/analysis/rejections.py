@@ -10,11 +10,14 @@ for an override of those inputs only.
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Mapping
 
+from tfwarm_export.analysis.assert_conditions import render
 from tfwarm_export.analysis.index import GraphIndex, Node, index_for
+from tfwarm_export.analysis.input_relations import relation_constraints
 from tfwarm_export.analysis.op_catalogue import GUARD, classify
+from tfwarm_export.analysis.windows import window_constraints
 
 ASSERT_OPS = frozenset({"Assert"})
 _MAX_BACK = 2000
@@ -30,10 +33,12 @@ class Rejection:
     why: str
     guards: tuple[str, ...] = ()
     inputs: tuple[str, ...] = ()  # aliases whose values reach the node
+    condition: str = ""  # the rule at the node, as a formula over the inputs (issue 26)
 
     def describe(self) -> str:
         guarded = f" on {', '.join(self.guards)}" if self.guards else ""
-        return f"rejected by {self.op} (node {self.node}; {self.kind}{guarded}: {self.why})"
+        cond = f"; condition {self.condition}" if self.condition else ""
+        return f"rejected by {self.op} (node {self.node}; {self.kind}{guarded}: {self.why}{cond})"
 
 
 def _outputs(idx: GraphIndex) -> dict[tuple, list[int]]:
@@ -96,7 +101,16 @@ def find_rejection(meta_graph_def, function: str, node_name: str,
         c = classify(node.op)
         kind, why = (c.kind, c.why) if c is not None else ("not a string op", "see the TensorFlow error")
         rejection = Rejection(node.qualified_name, node.op, kind, why, (), reached_by[node.key])
-    return rejection
+    names = {idx.tensor_ref(t): a for a, t in inputs.items() if idx.tensor_ref(t) is not None}
+    return replace(rejection, condition=condition_at(idx, node, names))
+
+
+def condition_at(idx: GraphIndex, node: Node, names: Mapping) -> str:
+    """The rule a failing node states (an Assert's condition, a window, equal dims), or ""."""
+    if node.op in ASSERT_OPS or node.op in ("If", "StatelessIf"):
+        return render(idx, node.inputs[0], dict(names)) if node.inputs else ""
+    found = window_constraints(idx, [node], dict(names)) + relation_constraints(idx, [node], dict(names))
+    return found[0].what if found else ""
 
 
 __all__ = ["Rejection", "find_rejection", "ASSERT_OPS"]

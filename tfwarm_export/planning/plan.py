@@ -24,7 +24,8 @@ from tfwarm_export.errors import DatasetError, PlanError, SignatureError
 from tfwarm_export.planning.feeds import COMPOSITE, EXAMPLES, TENSOR, FeedPlan, PlanItem
 from tfwarm_export.planning.records import InputPlan, PlannedRecord, WarmupPlan
 from tfwarm_export.planning.request_types import choose_request_type
-from tfwarm_export.planning.tensor_inputs import input_shapes, tensor_domain
+from tfwarm_export.planning.tensor_inputs import (input_shapes, refuse_unservable, solve_constraints,
+                                                 solved_input, tensor_domain)
 from tfwarm_export.planning.xla_classes import exact_classes, fit_exact_to_cap, xla_compiles, xla_default_dims
 from tfwarm_export.planning.plan_inputs import (Skip, composite_batching_reason, composite_input,
                                        composite_part_shape, logical_signature, lookup)
@@ -62,6 +63,7 @@ def _plan_signature(model: ModelSignatures, sig: SignatureInfo, config: WarmupCo
         if stateful:
             raise Skip(f"it mutates model state ({', '.join(stateful[:3])}); replaying it at every "
                         "load would change the model. Pass include_stateful=True to warm it anyway")
+    refuse_unservable(model, sig)  # issue 26: tf.py_function and the like fail every request
     problems = [f"input {s.alias!r} ({s.name}): {s.problem}" for s in sig.inputs.values() if s.problem]
     if problems:
         raise Skip("; ".join(problems) + ". Re-export the model so the SignatureDef records each "
@@ -160,10 +162,12 @@ def _plan_feeds(model: ModelSignatures, sig: SignatureInfo, feeds: list[TensorSp
                               _feed_plan(model, sig, spec, config, request_type, notes))
                  for spec in feeds}
     sizes, fixed0 = _signature_batch_sizes(sig, per_input, batch_sizes, batching, notes)
+    # sizes and values the graph's checks and input relations need, per batch size (issue 26)
+    solved = solve_constraints(model, sig, per_input, sizes, batching, notes) if sample is None else {}
     items = _plan_items(model, sig, per_input, config, sample, sizes, fixed0, batching, request_type,
                         max_buckets, notes)
     source = "dataset" if sample is not None else "synthetic"
-    return [_record(sig.name, request_type, per_input, item, source) for item in items]
+    return [_record(sig.name, request_type, per_input, item, source, solved) for item in items]
 
 
 def _feed_plan(model: ModelSignatures, sig: SignatureInfo, spec: TensorSpec, config: WarmupConfig,
@@ -276,8 +280,9 @@ def _plan_items(model: ModelSignatures, sig: SignatureInfo, per_input: Mapping[s
 
 
 def _record(signature: str, request_type: str, per_input: Mapping[str, FeedPlan], item: PlanItem,
-            source: str) -> PlannedRecord:
-    """The record of one item: each input at the item's batch, variant and data sizes."""
+            source: str, solved: Mapping[int, Any]) -> PlannedRecord:
+    """The record of one item: each input at the item's batch, variant and data sizes, then
+    what the constraint solver fixed for that batch (``solved``, issue 26)."""
     inputs = []
     for alias in sorted(per_input):
         p = per_input[alias]
@@ -288,12 +293,16 @@ def _record(signature: str, request_type: str, per_input: Mapping[str, FeedPlan]
                 rest[axis - 1] = size
                 defaulted.discard(axis)
         shape = ((item.batch,) + tuple(rest)) if p.rank >= 1 else ()
+        domain = p.domain
+        if p.kind == TENSOR and p.rank >= 1:
+            shape, domain, defaulted = solved_input(solved, item.batch, item.variant, alias, shape, domain,
+                                                    defaulted)
         composite = None
         if p.kind == COMPOSITE:
             composite = dataclasses.replace(p.component, sizes=(item.batch,) + tuple(rest))
             shape, defaulted = composite_part_shape(composite), set()
         inputs.append(InputPlan(alias=alias, tensor=p.spec.name, dtype=p.spec.dtype, shape=shape,
-                                kind=p.kind, domain=p.domain, example_spec=p.example_spec,
+                                kind=p.kind, domain=domain, example_spec=p.example_spec,
                                 feature_domains=p.feature_domains,
                                 defaulted_axes=tuple(sorted(defaulted)) if p.rank >= 1 else (),
                                 composite=composite))

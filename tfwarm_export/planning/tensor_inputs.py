@@ -7,6 +7,7 @@ can satisfy is refused here, before anything runs.
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import Mapping
 
 import tensorflow as tf
@@ -15,6 +16,7 @@ from tfwarm_export import analysis
 from tfwarm_export.config import DEFAULT_DIM_SIZE, WarmupConfig
 from tfwarm_export.errors import PlanError
 from tfwarm_export.model.signatures import ModelSignatures, SignatureInfo, TensorSpec
+from tfwarm_export.planning.feeds import TENSOR, FeedPlan
 from tfwarm_export.planning.plan_inputs import Skip, lookup
 from tfwarm_export.specs.domains import Domain
 from tfwarm_export.specs.encodings import GuardEncoding
@@ -114,3 +116,102 @@ def refuse_unsupported_use(model, signature: str, spec) -> None:
                     f"the tool writes is known to work there; give values that do with "
                     f"overrides={{'{key}': [b'...']}} (CLI --value '{key}=[\"...\"]'), or leave the "
                     "signature out with signatures=[...] (CLI --signatures).")
+
+
+# ---------------------------------------------------------------- issue 26: rules the graph states
+def solve_constraints(model: ModelSignatures, sig: SignatureInfo, per_input: Mapping[str, FeedPlan],
+                      sizes: tuple, batching, notes: list[str]) -> dict:
+    """Per batch size, what ``analysis.constraint_solver`` makes of the signature's checks.
+
+    Runs when something is not fixed by the signature or the user: a defaulted axis, or an
+    integer input (ragged row_splits, segment ids, gather indices, sparse indices). Returns
+    ``{batch_size: Solved}``; the plan note names the node each size or role comes from.
+    """
+    tensors = {a: p for a, p in per_input.items() if p.kind == TENSOR}
+    if not tensors or not any(p.defaulted or p.spec.dtype.is_integer for p in tensors.values()):
+        return {}
+    inputs = []
+    for alias, p in sorted(tensors.items()):
+        if p.domain is not None and p.domain.user:
+            continue  # the user's values stay as given
+        shape = p.shape
+        planned = ((shape[0],) + tuple(p.variant(0))) if len(shape) >= 1 else ()
+        inputs.append(analysis.InputVar(alias, p.spec.name, p.spec.dtype, planned, tuple(p.defaulted)))
+    outputs = [s.name for s in sig.outputs.values()]
+    solved = {}
+    for b in sizes:
+        if b is None:
+            continue
+        solved[b] = analysis.solve_constraints(model.meta_graph, outputs, inputs, int(b))
+    first = next(iter(solved.values()), None)
+    if first is None:
+        return {}
+    moved = [r for r in first.roles if r.kind != analysis.INDEX and r.kind != analysis.SEGMENT_IDS]
+    if moved and batching is not None:
+        raise Skip(f"{moved[0].describe()}: the parts' 0th dimensions differ by construction, and TF "
+                   "Serving's batching session refuses inputs whose 0th dimensions differ. Serve it "
+                   "without batching, or feed one dense (padded) input")
+    notes.extend(f"{sig.name}: {n}" for n in first.notes)
+    notes.extend(f"{sig.name}: no size satisfies {u}; the record keeps the planned size" for u in first.unsolved)
+    return solved
+
+
+def solved_input(solved: Mapping, batch_size, variant: int, alias: str, shape: tuple,
+                 domain: Domain | None, defaulted: set) -> tuple[tuple, Domain | None, set]:
+    """An input's shape, value domain and defaulted axes after the solver (unchanged without one)."""
+    s = solved.get(batch_size)
+    if s is None or variant or alias not in s.shapes or (domain is not None and domain.user):
+        return shape, domain, defaulted
+    new_shape = tuple(s.shapes[alias])
+    role = next((r for r in s.roles if alias in (r.alias,) + tuple(x for x in r.extra if isinstance(x, str))
+                 or (r.target == alias and r.kind != analysis.INDEX)), None)
+    if alias in s.values:
+        domain = Domain(constant=s.values[alias], source=role.describe() if role else "planned with its parts")
+    elif alias in s.bounds:
+        low, high = s.bounds[alias]
+        if domain is not None and domain.high is not None:
+            high = min(high, domain.high)
+        domain = Domain(low=low, high=high, source=role.describe() if role else "index bound")
+    left = set(defaulted) - set(s.changed.get(alias, ()))
+    if role is not None and role.kind != analysis.INDEX:
+        left = set()
+    return new_shape, domain, left
+
+
+def refuse_unservable(model: ModelSignatures, sig: SignatureInfo) -> None:
+    """Skip a signature that runs an op no model server can run (``tf.py_function``)."""
+    found = analysis.find_unservable_op(model.meta_graph, [s.name for s in sig.outputs.values()])
+    if found is not None:
+        op, node, why = found
+        raise Skip(f"it runs {op} (node {node}), an op that {why}: every request fails, so no "
+                   f"warmup record can pass. Re-export it without {op}")
+
+
+def solve_failed_record(meta_graph, record):
+    """A failed record re-planned by the solver from its own shapes (data buckets, user dims
+    and retries skip the plan-time solve), or None when the solver changes nothing.
+
+    The failing check is among the rules solved; when no size satisfies it, None, and the
+    error names the node and its condition (``analysis.Rejection.condition``).
+    """
+    sig = meta_graph.signature_def.get(record.signature) if meta_graph is not None else None
+    tensors = [i for i in record.inputs if i.kind == "tensor" and len(i.shape) >= 1
+               and not (i.domain is not None and i.domain.user)]
+    if sig is None or not tensors or record.batch_size is None:
+        return None
+    inputs = [analysis.InputVar(i.alias, i.tensor, i.dtype, (None,) + tuple(i.shape[1:]), tuple(i.defaulted_axes))
+              for i in tensors]
+    solved = analysis.solve_constraints(meta_graph, [t.name for t in sig.outputs.values()], inputs,
+                                        int(record.batch_size))
+    if solved.unsolved or not (solved.changed or solved.values or solved.bounds):
+        return None
+    new, changed = [], False
+    solvable = {i.alias for i in tensors}
+    for i in record.inputs:
+        if i.alias not in solvable:
+            new.append(i)
+            continue
+        shape, domain, left = solved_input({0: solved}, 0, 0, i.alias, i.shape, i.domain, set(i.defaulted_axes))
+        changed = changed or tuple(shape) != tuple(i.shape) or domain is not i.domain
+        new.append(dataclasses.replace(i, shape=shape, domain=domain, defaulted_axes=tuple(sorted(left))))
+    return dataclasses.replace(record, inputs=tuple(new)) if changed else None

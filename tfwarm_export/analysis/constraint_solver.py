@@ -273,6 +273,43 @@ def _search(ctx, inputs, dims, roles, batch, failing: list, everything: list):
     consts = _cone_constants(ctx, [c.node for c, _, _ in failing], fixed)
     lists = [_candidates(consts, dims[a][ax]) for a, ax in variables]
     wanted = [c for c, _, _ in failing]
+    trial = _search_combos(ctx, inputs, dims, roles, batch, variables, lists, wanted, everything)
+    if trial is None:  # bounds far down two candidate lists: one variable at a time
+        trial = _search_greedy(ctx, inputs, dims, roles, batch, variables, lists, wanted, everything)
+    return trial
+
+
+def _failing(ctx, inputs, trial, roles, batch, wanted) -> int:
+    ev = _world(ctx, inputs, trial, roles, batch)[0]
+    return sum(1 for _, ok, _ in _check(ev, wanted) if not ok)
+
+
+def _search_greedy(ctx, inputs, dims, roles, batch, variables, lists, wanted, everything):
+    """Coordinate search: each variable in turn takes its first candidate that makes more of
+    ``wanted`` hold (others held), for rules each variable meets alone (a crop's height and
+    width bounds), whose joint value the rank-ordered combinations may not reach in budget."""
+    trial = {a: list(s) for a, s in dims.items()}
+    best, work = _failing(ctx, inputs, trial, roles, batch, wanted), 0
+    for _ in range(2):
+        for (a, ax), lst in zip(variables, lists):
+            for value in lst[1:]:
+                if best == 0 or work > _WORK:
+                    break
+                probe = {k: list(v) for k, v in trial.items()}
+                probe[a][ax] = value
+                work += len(wanted)
+                n = _failing(ctx, inputs, probe, roles, batch, wanted)
+                if n < best:
+                    best, trial = n, probe
+                    break
+    if best:
+        return None
+    ev = _world(ctx, inputs, trial, roles, batch)[0]
+    return None if any(ok is False for _, ok, _ in _check(ev, everything)) else trial
+
+
+def _search_combos(ctx, inputs, dims, roles, batch, variables, lists, wanted, everything):
+    """Candidate combinations in order of increasing rank sum, the first that holds."""
     work = 0
     for combo in _combos(lists):
         if work > _WORK:

@@ -150,3 +150,50 @@ def test_check_names_a_shape_left_cold_above_its_warmed_batch(xla_case, tmp_path
     report = tw.check(export_dir, path=cut, batching_parameters=batching, replay=False)
     assert report.problems == [p for p in report.problems if "ids[5] mask[5]" in p] and len(report.problems) == 1
     assert "allowed batch sizes [8] are not warmed" in report.problems[0]
+
+
+def test_load_budget_cut_keeps_a_file_check_accepts(xla_case, capsys):
+    """A load budget that forces a cut under batching keeps whole merged-batch chains, so the
+    kept file passes ``tfwarm check`` with the same batching parameters (issue 25)."""
+    export_dir, batching, log = xla_case
+    args = ["add", export_dir, "--traffic", log, "--batching-parameters", batching, "--overwrite", "--json"]
+    assert cli.main(args + ["--load-budget", "1h"]) == 0
+    full = json.loads(capsys.readouterr().out)
+    costs = full["budget"]["costs_ms"]
+    length = [next(i["shape"][1] for i in r["inputs"] if i["alias"] == "ids") for r in full["plan"]["records"]]
+    chains = sorted(sum(c for c, n in zip(costs, length) if n == m) for m in LENGTHS)
+    # any two lengths' chains (batch 4 and 8) fit, by the costs this run measured; all three do not
+    code = cli.main(args + ["--load-budget", f"{full['budget']['full_ms'] - chains[0] / 2:.3f}ms"])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 0, out
+    assert out["budget"]["applied"] and out["ok"] and out["num_records"] < len(costs)
+    kept = _batches(warmup_path(export_dir))
+    by_length = {n: {b for b, m in kept if m == n} for n in LENGTHS}
+    # each shape keeps its sizes from its smallest one upward; batch 4 is warmed somewhere
+    assert all(s in ({4, 8}, {8}, set()) for s in by_length.values()) and any(4 in s for s in by_length.values())
+    assert cli.main(["check", export_dir, "--batching-parameters", batching, "--no-replay"]) == 0
+    capsys.readouterr()
+
+
+def test_add_refuses_a_cut_that_check_would_reject(xla_case, monkeypatch):
+    """Whatever chose the records (here the budget as it was before issue 25, blind to merged
+    batches), ``add`` runs check's rules on the bytes it would write and keeps the old file."""
+    import tfwarm_export as tw
+    from tfwarm_export import api
+    from tfwarm_export.errors import PlanError
+    from tfwarm_export.planning import budget
+
+    export_dir, batching, log = xla_case
+    tw.add_warmup(export_dir, traffic=[log], batching_parameters=batching, overwrite=True, replay=False)
+    with open(warmup_path(export_dir), "rb") as f:
+        before = f.read()
+
+    def blind(classes, costs, weights, budget_ms, threads=1, labels=(), rule=None):
+        fixed = [10.0 if c.batch_size == 8 else 20.0 for c in classes]  # the 8s first: no 4 kept
+        return budget.choose_within_budget(classes, fixed, weights, 35.0, threads, labels)
+
+    monkeypatch.setattr(api, "choose_within_budget", blind)
+    with pytest.raises(PlanError, match=r"break rules `tfwarm check` enforces.*\n.*allowed batch sizes \[4\]"):
+        tw.add_warmup(export_dir, traffic=[log], batching_parameters=batching, overwrite=True, load_budget="1h")
+    with open(warmup_path(export_dir), "rb") as f:
+        assert f.read() == before

@@ -20,7 +20,7 @@ from tfwarm_export.config import DEFAULT_DIM_SIZE, RETRY_DIM_SIZE, WarmupConfig,
 from tfwarm_export.context import Context, resolve
 from tfwarm_export.errors import PlanError, ReplayError, WarmupFileError, unrestored_variable
 from tfwarm_export.planning.budget import choose_within_budget
-from tfwarm_export.planning.plan import make_plan
+from tfwarm_export.planning.plan import make_plan, select_traffic
 from tfwarm_export.planning.records import PlannedRecord, WarmupPlan
 from tfwarm_export.specs.request_kinds import MULTI_INFERENCE
 from tfwarm_export.serving.coverage import measure_coverage, merged_counts, traffic_classes
@@ -71,18 +71,27 @@ def plan(export_dir: str | os.PathLike, config: WarmupConfig | None = None, **op
 
 
 def plan_context(context: Context) -> WarmupPlan:
-    """The plan for a resolved ``context``: a Beam runner selects the traffic first (under the
-    same resolved server and signatures as the local path), then planning runs in-process."""
+    """The plan for a resolved ``context``: the traffic is selected first (``select``), then the
+    planner runs on the context and that selection."""
+    context = select(context)
+    return make_plan(context.model, context.config, context.server, context.wanted, selection=context.selection)
+
+
+def select(context: Context) -> Context:
+    """``context`` with its traffic selection made, once, at the edge: the one given as
+    ``traffic=`` (a ``TrafficSelection``), a Beam pipeline on ``config.runner``, or the local
+    scan, all under the server and signatures ``context`` resolved, so they select alike."""
     config = context.config
+    if context.selection is not None:
+        return context
     if config.runner and (config.traffic is not None or config.previous_version is not None) \
             and not isinstance(config.traffic, TrafficSelection):
         try:
             from tfwarm_export.beam import run_selection  # the [beam] extra, only when asked for
         except ImportError as e:
             raise PlanError(f"runner={config.runner!r}: {e}") from None
-
-        context = context.with_config(traffic=run_selection(context=context), previous_version=None)
-    return make_plan(context.model, context.config, context.server, context.wanted)
+        return context.with_selection(run_selection(context=context))
+    return context.with_selection(select_traffic(context.model, context.wanted, config, context.batching))
 
 
 def build_logs(warmup_plan: WarmupPlan, strategy: str = PLANNED) -> list[prediction_log_pb2.PredictionLog]:

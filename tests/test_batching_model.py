@@ -150,3 +150,53 @@ def test_check_names_a_shape_left_cold_above_its_warmed_batch(xla_case, tmp_path
     report = tw.check(export_dir, path=cut, batching_parameters=batching, replay=False)
     assert report.problems == [p for p in report.problems if "ids[5] mask[5]" in p] and len(report.problems) == 1
     assert "allowed batch sizes [8] are not warmed" in report.problems[0]
+
+
+def test_load_budget_cut_keeps_a_file_check_accepts(xla_case, capsys, monkeypatch):
+    """A load budget that forces a cut under batching keeps whole merged-batch chains, so the
+    kept file passes ``tfwarm check`` with the same batching parameters (issue 25). The
+    measured costs are replaced by fixed ones (batch 4: 10 ms, batch 8: 20 ms), so the cut is
+    the same on every run (in one process XLA's cache makes a second run's costs drift);
+    replay, cut, write and check are real."""
+    from tfwarm_export import api
+
+    def fixed(results, iterations):
+        return [10.0 if (r.padded_to or r.batch_size) == 4 else 20.0 for r in results]
+
+    monkeypatch.setattr(api, "record_costs", fixed)
+    export_dir, batching, log = xla_case
+    # 3 lengths x (4, 8) = 90 ms; 65 ms holds two chains. Blind to merged batches, the cheapest
+    # records first would keep all three batch-4 records and one batch 8: a file check rejects
+    assert cli.main(["add", export_dir, "--traffic", log, "--batching-parameters", batching, "--overwrite",
+                     "--json", "--load-budget", "65ms"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["budget"]["applied"] and out["ok"] and out["budget"]["kept_ms"] == 60.0
+    kept = _batches(warmup_path(export_dir))
+    lengths = {n for _, n in kept}
+    assert kept == {(b, n) for b in (4, 8) for n in lengths} and len(lengths) == 2
+    assert cli.main(["check", export_dir, "--batching-parameters", batching, "--no-replay"]) == 0
+    capsys.readouterr()
+
+
+def test_add_refuses_a_cut_that_check_would_reject(xla_case, monkeypatch):
+    """Whatever chose the records (here the budget as it was before issue 25, blind to merged
+    batches), ``add`` runs check's rules on the bytes it would write and keeps the old file."""
+    import tfwarm_export as tw
+    from tfwarm_export import api
+    from tfwarm_export.errors import PlanError
+    from tfwarm_export.planning import budget
+
+    export_dir, batching, log = xla_case
+    tw.add_warmup(export_dir, traffic=[log], batching_parameters=batching, overwrite=True, replay=False)
+    with open(warmup_path(export_dir), "rb") as f:
+        before = f.read()
+
+    def blind(classes, costs, weights, budget_ms, threads=1, labels=(), rule=None):
+        fixed = [10.0 if c.batch_size == 8 else 20.0 for c in classes]  # the 8s first: no 4 kept
+        return budget.choose_within_budget(classes, fixed, weights, 35.0, threads, labels)
+
+    monkeypatch.setattr(api, "choose_within_budget", blind)
+    with pytest.raises(PlanError, match=r"break rules `tfwarm check` enforces.*\n.*allowed batch sizes \[4\]"):
+        tw.add_warmup(export_dir, traffic=[log], batching_parameters=batching, overwrite=True, load_budget="1h")
+    with open(warmup_path(export_dir), "rb") as f:
+        assert f.read() == before

@@ -20,7 +20,8 @@ from tfwarm_export import cli
 from tfwarm_export.bench import command as tb
 from tfwarm_export.planning.budget import choose_within_budget
 from tfwarm_export.serving.batching import BatchingConfig
-from tfwarm_export.serving.coverage import expected_cold_hits, measure_coverage
+from tfwarm_export.serving.coverage import expected_cold_hits, measure_coverage, unwarmed_sizes
+from tfwarm_export.specs.batching import BatchRule
 from tfwarm_export.serving.load_cost import nothing_new, replay_ms
 from tfwarm_export.specs.durations import parse_duration
 from tfwarm_export.specs.request_class import RequestClass, class_of_log, request_class
@@ -152,6 +153,48 @@ def test_budget_keeps_the_most_traffic_per_second_and_is_deterministic():
     assert not choose_within_budget(["a", "b"], [1, 2], None, 10).applied
     with pytest.raises(ValueError, match="smaller than the cheapest"):
         choose_within_budget(["a", "b"], [10, 20], None, 5)
+
+
+def _check_accepts(classes: list[RequestClass], rule: BatchRule) -> bool:
+    """check's two batching rules on a kept file, via check's own function for the per-shape one."""
+    sizes = {}
+    for rc in classes:
+        sizes.setdefault(rc.signature, set()).add(rc.batch_size)
+    every_size = all(set(rule.allowed) <= s for s in sizes.values())
+    return every_size and unwarmed_sizes(classes, rule) == []
+
+
+def test_budget_under_batching_keeps_only_files_check_accepts():
+    """Merged batches: a shape warmed at batch 2 must be warmed at 4 and 8 too, and every allowed
+    size somewhere; the budget keeps whole chains, never a lone record (issue 25)."""
+    rule = BatchRule(ALLOWED, max_batch_size=8)
+
+    def rc(sig, b, n):
+        return RequestClass(sig, "predict", b, (("ids", (b, n)),))
+
+    classes = ([rc("seq", b, n) for n in (3, 5, 9) for b in ALLOWED] + [rc("seq", 8, 11)]
+               + [rc("other", b, 2) for b in ALLOWED])
+    costs = [float(10 + b) for n in (3, 5, 9) for b in ALLOWED] + [5.0, 3.0, 3.0, 3.0]
+    weights = {c: (100 if c.shape[0][1][1] == 5 else 10) * c.batch_size for c in classes}
+    seen = set()
+    for budget in range(5, int(sum(costs)) + 10, 3):
+        try:
+            choice = choose_within_budget(classes, costs, weights, budget, rule=rule)
+        except ValueError as e:  # the cheapest valid cut: "other"'s three records, 9 ms
+            assert "smaller than the cheapest valid cut" in str(e) and "0.009 s" in str(e) and budget < 9
+            continue
+        kept = [classes[i] for i in choice.kept]
+        assert _check_accepts(kept, rule), (budget, [c.label() for c in kept])
+        assert choice.kept_ms <= budget
+        seen.add(len(choice.kept))
+    assert len(seen) >= 4  # cuts of many sizes were tried
+    # without the rule, the same inputs cut single merged batches (the bug this guards against)
+    loose = choose_within_budget(classes, costs, weights, 40)
+    assert not _check_accepts([classes[i] for i in loose.kept], rule)
+    # the most requested shape (length 5) is kept whole; the lone length-11 shape fits beside it
+    one = choose_within_budget(classes, costs, weights, 60, rule=rule)
+    assert {classes[i].shape[0][1] for i in one.kept if classes[i].signature == "seq"} == {
+        (2, 5), (4, 5), (8, 5), (8, 11)}
 
 
 def test_budget_under_warmup_threads_uses_the_wall_time():

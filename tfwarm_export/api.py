@@ -15,12 +15,12 @@ import tensorflow as tf
 from tensorflow_serving.apis import prediction_log_pb2
 
 from tfwarm_export import analysis
-from tfwarm_export.check import batching_problems, check_warmup_file
+from tfwarm_export.check import batching_problems, check_warmup_file, replay_settings, rules_stage
 from tfwarm_export.config import DEFAULT_DIM_SIZE, RETRY_DIM_SIZE, WarmupConfig, resolve_config
 from tfwarm_export.context import Context, resolve
 from tfwarm_export.errors import PlanError, ReplayError, WarmupFileError, unrestored_variable
 from tfwarm_export.planning.budget import choose_within_budget
-from tfwarm_export.planning.plan import make_plan
+from tfwarm_export.planning.plan import make_plan, select_traffic
 from tfwarm_export.planning.records import PlannedRecord, WarmupPlan
 from tfwarm_export.specs.request_kinds import MULTI_INFERENCE
 from tfwarm_export.serving.coverage import measure_coverage, merged_counts, traffic_classes
@@ -72,18 +72,27 @@ def plan(export_dir: str | os.PathLike, config: WarmupConfig | None = None, **op
 
 
 def plan_context(context: Context) -> WarmupPlan:
-    """The plan for a resolved ``context``: a Beam runner selects the traffic first (under the
-    same resolved server and signatures as the local path), then planning runs in-process."""
+    """The plan for a resolved ``context``: the traffic is selected first (``select``), then the
+    planner runs on the context and that selection."""
+    context = select(context)
+    return make_plan(context.model, context.config, context.server, context.wanted, selection=context.selection)
+
+
+def select(context: Context) -> Context:
+    """``context`` with its traffic selection made, once, at the edge: the one given as
+    ``traffic=`` (a ``TrafficSelection``), a Beam pipeline on ``config.runner``, or the local
+    scan, all under the server and signatures ``context`` resolved, so they select alike."""
     config = context.config
+    if context.selection is not None:
+        return context
     if config.runner and (config.traffic is not None or config.previous_version is not None) \
             and not isinstance(config.traffic, TrafficSelection):
         try:
             from tfwarm_export.beam import run_selection  # the [beam] extra, only when asked for
         except ImportError as e:
             raise PlanError(f"runner={config.runner!r}: {e}") from None
-
-        context = context.with_config(traffic=run_selection(context=context), previous_version=None)
-    return make_plan(context.model, context.config, context.server, context.wanted)
+        return context.with_selection(run_selection(context=context))
+    return context.with_selection(select_traffic(context.model, context.wanted, config, context.batching))
 
 
 def build_logs(warmup_plan: WarmupPlan, strategy: str = PLANNED) -> list[prediction_log_pb2.PredictionLog]:
@@ -340,10 +349,8 @@ def _replay_stage(context: Context, report: WarmupReport, built: list[Built],
     """Replay as TF Serving's load would, then apply ``load_budget`` (the kept file is
     replayed again); returns the records kept, as finally built."""
     server, warmup_plan = context.server, report.plan
-    # As TF Serving at load: each record copies x num_request_iterations times (at least
-    # twice, for the first/second timings), on num_model_warmup_threads threads.
-    iters = warmup_plan.copies * server.num_request_iterations
-    runs, threads = max(2, iters), server.num_model_warmup_threads
+    iters = warmup_plan.copies * server.num_request_iterations  # what the costs are measured over
+    runs, threads = replay_settings(context, warmup_plan.copies)  # as check replays
     built = _replay(context, warmup_plan, built, runs, threads, report)
     report.replayed, report.replay_runs, report.replay_threads = True, runs, threads
     budget_s = context.config.load_budget_s  # validated when the config was built
@@ -351,7 +358,8 @@ def _replay_stage(context: Context, report: WarmupReport, built: list[Built],
         classes = report.plan.classes()
         try:
             report.budget = choose_within_budget(classes, record_costs(report.results, iters), weights,
-                                                 budget_s * 1000.0, threads, labels=[c.label() for c in classes])
+                                                 budget_s * 1000.0, threads, labels=[c.label() for c in classes],
+                                                 rule=context.batching.rule if context.batching else None)
         except ValueError as e:
             raise PlanError(f"load_budget: {e}; nothing was written.") from None
         if report.budget.applied:  # the kept file is replayed and checked as always
@@ -361,7 +369,6 @@ def _replay_stage(context: Context, report: WarmupReport, built: list[Built],
                 sig: len({r.request_class(report.plan.batching) for r in records if r.signature == sig})
                 for sig in report.plan.xla_compiles})
             built = _replay(context, kept, built, runs, threads, report)
-            report.warnings += [f"load_budget: {p}" for p in unwarmed_batch_sizes(context, report.plan)]
     report.load_cost = load_cost(report.results, report.plan.classes(), threads, iters)
     if report.budget is not None and report.budget.applied:
         report.budget.measured_ms = report.load_cost["total_ms"]
@@ -373,6 +380,7 @@ def _write(context: Context, report: WarmupReport, built: list[Built]) -> None:
     ``iterations``: each record back to back ``copies`` times, as TF Serving reads them in order."""
     export_dir = context.export_dir
     records = [r for r in serialize_logs([b.log for b in built]) for _ in range(report.plan.copies)]
+    _verify(context, records, report)
     report.file_bytes = sum(len(r) for r in records)
     with staged_write(export_dir, records, overwrite=context.config.overwrite) as tmp:
         if read_records(tmp) != records:
@@ -380,6 +388,17 @@ def _write(context: Context, report: WarmupReport, built: list[Built]) -> None:
                                   f"filesystem under {export_dir} is not storing files faithfully.")
     report.path = warmup_path(export_dir)
     log.info("wrote %d warmup records to %s", len(records), report.path)
+
+
+def _verify(context: Context, records: list[bytes], report: WarmupReport) -> None:
+    """``check``'s own rules (``check.rules_stage``) on the exact bytes about to be written: a
+    file ``check`` would reject is refused, whatever cut or retry led to it; nothing is written."""
+    path = warmup_path(context.export_dir)
+    problems = rules_stage(context, parse_records(records, path), path).problems
+    if problems:
+        cause = " (after the load budget's cut)" if report.budget is not None and report.budget.applied else ""
+        raise PlanError(f"the records to write{cause} break rules `tfwarm check` enforces, so the file "
+                        "was not written (an existing warmup file is kept):\n  " + "\n  ".join(problems))
 
 
 def unwarmed_batch_sizes(context: Context, warmup_plan: WarmupPlan) -> list[str]:

@@ -7,6 +7,7 @@ dtypes, shapes, batching limits and allowed-batch-size coverage.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from typing import Any
 
 from tfwarm_export import analysis
@@ -15,7 +16,8 @@ from tfwarm_export.context import Context, resolve
 from tfwarm_export.errors import WarmupFileError
 from tfwarm_export.planning.plan import traffic_scan
 from tfwarm_export.specs.limits import MAX_RECORDS
-from tfwarm_export.serving.replay import PreparedRun, RecordProblem, RecordResult, prepare, signature_name
+from tfwarm_export.serving.replay import (PreparedRun, RecordProblem, RecordResult, Replayer, prepare,
+                                          signature_name)
 from tfwarm_export.report import CheckReport
 from tfwarm_export.serving.coverage import measure_coverage, traffic_classes, unwarmed_sizes
 from tfwarm_export.serving.load_cost import compile_ms, load_cost
@@ -39,7 +41,7 @@ def check_warmup_file(export_dir: str | os.PathLike, config: WarmupConfig | None
     """
     if context is None:
         context = resolve(resolve_config(config, **options), export_dir)
-    server, batching = context.server, context.batching
+    server = context.server
     path = os.fspath(path) if path else warmup_path(context.export_dir)
     report = CheckReport(export_dir=context.export_dir, path=path, server=server,
                          warnings=list(server.warnings))
@@ -49,16 +51,20 @@ def check_warmup_file(export_dir: str | os.PathLike, config: WarmupConfig | None
         report.problems.append(str(e))
         return report
     report.num_records = len(logs)
-    report.problems += _file_problems(path, logs)
-    prepared = _prepare_all(context, logs, report)
-    _record_batch_sizes(report, prepared)
-    classes = [class_of_log(logs[i], batching.padded_size if batching else None) for i in sorted(prepared)]
-    report.problems += batching_problems(context, report.batch_sizes, classes)
-    xla = _xla_single_size(context.model, prepared)
-    if context.config.replay and prepared:
-        _replay_file(context, prepared, report, runs=max(server.num_request_iterations, 2 if xla else 1))
-        report.load_cost = load_cost([r for r in report.results if r.index in prepared], classes,
-                                     server.num_model_warmup_threads, server.num_request_iterations)
+    rules = rules_stage(context, logs, path)
+    report.problems += rules.problems
+    report.results += rules.failed
+    report.batch_sizes = rules.batch_sizes
+    xla = _xla_single_size(context.model, rules.prepared)
+    if context.config.replay and rules.prepared:
+        runs, threads = replay_settings(context)
+        with context.replayer() as replayer:
+            report.replayed = True
+            results = replay_stage(replayer, rules.prepared, runs, threads)
+        report.problems += [f"record {r.index} ({r.signature}): replay failed: {r.error}" for r in results if not r.ok]
+        report.results = sorted(report.results + results, key=lambda r: r.index)
+        report.load_cost = load_cost([r for r in report.results if r.index in rules.prepared], rules.classes,
+                                     threads, server.num_request_iterations)
     if context.config.traffic is not None:
         report.coverage = traffic_coverage(context, logs, context.config.traffic)
     for sig, (where, size) in sorted(xla.items()):
@@ -79,30 +85,61 @@ def _file_problems(path: str, logs: list) -> list[str]:
     return out
 
 
-def _prepare_all(context: Context, logs: list, report: CheckReport) -> dict[int, PreparedRun]:
-    """Each record as TF Serving feeds it; a record that breaks a rule is a problem and a result."""
-    prepared = {}
+@dataclass
+class RuleCheck:
+    """What TF Serving's static rules say about a file's records, before any replay."""
+
+    problems: list[str]
+    prepared: dict[int, PreparedRun]  # record index -> the feeds TF Serving would run
+    failed: list[RecordResult]  # records no session would run (a broken rule each)
+    batch_sizes: dict[str, list[int]]  # signature -> the (padded) batch sizes it runs at
+    classes: list[RequestClass]  # the request class of each prepared record, in file order
+
+
+def rules_stage(context: Context, logs: list, path: str) -> RuleCheck:
+    """Every rule short of replay: the file's (not empty, record cap), each record's (as TF
+    Serving prepares it) and batching's (``batching_problems``). ``check`` reports them; ``add``
+    refuses to keep a file that breaks one, so it never writes what ``check`` rejects."""
+    problems = _file_problems(path, logs)
+    prepared, failed = {}, []
     for i, log in enumerate(logs):
         try:
             prepared[i] = prepare(log, context.model.meta_graph, context.batching)
         except RecordProblem as e:
             sig = signature_name(log)
-            report.problems.append(f"record {i}" + (f" ({sig})" if sig else "") + f": {e}")
-            report.results.append(RecordResult(i, sig, log.WhichOneof("log_type") or "unset",
-                                               None, False, str(e)))
-    return prepared
+            problems.append(f"record {i}" + (f" ({sig})" if sig else "") + f": {e}")
+            failed.append(RecordResult(i, sig, log.WhichOneof("log_type") or "unset", None, False, str(e)))
+    sizes = batch_sizes_of(prepared)
+    pad = context.batching.padded_size if context.batching else None
+    classes = [class_of_log(logs[i], pad) for i in sorted(prepared)]
+    problems += batching_problems(context, sizes, classes)
+    return RuleCheck(problems, prepared, failed, sizes, classes)
 
 
-def _record_batch_sizes(report: CheckReport, prepared: dict[int, PreparedRun]) -> None:
-    """``report.batch_sizes``: per signature, the (padded) batch sizes the file runs at."""
+def replay_settings(context: Context, copies: int = 1) -> tuple[int, int]:
+    """(runs per record, threads) of a replay as TF Serving's load: each record ``copies`` x
+    ``num_request_iterations`` times (at least twice, for first/second-run timings), on
+    ``num_model_warmup_threads`` threads. ``add`` and ``check`` both replay so."""
+    server = context.server
+    return max(2, copies * server.num_request_iterations), server.num_model_warmup_threads
+
+
+def replay_stage(replayer: Replayer, prepared: dict[int, PreparedRun], runs: int,
+                 threads: int) -> list[RecordResult]:
+    """Run prepared records in a model loaded by ``Context.replayer()``, in file order."""
+    return replayer.run_all(sorted(prepared.items()), iterations=runs, threads=threads)
+
+
+def batch_sizes_of(prepared: dict[int, PreparedRun]) -> dict[str, list[int]]:
+    """Per signature, the (padded) batch sizes the records run at (multi-inference aside)."""
+    out: dict[str, list[int]] = {}
     for run in prepared.values():
         if run.log_type != "multi_inference_log":
-            sizes = report.batch_sizes.setdefault(run.signature, [])
+            sizes = out.setdefault(run.signature, [])
             size = run.padded_to or run.batch_size
             if size is not None and size not in sizes:
                 sizes.append(size)
-    for sig in report.batch_sizes:
-        report.batch_sizes[sig].sort()
+    return {sig: sorted(v) for sig, v in out.items()}
 
 
 def batching_problems(context: Context, batch_sizes: dict[str, list[int]],
@@ -130,20 +167,6 @@ def batching_problems(context: Context, batch_sizes: dict[str, list[int]],
                    "requests of one shape and pads the batch to an allowed size, so the first such "
                    f"batch stays cold. Warm every allowed size at each shape {fix}.")
     return out
-
-
-def _replay_file(context: Context, prepared: dict[int, PreparedRun], report: CheckReport, runs: int) -> None:
-    """Replay every prepared record as the server's load would (iterations, threads)."""
-    server = context.server
-    with context.replayer() as replayer:
-        report.replayed = True
-        for result in replayer.run_all(sorted(prepared.items()), iterations=runs,
-                                       threads=server.num_model_warmup_threads):
-            if not result.ok:
-                report.problems.append(f"record {result.index} ({result.signature}): replay "
-                                       f"failed: {result.error}")
-            report.results.append(result)
-    report.results.sort(key=lambda r: r.index)
 
 
 def traffic_coverage(context: Context, logs, traffic):

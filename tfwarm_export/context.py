@@ -21,6 +21,7 @@ from tfwarm_export.planning.keys import validate_keys
 from tfwarm_export.serving.batching import BatchingConfig
 from tfwarm_export.serving.replay import Replayer
 from tfwarm_export.serving.serving_config import ServerSettings, resolve_server
+from tfwarm_export.traffic import TrafficSelection
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,9 @@ class Context:
       server: batching, warmup options, session config and tags the server uses.
       model: the signatures of the MetaGraph ``tags`` pick (op libraries loaded first).
       wanted: the signatures to warm, in order (``config.signatures`` or every one).
+      selection: the requests selected from ``config.traffic``/``config.previous_version``,
+        made once at the edge (``api.select``: locally, or as a Beam pipeline on
+        ``config.runner``) and handed to the planner; None before that, or without traffic.
     """
 
     export_dir: str
@@ -40,6 +44,7 @@ class Context:
     server: ServerSettings
     model: ModelSignatures
     wanted: tuple[str, ...]
+    selection: TrafficSelection | None = None
 
     @property
     def batching(self) -> BatchingConfig | None:
@@ -65,8 +70,13 @@ class Context:
 
     def with_config(self, **changes) -> "Context":
         """The same resolved model and server under changed options that do not touch them
-        (e.g. ``traffic=`` a selection made on Beam)."""
-        return dataclasses.replace(self, config=self.config.replace(**changes))
+        (e.g. ``overwrite=True``). Changing ``traffic``/``previous_version`` drops the selection."""
+        selection = None if {"traffic", "previous_version"} & set(changes) else self.selection
+        return dataclasses.replace(self, config=self.config.replace(**changes), selection=selection)
+
+    def with_selection(self, selection: TrafficSelection | None) -> "Context":
+        """The same context with its traffic selection made (``api.select``)."""
+        return dataclasses.replace(self, selection=selection)
 
 
 def serving_tags(config_tags, server: ServerSettings) -> tuple[str, ...]:

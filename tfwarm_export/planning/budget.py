@@ -14,6 +14,14 @@ records that remove the most traffic-weighted cold-start cost per second of load
    file order; each is kept while the file's replay time stays within the budget.
 
 Without traffic every class weighs the same, and the cheapest records are kept first.
+
+Under batching (``rule``) a cut must leave a file ``check`` accepts, so records are kept in
+units, never alone (``batch_units``): a record of batch ``b`` comes with every record of its
+shape at a larger allowed size (concurrent requests of that shape merge into those batches),
+and a signature's first kept unit also brings the cheapest shape that warms its smallest
+allowed size (every allowed size must be warmed somewhere). A signature may still be cut
+whole: ``check`` judges only the signatures a file holds.
+
 Pure selection: given the same costs and weights the choice is the same; nothing here runs.
 """
 from __future__ import annotations
@@ -21,7 +29,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Hashable, Mapping, Sequence
 
+from tfwarm_export.serving.coverage import shape_group
 from tfwarm_export.serving.load_cost import replay_ms
+from tfwarm_export.specs.batching import BatchRule
+from tfwarm_export.specs.request_kinds import MULTI_INFERENCE
 
 @dataclass
 class BudgetChoice:
@@ -90,14 +101,92 @@ class BudgetChoice:
         return lines
 
 
+@dataclass(frozen=True)
+class BatchUnits:
+    """Which records must be kept together for the file to pass ``check`` under batching.
+
+    ``above[i]``: record i and every record of its shape at a larger batch;
+    ``base[sig]``: the cheapest shape's chain from the signature's smallest batch (kept first
+    in a signature, so every allowed size is warmed somewhere); ``signature_of[i]``: the
+    signature record i counts for in that per-signature rule (absent: it counts for none);
+    ``at_smallest[sig]``: its records at that smallest batch (any one of them brings its chain);
+    ``own_chain[i]``: record i's shape's whole chain, where it reaches that smallest batch (then
+    the signature's rule is met by completing i's own shape rather than the cheapest)."""
+
+    above: dict[int, frozenset[int]]
+    base: dict[str, frozenset[int]]
+    signature_of: dict[int, str]
+    at_smallest: dict[str, frozenset[int]]
+    own_chain: dict[int, frozenset[int]]
+
+    def closure(self, i: int, chosen: set[int]) -> set[int]:
+        """What keeping record ``i`` brings, given the records already ``chosen``."""
+        need = set(self.above.get(i, {i}))
+        sig = self.signature_of.get(i)
+        if sig is not None and not (self.at_smallest[sig] & (chosen | need)):
+            need |= self.own_chain.get(i, self.base[sig])  # its smallest size is not kept yet
+        return need - chosen
+
+
+def batch_units(classes: Sequence[Hashable], costs: Sequence[float], keep: Sequence[int],
+                rule: BatchRule | None) -> BatchUnits:
+    """The units ``check``'s batching rules impose on records ``keep`` (``check.batching_problems``):
+    per shape, the allowed sizes from the smallest warmed one upward; per signature, every size."""
+    if rule is None or not rule.allowed:
+        return BatchUnits({}, {}, {}, {}, {})
+    groups: dict[tuple, list[int]] = {}
+    for i in keep:
+        rc = classes[i]
+        if getattr(rc, "batch_size", None) is not None:
+            groups.setdefault(shape_group(rc), []).append(i)
+    above, signature_of = {}, {}
+    chains: dict[str, list[tuple[float, int, frozenset[int]]]] = {}
+    for members in groups.values():
+        for i in members:
+            above[i] = frozenset(j for j in members if classes[j].batch_size >= classes[i].batch_size)
+            if classes[i].request_type != MULTI_INFERENCE:
+                signature_of[i] = classes[i].signature
+        low = min(members, key=lambda j: (classes[j].batch_size, j))
+        if classes[low].request_type != MULTI_INFERENCE:
+            chain = above[low]
+            chains.setdefault(classes[low].signature, []).append(
+                (classes[low].batch_size, sum(costs[j] for j in chain), min(chain), chain))
+    base, at_smallest, own_chain = {}, {}, {}
+    for sig, options in chains.items():
+        smallest = min(o[0] for o in options)  # the signature's smallest warmed (allowed) size
+        full = [o for o in options if o[0] == smallest]
+        base[sig] = min(full, key=lambda o: (o[1], o[2]))[3]
+        at_smallest[sig] = frozenset(i for i, s in signature_of.items()
+                                     if s == sig and classes[i].batch_size == smallest)
+        own_chain.update({i: o[3] for o in full for i in o[3]})
+    return BatchUnits(above, base, signature_of, at_smallest, own_chain)
+
+
+def _greedy(order: Sequence[int], units: BatchUnits, costs: Sequence[float], budget_ms: float,
+            threads: int) -> list[int]:
+    """Keep each record in ``order`` (with what its unit brings) while the file fits the budget."""
+    chosen: set[int] = set()
+    for i in order:
+        if i in chosen:
+            continue
+        trial = chosen | units.closure(i, chosen)
+        if replay_ms([costs[j] for j in sorted(trial)], threads) <= budget_ms:
+            chosen = trial
+    return sorted(chosen)
+
+
 def choose_within_budget(classes: Sequence[Hashable], costs_ms: Sequence[float],
                          weights: Mapping[Hashable, float] | None, budget_ms: float,
-                         threads: int = 1, labels: Sequence[str] = ()) -> BudgetChoice:
+                         threads: int = 1, labels: Sequence[str] = (),
+                         rule: BatchRule | None = None) -> BudgetChoice:
     """Records (by index, file order kept) whose replay fits ``budget_ms``.
 
     ``classes[i]`` is record i's request class, ``costs_ms[i]`` its measured first run,
     ``weights`` how often traffic brings each class (None: every class weighs 1; a class
-    the traffic never brings weighs 0). Deterministic for the same inputs.
+    the traffic never brings weighs 0). ``rule``: the server's batching, whose merged batches
+    decide which records are kept together (``batch_units``). Deterministic for the same inputs.
+    Raises ValueError when not even the cheapest unit fits: the file is never cut below what
+    ``check`` accepts, and never kept over the budget by choice.
     """
     if len(classes) != len(costs_ms):
         raise ValueError(f"{len(classes)} classes but {len(costs_ms)} costs")
@@ -121,25 +210,33 @@ def choose_within_budget(classes: Sequence[Hashable], costs_ms: Sequence[float],
                           else "requests of each class in the traffic/dataset")
     if full <= budget_ms:
         return choice
-    # 1. what warms nothing new goes first
+    # 1. what warms nothing new goes first (its class stays warmed: no batching rule changes)
     kept = [i for i in range(n) if i not in duplicates]
     cut = sorted(duplicates)
     if replay_ms([costs[i] for i in kept], threads) > budget_ms:
         # 2. greedy by weight per second of load (= weight), cheaper first, then file order
-        order = sorted(kept, key=lambda i: (-w[i], costs[i], i))
-        chosen: list[int] = []
-        for i in order:
-            trial = sorted(chosen + [i])
-            if replay_ms([costs[j] for j in trial], threads) <= budget_ms:
-                chosen = trial
+        units = batch_units(classes, costs, kept, rule)
+        chosen = _greedy(sorted(kept, key=lambda i: (-w[i], costs[i], i)), units, costs, budget_ms, threads)
         if not chosen:
-            cheapest = min(range(n), key=lambda i: (costs[i], i))
-            raise ValueError(f"the load budget ({budget_ms / 1000:.3g} s) is smaller than the cheapest "
-                             f"record's replay ({costs[cheapest] / 1000:.3g} s, record {cheapest}); "
-                             "raise the budget or warm fewer signatures")
+            raise ValueError(_nothing_fits(kept, units, costs, budget_ms, threads))
         cut = sorted(set(range(n)) - set(chosen))
         kept = chosen
     choice.kept, choice.cut = kept, cut
     choice.kept_ms = replay_ms([costs[i] for i in kept], threads)
     choice.duplicates = {i: duplicates[i] for i in cut if i in duplicates}
     return choice
+
+
+def _nothing_fits(kept: Sequence[int], units: BatchUnits, costs: Sequence[float], budget_ms: float,
+                  threads: int) -> str:
+    """Why no record fits: the cheapest record, or under batching the cheapest unit ``check`` accepts."""
+    def unit_ms(i: int) -> float:
+        return replay_ms([costs[j] for j in sorted(units.closure(i, set()))], threads)
+
+    cheapest = min(kept, key=lambda i: (unit_ms(i), i))
+    unit = sorted(units.closure(cheapest, set()))
+    what = (f"record {cheapest}" if unit == [cheapest] else
+            f"records {unit}, the fewest that keep a batch size's merged batches warm as check requires")
+    return (f"the load budget ({budget_ms / 1000:.3g} s) is smaller than the cheapest "
+            f"valid cut's replay ({unit_ms(cheapest) / 1000:.3g} s, {what}); "
+            "raise the budget or warm fewer signatures")

@@ -338,13 +338,15 @@ def _multi_inference_records(model: ModelSignatures, records: list[PlannedRecord
 
 
 def make_plan(model: ModelSignatures, config: WarmupConfig, server: ServerSettings,
-              wanted: Sequence[str]) -> WarmupPlan:
+              wanted: Sequence[str], selection: TrafficSelection | None = None) -> WarmupPlan:
     """Build the plan for the signatures ``wanted`` of ``model``. Raises PlanError on impossible options.
 
     ``server`` is what TF Serving will load the model with, resolved once at the edge
     (``tfwarm_export.context.resolve``, which also validated the config's keys); nothing
-    here reads a configuration file. I/O comes first (sampling the dataset and traffic),
-    then ``plan_records`` plans from the samples without touching a file.
+    here reads a configuration file. ``selection``: the traffic selected at the edge
+    (``api.select``); None with ``config.traffic`` set selects here (``select_traffic``).
+    I/O comes first (sampling the dataset and traffic), then ``plan_records`` plans from the
+    samples without touching a file.
     """
     wanted = list(wanted)
     if not wanted:
@@ -355,7 +357,9 @@ def make_plan(model: ModelSignatures, config: WarmupConfig, server: ServerSettin
     if padded:
         notes.append(padded)
     samples = _sample_datasets(model, wanted, config, notes)
-    samples.update(_sample_traffic(model, wanted, config, server.batching, notes, samples))
+    if selection is None:
+        selection = select_traffic(model, wanted, config, server.batching)
+    samples.update(_traffic_samples(wanted, selection, notes, samples))
     return plan_records(model, config, server, wanted, samples, notes)
 
 
@@ -491,16 +495,23 @@ def _fit_buckets_to_budget(model: ModelSignatures, config: WarmupConfig, batch_s
             notes.append(f"{name}: to stay within {MAX_RECORDS} records, {how}; dropped {', '.join(shown)}")
 
 
-def _sample_traffic(model: ModelSignatures, wanted: list[str], config: WarmupConfig,
-                    batching: BatchingConfig | None, notes: list[str],
-                    have: Mapping[str, Any]) -> dict[str, Any]:
-    """Select rows from logged traffic / a previous version for the signatures
-    ``dataset=`` does not already feed; count what was dropped, and why."""
+def select_traffic(model: ModelSignatures, wanted: Sequence[str], config: WarmupConfig,
+                   batching: BatchingConfig | None) -> TrafficSelection | None:
+    """The local selection from logged traffic / a previous version for ``wanted`` (the Beam
+    pipeline makes the same one on a runner); None without traffic."""
     if config.traffic is None and config.previous_version is None:
+        return None
+    if isinstance(config.traffic, TrafficSelection):
+        return config.traffic
+    return sample_traffic(*traffic_scan(model, wanted, config, batching))
+
+
+def _traffic_samples(wanted: Sequence[str], selection: TrafficSelection | None, notes: list[str],
+                     have: Mapping[str, Any]) -> dict[str, Any]:
+    """The selection's samples for the signatures ``dataset=`` does not already feed; count
+    what was dropped, and why."""
+    if selection is None:
         return {}
-    selection = config.traffic
-    if not isinstance(selection, TrafficSelection):
-        selection = sample_traffic(*traffic_scan(model, wanted, config, batching))
     check_selection(selection)
     notes.extend(selection.drop_lines())
     out = {}

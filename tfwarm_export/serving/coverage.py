@@ -128,6 +128,12 @@ def merged_counts(traffic: Mapping[RequestClass, int], rule: BatchRule | None) -
     return out
 
 
+def shape_group(rc: RequestClass) -> tuple:
+    """The key of the requests TF Serving's batching can merge with ``rc``: same signature, request
+    type and every dimension but the batch. Records of one group must warm a chain of allowed sizes."""
+    return (rc.signature, rc.request_type, tuple((a, d[1:]) for a, d in rc.shape))
+
+
 def unwarmed_sizes(file_classes: Iterable[RequestClass], rule: BatchRule | None
                    ) -> list[tuple[RequestClass, list[int]]]:
     """Per shape the file warms (its smallest-batch class), the allowed sizes missing above it:
@@ -137,8 +143,7 @@ def unwarmed_sizes(file_classes: Iterable[RequestClass], rule: BatchRule | None
     groups: dict[tuple, list[RequestClass]] = {}
     for rc in file_classes:
         if rc.batch_size is not None:
-            key = (rc.signature, rc.request_type, tuple((a, d[1:]) for a, d in rc.shape))
-            groups.setdefault(key, []).append(rc)
+            groups.setdefault(shape_group(rc), []).append(rc)
     out = []
     for key in sorted(groups, key=repr):
         smallest = min(groups[key], key=lambda rc: rc.batch_size)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 import sys
 
 import numpy as np
@@ -23,6 +24,7 @@ from tfwarm_export.traffic.validate import TrafficSpec
 
 sys.path.insert(0, os.path.dirname(__file__))
 from serving_replay import cold_batches, replay_signatures  # noqa: E402
+from xla_compile_probe import count_stream_compiles, probe_env  # noqa: E402
 
 BATCHING = "max_batch_size { value: 8 }\nallowed_batch_sizes: 4\nallowed_batch_sizes: 8\n"
 LENGTHS = (3, 5, 7)
@@ -132,6 +134,36 @@ def test_xla_traffic_under_batching_warms_every_merged_batch(xla_case, tmp_path,
     shutil.copy(cut, warmup_path(export_dir))  # the independent replay's rule agrees
     cold = cold_batches(export_dir, (4, 8))
     assert cold[0] == "serving_default: batch 8 never warmed" and len(cold) == 1 + len(LENGTHS)
+
+
+def _stream_compiles(export_dir: str, warmup: str, stream: list[tuple[int, int]]) -> int:
+    """XLA compiles a held-out stream pays after replaying ``warmup`` ("-": no warmup), in a
+    fresh process with nothing from tfwarm_export (tests/xla_compile_probe.py)."""
+    probe = os.path.join(os.path.dirname(__file__), "xla_compile_probe.py")
+    out = subprocess.run([sys.executable, probe, export_dir, warmup, "4,8",
+                          ",".join(f"{b}:{n}" for b, n in stream)],
+                         capture_output=True, text=True, env=probe_env(), timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return count_stream_compiles(out.stderr)
+
+
+def test_held_out_stream_hits_no_compile_after_the_warmup_add_writes(xla_case, tmp_path):
+    """Requests of batch 1-8 (5 and 7 too, which no logged request had) at the logged lengths,
+    padded as the batching session pads them, compile nothing once the file is replayed; the
+    same stream compiles without warmup, and with the file cut to its batch-4 records."""
+    export_dir, batching, log = xla_case
+    assert cli.main(["add", export_dir, "--traffic", log, "--batching-parameters", batching,
+                     "--overwrite"]) == 0
+    stream = [(b, n) for n in LENGTHS for b in (1, 2, 3, 5, 7, 8)]
+    assert _stream_compiles(export_dir, warmup_path(export_dir), stream) == 0
+    assert _stream_compiles(export_dir, "-", stream) == 2 * len(LENGTHS)  # the probe can see compiles
+    cut = str(tmp_path / "cut.tfrecord")
+    with tf.io.TFRecordWriter(cut) as w:
+        for raw in tf.data.TFRecordDataset(warmup_path(export_dir)).as_numpy_iterator():
+            if prediction_log_pb2.PredictionLog.FromString(raw).predict_log.request.inputs[
+                    "ids"].tensor_shape.dim[0].size == 4:
+                w.write(raw)
+    assert _stream_compiles(export_dir, cut, stream) == len(LENGTHS)  # batch 8 at each length
 
 
 def test_check_names_a_shape_left_cold_above_its_warmed_batch(xla_case, tmp_path):

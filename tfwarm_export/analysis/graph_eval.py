@@ -121,6 +121,20 @@ class Evaluator:
             return get(node.inputs[ref[2]])
         return None
 
+    @staticmethod
+    def _reader(node: Node, deps: set, get):
+        """``i -> get(node.inputs[i])``, recording what it read in ``deps``; ``_Unknown`` when
+        the input is missing or cannot be computed (so the op's result is unknown too)."""
+        def read(i: int):
+            if i >= len(node.inputs):
+                raise _Unknown
+            got, d = get(node.inputs[i])
+            deps.update(d)
+            if got is None:
+                raise _Unknown
+            return got
+        return read
+
     # ------------------------------------------------------------ values
     def _value(self, ref: Ref) -> tuple:
         if ref in self.values:
@@ -131,23 +145,7 @@ class Evaluator:
         node = self.idx.producer(ref)
         deps: set = set()
 
-        def v(i: int):
-            if i >= len(node.inputs):
-                raise _Unknown
-            got, d = self.value(node.inputs[i])
-            deps.update(d)
-            if got is None:
-                raise _Unknown
-            return got
-
-        def s(i: int):
-            if i >= len(node.inputs):
-                raise _Unknown
-            got, d = self.shape(node.inputs[i])
-            deps.update(d)
-            if got is None:
-                raise _Unknown
-            return got
+        v, s = self._reader(node, deps, self.value), self._reader(node, deps, self.shape)
 
         try:
             out = self._value_op(node, ref, v, s)
@@ -271,23 +269,7 @@ class Evaluator:
         node = self.idx.producer(ref)
         deps: set = set()
 
-        def s(i: int):
-            if i >= len(node.inputs):
-                raise _Unknown
-            got, d = self.shape(node.inputs[i])
-            deps.update(d)
-            if got is None:
-                raise _Unknown
-            return got
-
-        def v(i: int):
-            if i >= len(node.inputs):
-                raise _Unknown
-            got, d = self.value(node.inputs[i])
-            deps.update(d)
-            if got is None:
-                raise _Unknown
-            return got
+        s, v = self._reader(node, deps, self.shape), self._reader(node, deps, self.value)
 
         try:
             out = self._shape_op(node, ref, s, v)

@@ -75,7 +75,8 @@ def plan_context(context: Context) -> WarmupPlan:
     """The plan for a resolved ``context``: the traffic is selected first (``select``), then the
     planner runs on the context and that selection."""
     context = select(context)
-    return make_plan(context.model, context.config, context.server, context.wanted, selection=context.selection)
+    return make_plan(context.model, context.config, context.server, context.wanted, selection=context.selection,
+                     inputs=context.inputs)
 
 
 def select(context: Context) -> Context:

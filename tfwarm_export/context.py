@@ -17,6 +17,7 @@ from tfwarm_export import analysis
 from tfwarm_export.config import WarmupConfig
 from tfwarm_export.model.oplibs import ensure_ops
 from tfwarm_export.model.signatures import DEFAULT_TAGS, ModelSignatures, read_signatures
+from tfwarm_export.planning.input_options import ResolvedInputs, resolve_inputs
 from tfwarm_export.planning.keys import validate_keys
 from tfwarm_export.serving.batching import BatchingConfig
 from tfwarm_export.serving.replay import Replayer
@@ -37,6 +38,8 @@ class Context:
       selection: the requests selected from ``config.traffic``/``config.previous_version``,
         made once at the edge (``api.select``: locally, or as a Beam pipeline on
         ``config.runner``) and handed to the planner; None before that, or without traffic.
+      inputs: the per-input options (overrides, dim sizes, shapes, image sizes) resolved once
+        per (signature, alias or feature), so the planner never reads the raw keys.
     """
 
     export_dir: str
@@ -45,6 +48,7 @@ class Context:
     model: ModelSignatures
     wanted: tuple[str, ...]
     selection: TrafficSelection | None = None
+    inputs: ResolvedInputs | None = None
 
     @property
     def batching(self) -> BatchingConfig | None:
@@ -72,7 +76,9 @@ class Context:
         """The same resolved model and server under changed options that do not touch them
         (e.g. ``overwrite=True``). Changing ``traffic``/``previous_version`` drops the selection."""
         selection = None if {"traffic", "previous_version"} & set(changes) else self.selection
-        return dataclasses.replace(self, config=self.config.replace(**changes), selection=selection)
+        config = self.config.replace(**changes)
+        return dataclasses.replace(self, config=config, selection=selection,
+                                   inputs=resolve_inputs(self.model, config))
 
     def with_selection(self, selection: TrafficSelection | None) -> "Context":
         """The same context with its traffic selection made (``api.select``)."""
@@ -110,7 +116,8 @@ def resolve(config: WarmupConfig | None, export_dir: str | os.PathLike, *,
             model.get(name)  # raises SignatureError naming the available ones
     else:
         wanted = tuple(sorted(model.signatures))
-    return Context(export_dir=export_dir, config=config, server=server, model=model, wanted=wanted)
+    return Context(export_dir=export_dir, config=config, server=server, model=model, wanted=wanted,
+                   inputs=resolve_inputs(model, config))
 
 
 __all__ = ["Context", "resolve", "serving_tags"]

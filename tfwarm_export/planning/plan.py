@@ -27,8 +27,9 @@ from tfwarm_export.planning.request_types import choose_request_type
 from tfwarm_export.planning.tensor_inputs import (input_shapes, refuse_unservable, solve_constraints,
                                                  solved_input, tensor_domain)
 from tfwarm_export.planning.xla_classes import exact_classes, fit_exact_to_cap, xla_compiles, xla_default_dims
+from tfwarm_export.planning.input_options import ResolvedInputs, resolve_inputs
 from tfwarm_export.planning.plan_inputs import (Skip, composite_batching_reason, composite_input,
-                                       composite_part_shape, logical_signature, lookup)
+                                       composite_part_shape, logical_signature)
 from tfwarm_export.traffic import (TrafficSelection, check_selection, sample_dataset,
                                    sample_traffic, traffic_plan, traffic_spec)
 from tfwarm_export.serving.serving_config import ServerSettings
@@ -37,14 +38,14 @@ from tfwarm_export.model.signatures import (ModelSignatures, SignatureInfo, Tens
 
 
 def _data_variants(sample: Any, per_input: Mapping[str, FeedPlan], config: WarmupConfig, sig: SignatureInfo,
-                   max_buckets: int) -> list[dict[tuple[str, int], int]]:
+                   max_buckets: int, inputs: ResolvedInputs) -> list[dict[tuple[str, int], int]]:
     """Shape variants from the sizes seen in the data: the i-th bucket of every unknown dim.
 
     Dimensions the user sized with ``dim_sizes`` keep the user's sizes.
     """
     buckets = {key: sizes for key, sizes in sample.buckets(max_buckets, config.bucket_quantiles).items()
                if key[0] in per_input and per_input[key[0]].kind == TENSOR
-               and not (lookup(config.dim_sizes, sig.name, key[0]) or {}).get(key[1])}
+               and not inputs.get(sig.name, key[0]).dims.get(key[1])}
     if not buckets:
         return [{}]
     n = max(len(v) for v in buckets.values())
@@ -54,7 +55,7 @@ def _data_variants(sample: Any, per_input: Mapping[str, FeedPlan], config: Warmu
 def _plan_signature(model: ModelSignatures, sig: SignatureInfo, config: WarmupConfig,
                     batch_sizes: tuple[int, ...], batching: BatchingConfig | None,
                     notes: list[str], sample: Any = None,
-                    max_buckets: int | None = None) -> list[PlannedRecord]:
+                    max_buckets: int | None = None, *, inputs: ResolvedInputs) -> list[PlannedRecord]:
     request_type, fallback_note = choose_request_type(sig)
     if fallback_note:
         notes.append(f"{sig.name}: {fallback_note}")
@@ -70,9 +71,9 @@ def _plan_signature(model: ModelSignatures, sig: SignatureInfo, config: WarmupCo
                     "input's dtype")
     feeds = [sig.inputs[a] for a in sig.required_inputs]
     if not feeds and request_type == PREDICT and sample is None:
-        return _defaulted_records(model, sig, config, batch_sizes, batching, notes)
+        return _defaulted_records(model, sig, config, batch_sizes, batching, notes, inputs)
     return _plan_feeds(model, sig, feeds, config, batch_sizes, batching, notes, request_type,
-                       sample, max_buckets)
+                       sample, max_buckets, inputs)
 
 
 NO_INPUT_BATCHING_REASON = (
@@ -83,7 +84,7 @@ NO_INPUT_BATCHING_REASON = (
 
 def _defaulted_records(model: ModelSignatures, sig: SignatureInfo, config: WarmupConfig,
                        batch_sizes: tuple[int, ...], batching: BatchingConfig | None,
-                       notes: list[str]) -> list[PlannedRecord]:
+                       notes: list[str], inputs: ResolvedInputs) -> list[PlannedRecord]:
     """Records for a signature a request may leave empty: no inputs, or every input defaulted.
 
     TF Serving fills every missing alias with its ``defaults`` tensor, so an empty request
@@ -117,7 +118,7 @@ def _defaulted_records(model: ModelSignatures, sig: SignatureInfo, config: Warmu
     if sig.inputs:
         try:
             fed = _plan_feeds(model, sig, [sig.inputs[a] for a in sorted(sig.inputs)], config,
-                              batch_sizes, batching, notes, PREDICT, None, None)
+                              batch_sizes, batching, notes, PREDICT, None, None, inputs)
         except Skip as e:
             if not records:
                 raise Skip(f"a request without inputs fails with batching on ({why_not}), and "
@@ -144,7 +145,8 @@ def _defaulted_records(model: ModelSignatures, sig: SignatureInfo, config: Warmu
 
 def _plan_feeds(model: ModelSignatures, sig: SignatureInfo, feeds: list[TensorSpec], config: WarmupConfig,
                 batch_sizes: tuple[int, ...], batching: BatchingConfig | None, notes: list[str],
-                request_type: str, sample: Any, max_buckets: int | None) -> list[PlannedRecord]:
+                request_type: str, sample: Any, max_buckets: int | None,
+                inputs: ResolvedInputs) -> list[PlannedRecord]:
     """Records that feed ``feeds`` (normally every input without a default), step by step:
     each input's plan, the batch sizes the signature can take, the (batch, variant, bucket)
     items (exact classes under XLA), then one record per item."""
@@ -157,23 +159,23 @@ def _plan_feeds(model: ModelSignatures, sig: SignatureInfo, feeds: list[TensorSp
         notes.append(f"{sig.name}: the dataset has no field for its ragged/sparse inputs; values are "
                      "synthesised")
         sample = None
-    per_input = {spec.alias: (composite_input(model, sig, spec, composites[spec.alias], config)
+    per_input = {spec.alias: (composite_input(model, sig, spec, composites[spec.alias], inputs)
                               if spec.alias in composites else
-                              _feed_plan(model, sig, spec, config, request_type, notes))
+                              _feed_plan(model, sig, spec, config, request_type, notes, inputs))
                  for spec in feeds}
     sizes, fixed0 = _signature_batch_sizes(sig, per_input, batch_sizes, batching, notes)
     # sizes and values the graph's checks and input relations need, per batch size (issue 26)
     solved = solve_constraints(model, sig, per_input, sizes, batching, notes) if sample is None else {}
     items = _plan_items(model, sig, per_input, config, sample, sizes, fixed0, batching, request_type,
-                        max_buckets, notes)
+                        max_buckets, notes, inputs)
     source = "dataset" if sample is not None else "synthetic"
     return [_record(sig.name, request_type, per_input, item, source, solved) for item in items]
 
 
 def _feed_plan(model: ModelSignatures, sig: SignatureInfo, spec: TensorSpec, config: WarmupConfig,
-               request_type: str, notes: list[str]) -> FeedPlan:
+               request_type: str, notes: list[str], inputs: ResolvedInputs) -> FeedPlan:
     """One plain input: serialized tf.Examples when it feeds a parser, else a tensor."""
-    override = lookup(config.overrides, sig.name, spec.alias)
+    override = inputs.get(sig.name, spec.alias).override
     domain = Domain.from_user(override) if override is not None else None
     example_spec = None
     if spec.dtype == tf.string and (request_type in (CLASSIFY, REGRESS) or spec.rank in (None, 0, 1)):
@@ -183,16 +185,16 @@ def _feed_plan(model: ModelSignatures, sig: SignatureInfo, spec: TensorSpec, con
                    f"feeds. Give serialized examples: overrides={{'{sig.name}/{spec.alias}': "
                    "[example.SerializeToString(), ...]}")
     if example_spec is not None and domain is None:
-        return _examples_feed(model, sig, spec, config, request_type, example_spec)
-    shape, variants, defaulted = input_shapes(sig, spec, config, model.meta_graph, notes)
+        return _examples_feed(model, sig, spec, config, request_type, example_spec, inputs)
+    shape, variants, defaulted = input_shapes(sig, spec, inputs, model.meta_graph, notes)
     if domain is None:
-        domain = tensor_domain(model, sig, spec, config)
+        domain = tensor_domain(model, sig, spec, inputs)
     return FeedPlan(spec=spec, shape=tuple(shape), variants=tuple(variants), kind=TENSOR, domain=domain,
                     defaulted=tuple(defaulted))
 
 
 def _examples_feed(model: ModelSignatures, sig: SignatureInfo, spec: TensorSpec, config: WarmupConfig,
-                   request_type: str, example_spec) -> FeedPlan:
+                   request_type: str, example_spec, inputs: ResolvedInputs) -> FeedPlan:
     """A string input that feeds a tf.Example parser: its features' value domains."""
     shape = (() if example_spec.single else (None,)) if spec.rank in (None, 0, 1) else spec.shape
     if spec.shape is not None and len(shape) != len(spec.shape):
@@ -208,7 +210,7 @@ def _examples_feed(model: ModelSignatures, sig: SignatureInfo, spec: TensorSpec,
     keys = [example_spec.domain_key(f.key) for f in example_spec.context_features()]
     keys += [example_spec.domain_key(f.key, True) for f in example_spec.feature_list_features()]
     for key in list(feature_domains) + keys:
-        user = lookup(config.overrides, sig.name, key)
+        user = inputs.get(sig.name, key).override
         if user is not None:
             feature_domains[key] = Domain.from_user(user)
     return FeedPlan(spec=spec, shape=tuple(shape), variants=variants, kind=EXAMPLES,
@@ -261,10 +263,10 @@ def _signature_batch_sizes(sig: SignatureInfo, per_input: Mapping[str, FeedPlan]
 def _plan_items(model: ModelSignatures, sig: SignatureInfo, per_input: Mapping[str, FeedPlan],
                 config: WarmupConfig, sample: Any, sizes: tuple, fixed0: set[int],
                 batching: BatchingConfig | None, request_type: str, max_buckets: int | None,
-                notes: list[str]) -> list[PlanItem]:
+                notes: list[str], inputs: ResolvedInputs) -> list[PlanItem]:
     """Every (batch, variant, bucket) to warm: sizes x shape variants (buckets from the data),
     or, for a signature that compiles per shape, the exact classes the data runs at."""
-    exact = exact_classes(model, sig, per_input, sample, sizes, fixed0, batching, config, request_type)
+    exact = exact_classes(model, sig, per_input, sample, sizes, fixed0, batching, inputs, request_type)
     if exact is not None:
         items, source_note = exact
         notes.append(f"{sig.name}: {source_note}")
@@ -273,7 +275,7 @@ def _plan_items(model: ModelSignatures, sig: SignatureInfo, per_input: Mapping[s
     data_variants: list[dict[tuple[str, int], int]] = [{}]
     if sample is not None:
         data_variants = _data_variants(sample, per_input, config, sig,
-                                       max_buckets if max_buckets is not None else config.max_buckets)
+                                       max_buckets if max_buckets is not None else config.max_buckets, inputs)
         n_variants = max(n_variants, len(data_variants))
     return [PlanItem(b, v, data_variants[min(v, len(data_variants) - 1)])
             for b in sizes for v in range(n_variants)]
@@ -338,7 +340,8 @@ def _multi_inference_records(model: ModelSignatures, records: list[PlannedRecord
 
 
 def make_plan(model: ModelSignatures, config: WarmupConfig, server: ServerSettings,
-              wanted: Sequence[str], selection: TrafficSelection | None = None) -> WarmupPlan:
+              wanted: Sequence[str], selection: TrafficSelection | None = None,
+              inputs: ResolvedInputs | None = None) -> WarmupPlan:
     """Build the plan for the signatures ``wanted`` of ``model``. Raises PlanError on impossible options.
 
     ``server`` is what TF Serving will load the model with, resolved once at the edge
@@ -360,13 +363,17 @@ def make_plan(model: ModelSignatures, config: WarmupConfig, server: ServerSettin
     if selection is None:
         selection = select_traffic(model, wanted, config, server.batching)
     samples.update(_traffic_samples(wanted, selection, notes, samples))
-    return plan_records(model, config, server, wanted, samples, notes)
+    return plan_records(model, config, server, wanted, samples, notes, inputs)
 
 
 def plan_records(model: ModelSignatures, config: WarmupConfig, server: ServerSettings,
-                 wanted: Sequence[str], samples: Mapping[str, Any], notes: Sequence[str] = ()) -> WarmupPlan:
+                 wanted: Sequence[str], samples: Mapping[str, Any], notes: Sequence[str] = (),
+                 inputs: ResolvedInputs | None = None) -> WarmupPlan:
     """The plan from the model, the options, the server and the data already sampled: a pure
-    function (same inputs, same plan), so it can be tested and reasoned about alone."""
+    function (same inputs, same plan), so it can be tested and reasoned about alone.
+    ``inputs``: the per-input options resolved at the edge; None resolves them from ``config``."""
+    if inputs is None:
+        inputs = resolve_inputs(model, config)
     batching = server.batching
     batch_sizes = resolve_batch_sizes(config.batch_sizes, batching)
     notes, skipped = list(notes), {}
@@ -374,10 +381,10 @@ def plan_records(model: ModelSignatures, config: WarmupConfig, server: ServerSet
     for name in wanted:
         try:
             per_sig[name] = _plan_signature(model, model.signatures[name], config, batch_sizes,
-                                            batching, notes, samples.get(name))
+                                            batching, notes, samples.get(name), inputs=inputs)
         except Skip as why:
             skipped[name] = str(why)
-    _fit_buckets_to_budget(model, config, batch_sizes, batching, samples, per_sig, notes)
+    _fit_buckets_to_budget(model, config, batch_sizes, batching, samples, per_sig, notes, inputs)
     fit_exact_to_cap(per_sig, notes)
     records = [r for name in wanted for r in per_sig.get(name, [])]
     if config.multi_inference:
@@ -470,7 +477,7 @@ def _sample_datasets(model: ModelSignatures, wanted: list[str], config: WarmupCo
 
 def _fit_buckets_to_budget(model: ModelSignatures, config: WarmupConfig, batch_sizes, batching,
                            samples: Mapping[str, Any], per_sig: dict[str, list[PlannedRecord]],
-                           notes: list[str]) -> None:
+                           notes: list[str], inputs: ResolvedInputs) -> None:
     """Shrink data buckets (never batch sizes or signatures) until the plan fits 1000 records."""
     cap = config.max_buckets
     fixed = config.bucket_quantiles  # fixed quantiles: the cut removes quantiles, evenly, never the max
@@ -484,7 +491,7 @@ def _fit_buckets_to_budget(model: ModelSignatures, config: WarmupConfig, batch_s
         for name, sample in samples.items():
             if name in per_sig and name not in exact:
                 per_sig[name] = _plan_signature(model, model.signatures[name], cut_config, batch_sizes,
-                                                batching, [], sample, max_buckets=cap)
+                                                batching, [], sample, max_buckets=cap, inputs=inputs)
     for name, before in sorted(wanted.items()):  # one note per signature: the final cut
         dropped = before - {r.bucket for r in per_sig[name]}
         if dropped:

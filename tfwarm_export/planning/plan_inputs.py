@@ -8,15 +8,16 @@ made in ``composite_values.py`` from the sizes chosen here.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Mapping
+from typing import Mapping
 
 from tfwarm_export import analysis
 from tfwarm_export.analysis.composites import DENSE_SHAPE, INDICES, RAGGED, ROW_SPLITS, VALUES
-from tfwarm_export.config import DEFAULT_DIM_SIZE, WarmupConfig
+from tfwarm_export.config import DEFAULT_DIM_SIZE
 from tfwarm_export.specs.domains import Domain
 from tfwarm_export.errors import PlanError
 from tfwarm_export.model.signatures import ModelSignatures, SignatureInfo, TensorSpec
 from tfwarm_export.planning.feeds import COMPOSITE, FeedPlan
+from tfwarm_export.planning.input_options import ResolvedInputs
 
 UNKNOWN = -1
 """A part's dimension that depends on the values (ragged row lengths, non-zero count)."""
@@ -24,14 +25,6 @@ UNKNOWN = -1
 
 class Skip(Exception):
     """A signature TF Serving could never run; becomes a ``skipped`` entry."""
-
-
-def lookup(mapping: Mapping[str, Any], sig: str, alias: str) -> Any:
-    """A per-input option: "signature/alias" wins over "alias"."""
-    for key in (f"{sig}/{alias}", alias):
-        if key in mapping:
-            return mapping[key]
-    return None
 
 
 def composite_batching_reason(composites: Mapping[str, analysis.Component]) -> str:
@@ -45,7 +38,7 @@ def composite_batching_reason(composites: Mapping[str, analysis.Component]) -> s
             "with dense (padded) inputs")
 
 
-def _logical_sizes(sig: SignatureInfo, component: analysis.Component, config: WarmupConfig) -> tuple[int, ...]:
+def _logical_sizes(sig: SignatureInfo, component: analysis.Component, inputs: ResolvedInputs) -> tuple[int, ...]:
     """Sizes of the composite's non-batch dimensions: the signature's, the user's, or the default.
 
     For a ragged dimension the size is the longest row; rows get lengths up to it.
@@ -56,7 +49,7 @@ def _logical_sizes(sig: SignatureInfo, component: analysis.Component, config: Wa
         raise Skip(f"{spec.kind} input {component.group!r} has unknown rank; no value can be built. "
                    f"Re-export it with a known rank (e.g. tf.{'RaggedTensorSpec' if spec.kind == RAGGED else 'SparseTensorSpec'}"
                    "([None, None], ...))")
-    dims = lookup(config.dim_sizes, sig.name, component.group) or {}
+    dims = inputs.get(sig.name, component.group).dims
     sizes = []
     for axis, d in enumerate(shape[1:], start=1):
         if d is not None:
@@ -71,16 +64,16 @@ def _logical_sizes(sig: SignatureInfo, component: analysis.Component, config: Wa
 
 
 def composite_input(model: ModelSignatures, sig: SignatureInfo, spec: TensorSpec,
-                    component: analysis.Component, config: WarmupConfig) -> FeedPlan:
+                    component: analysis.Component, inputs: ResolvedInputs) -> FeedPlan:
     """The plan entry for one part of a composite: its logical non-batch sizes and, for the
     values part, a value domain (the user's override for the part or the whole composite,
     else what the graph says, e.g. an embedding's vocabulary size for ragged ids)."""
-    rest = _logical_sizes(sig, component, config)
+    rest = _logical_sizes(sig, component, inputs)
     domain = None
     if component.role == VALUES:
-        override = lookup(config.overrides, sig.name, spec.alias)
+        override = inputs.get(sig.name, spec.alias).override
         if override is None:
-            override = lookup(config.overrides, sig.name, component.group)
+            override = inputs.get(sig.name, component.group).override
         if override is not None:
             domain = Domain.from_user(override)
         else:

@@ -13,16 +13,17 @@ from typing import Mapping
 import tensorflow as tf
 
 from tfwarm_export import analysis
-from tfwarm_export.config import DEFAULT_DIM_SIZE, WarmupConfig
+from tfwarm_export.config import DEFAULT_DIM_SIZE
 from tfwarm_export.errors import PlanError
 from tfwarm_export.model.signatures import ModelSignatures, SignatureInfo, TensorSpec
 from tfwarm_export.planning.feeds import TENSOR, FeedPlan
-from tfwarm_export.planning.plan_inputs import Skip, lookup
+from tfwarm_export.planning.input_options import ResolvedInputs
+from tfwarm_export.planning.plan_inputs import Skip
 from tfwarm_export.specs.domains import Domain
 from tfwarm_export.specs.encodings import GuardEncoding
 
 
-def input_shapes(sig: SignatureInfo, spec: TensorSpec, config: WarmupConfig, meta_graph=None,
+def input_shapes(sig: SignatureInfo, spec: TensorSpec, inputs: ResolvedInputs, meta_graph=None,
                   notes: list[str] | None = None
                   ) -> tuple[tuple[int | None, ...], list[tuple[int, ...]], tuple[int, ...]]:
     """The declared shape (after user ``shapes``), its non-batch variants, and the
@@ -32,7 +33,7 @@ def input_shapes(sig: SignatureInfo, spec: TensorSpec, config: WarmupConfig, met
     the ops that consume the input (``analysis.consumer_shapes``); the plan notes where from.
     """
     shape = spec.shape
-    user_shape = lookup(config.shapes, sig.name, spec.alias)
+    user_shape = inputs.get(sig.name, spec.alias).shape
     if user_shape is not None:
         user_shape = tuple(None if (d is None or int(d) < 0) else int(d) for d in user_shape)
         if shape is not None and (len(user_shape) != len(shape) or any(
@@ -40,7 +41,7 @@ def input_shapes(sig: SignatureInfo, spec: TensorSpec, config: WarmupConfig, met
             raise PlanError(f"shape override {list(user_shape)} for {sig.name}/{spec.alias} is not "
                             f"compatible with the signature's {spec.shape_str()}.")
         shape = user_shape
-    dims = lookup(config.dim_sizes, sig.name, spec.alias) or {}
+    dims = inputs.get(sig.name, spec.alias).dims
     minimum: dict[int, int] = {}
     if meta_graph is not None and user_shape is None and (shape is None or any(
             d is None and axis not in dims and str(axis) not in dims
@@ -82,7 +83,7 @@ def input_shapes(sig: SignatureInfo, spec: TensorSpec, config: WarmupConfig, met
 
 
 def tensor_domain(model: ModelSignatures, sig: SignatureInfo, spec: TensorSpec,
-                   config: WarmupConfig) -> Domain | None:
+                   inputs: ResolvedInputs) -> Domain | None:
     """Where a plain tensor input's values come from, strongest evidence first: a string guard
     that fixes the text (regex, membership), the decoder the bytes reach, value domains
     (tables, gathers, Assert bounds), then the remaining guards (length, exclusions,
@@ -93,8 +94,7 @@ def tensor_domain(model: ModelSignatures, sig: SignatureInfo, spec: TensorSpec,
     if strong:
         return guard
     if spec.dtype == tf.string:  # bytes a graph decoder reads
-        size = config.image_size
-        size = lookup(size, sig.name, spec.alias) if isinstance(size, Mapping) else size
+        size = inputs.get(sig.name, spec.alias).image_size
         found = analysis.find_decoder_domain(model.meta_graph, spec.name, model.export_dir, size)
         if found is not None:
             return found

@@ -9,10 +9,9 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from tfwarm_export import analysis
-from tfwarm_export.config import WarmupConfig
 from tfwarm_export.model.signatures import ModelSignatures, SignatureInfo
 from tfwarm_export.planning.feeds import TENSOR, FeedPlan, PlanItem
-from tfwarm_export.planning.plan_inputs import lookup
+from tfwarm_export.planning.input_options import ResolvedInputs
 from tfwarm_export.planning.records import PlannedRecord
 from tfwarm_export.specs.limits import MAX_RECORDS
 from tfwarm_export.specs.request_kinds import MULTI_INFERENCE, PREDICT
@@ -21,7 +20,7 @@ from tfwarm_export.specs.batching import BatchRule
 
 
 def exact_classes(model: ModelSignatures, sig: SignatureInfo, per_input: Mapping[str, FeedPlan], sample: Any,
-                   sizes: tuple, fixed0: set, batching: BatchingConfig | None, config: WarmupConfig,
+                   sizes: tuple, fixed0: set, batching: BatchingConfig | None, inputs: ResolvedInputs,
                    request_type: str) -> tuple[list[PlanItem], str] | None:
     """For a signature that compiles once per shape (XLA): one item per exact class seen in the
     data (``PlanItem``: batch, index, bucket, count), most frequent first, and the plan note. None when
@@ -35,7 +34,7 @@ def exact_classes(model: ModelSignatures, sig: SignatureInfo, per_input: Mapping
     if sample is None or request_type != PREDICT or any(p.kind != TENSOR for p in per_input.values()):
         return None
     axes = {alias: [ax for ax in range(1, len(p.shape)) if p.shape[ax] is None
-                    and not (lookup(config.dim_sizes, sig.name, alias) or {}).get(ax)]
+                    and not inputs.get(sig.name, alias).dims.get(ax)]
             for alias, p in per_input.items()}
     if not any(axes.values()):
         return None

@@ -7,6 +7,7 @@ import pathlib
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import pytest  # noqa: E402
+from model_copy import copy_model_to  # noqa: E402
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 SHARED_TF_SERVING = REPO.parent / "shared" / "testdata" / "tf_serving"
@@ -25,18 +26,7 @@ def half_plus_two_src() -> pathlib.Path:
 
 def copy_model(src, tmp_path) -> str:
     """A writable copy of a model version directory (tests write warmup files into it)."""
-    import shutil
-
-    dst = pathlib.Path(tmp_path) / "models" / pathlib.Path(src).name
-    # A warmup file someone wrote into the shared testdata (e.g. by running the README's
-    # `tfwarm add ../shared/...`) is not part of the model: tests start from a clean copy.
-    shutil.copytree(src, dst, ignore=lambda d, names: ["tf_serving_warmup_requests"]
-                    if os.path.basename(d) == "assets.extra" else [])
-    for root, dirs, files in os.walk(dst):
-        os.chmod(root, 0o755)
-        for f in files:
-            os.chmod(os.path.join(root, f), 0o644)
-    return str(dst)
+    return copy_model_to(src, pathlib.Path(tmp_path) / "models" / pathlib.Path(src).name)
 
 
 @pytest.fixture

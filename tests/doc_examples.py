@@ -30,9 +30,9 @@ import re
 import shlex
 import shutil
 import subprocess
-import sys
 import tempfile
 
+from model_copy import copy_model_to
 from sybil import Sybil
 from sybil.parsers.markdown import CodeBlockParser, PythonCodeBlockParser, SkipParser
 
@@ -86,15 +86,6 @@ def _built_model(name: str, build) -> str:
     return _built[name]
 
 
-def _copy_model(src: pathlib.Path | str, dst: pathlib.Path) -> None:
-    shutil.copytree(src, dst, ignore=lambda d, names: ["tf_serving_warmup_requests"]
-                    if os.path.basename(d) == "assets.extra" else [])
-    for root, dirs, files in os.walk(dst):
-        os.chmod(root, 0o755)
-        for f in files:
-            os.chmod(os.path.join(root, f), 0o644)
-
-
 def make_workspace(root: pathlib.Path) -> pathlib.Path:
     """The directory a page's examples run in (see the module docstring)."""
     if not (HALF_PLUS_TWO / "saved_model.pb").exists():
@@ -103,9 +94,9 @@ def make_workspace(root: pathlib.Path) -> pathlib.Path:
         pytest.skip(f"shared TF Serving testdata not found at {HALF_PLUS_TWO} (../shared/ is absent "
                     "in this checkout); skipping the documentation examples that run on it")
     for version in ("1", "7", "8"):
-        _copy_model(HALF_PLUS_TWO, root / "export" / version)
-    _copy_model(_built_model("tokens", _tokens_model), root / "export" / "2")
-    _copy_model(_built_model("jpeg", _jpeg_model), root / "export" / "3")
+        copy_model_to(HALF_PLUS_TWO, root / "export" / version)
+    copy_model_to(_built_model("tokens", _tokens_model), root / "export" / "2")
+    copy_model_to(_built_model("jpeg", _jpeg_model), root / "export" / "3")
     for name in ("batching.txt", "batching_parameters.txt"):
         (root / name).write_text(BATCHING)
     (root / "logs").mkdir()
